@@ -1,0 +1,29 @@
+// Package events carries the order flow's events between the services, durably.
+//
+// A state change and the event it causes are written in one database transaction (Append, the
+// transactional outbox); a relay publishes the outbox to the broker. A consumer records the event
+// id in the same transaction as the event's effect (MarkProcessed, the inbox), so a redelivered
+// event changes nothing. Every service database holds both tables: include Schema in its
+// migrations.
+//
+// The transport:
+//
+//   - Broker is the small interface the rest needs: Publish (stored and acknowledged, deduplicated
+//     by message id = event id), Subscribe (a durable consumer shared by every instance of a
+//     service) and Close. JetStream implements it on NATS JetStream: Dial connects to an external
+//     server or cluster by URL; StartEmbedded runs a server inside the process (file storage, no
+//     TCP port unless asked for) whose Connect hands out in-process connections. The stream
+//     (Config.Stream, subjects Config.SubjectPrefix + event type) is created or updated at
+//     connection; the client reconnects forever and the relay and consumers resume by themselves.
+//   - Relay publishes a service's outbox: committed rows in commit order, marked published after
+//     the broker's ack; Notify wakes it at once after a commit, a poll interval is the safety net;
+//     failed rounds back off; old published rows are pruned after a retention.
+//   - A consumer acknowledges a message only after its handler returned nil; a failure is
+//     redelivered with backoff, and after Config.MaxAttempts (5) the message goes to the
+//     dead-letter subject <prefix>deadletter.<consumer>.<type>, with a log line and the
+//     events_dead_letter_total counter. An error wrapping ErrPermanent dead-letters at once.
+//   - Consumer and On map event types to a service's Handle* methods (each service's
+//     subscriptions.go); Consume runs them on a Broker.
+//   - Start (Runtime) wires all of it for one service process; RuntimeConfig.RegisterFlags gives
+//     the mains their -broker-url, -relay and related flags.
+package events

@@ -1,0 +1,201 @@
+package grpcserver
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxConcurrentStreams = 256
+	DefaultKeepaliveMinTime     = 10 * time.Second
+	DefaultKeepaliveTime        = 2 * time.Minute
+	DefaultKeepaliveTimeout     = 20 * time.Second
+	DefaultMaxRecvMsgSize       = 4 << 20
+)
+
+// Options configures New. The zero value means the defaults.
+type Options struct {
+	// Logger receives one line per call and every recovered panic. Default: slog.Default().
+	Logger *slog.Logger
+	// Services are the full service names reported SERVING by the health service, beside "".
+	Services []string
+	// Health is the health server to register; pass your own to flip it in Stop. Default: a new
+	// one (not reachable afterwards).
+	Health *health.Server
+	// MaxConcurrentStreams caps the streams of one connection. Default: 256.
+	MaxConcurrentStreams uint32
+	// KeepaliveMinTime is the shortest client ping interval tolerated; a client pinging faster
+	// is disconnected. Default: 10s.
+	KeepaliveMinTime time.Duration
+	// KeepaliveTime is how long a connection may idle before the server pings it. Default: 2m.
+	KeepaliveTime time.Duration
+	// KeepaliveTimeout is how long the server waits for a ping reply. Default: 20s.
+	KeepaliveTimeout time.Duration
+	// MaxRecvMsgSize caps a received message, in bytes. Default: 4 MiB.
+	MaxRecvMsgSize int
+	// DisableReflection leaves server reflection out. Default: false (reflection on).
+	DisableReflection bool
+	// Metrics records every call (see NewMetrics). Default: nil, no metrics.
+	Metrics *Metrics
+	// Extra are appended to the server options (e.g. credentials).
+	Extra []grpc.ServerOption
+}
+
+func (o *Options) withDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Health == nil {
+		o.Health = health.NewServer()
+	}
+	if o.MaxConcurrentStreams == 0 {
+		o.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if o.KeepaliveMinTime <= 0 {
+		o.KeepaliveMinTime = DefaultKeepaliveMinTime
+	}
+	if o.KeepaliveTime <= 0 {
+		o.KeepaliveTime = DefaultKeepaliveTime
+	}
+	if o.KeepaliveTimeout <= 0 {
+		o.KeepaliveTimeout = DefaultKeepaliveTimeout
+	}
+	if o.MaxRecvMsgSize <= 0 {
+		o.MaxRecvMsgSize = DefaultMaxRecvMsgSize
+	}
+}
+
+// New returns a gRPC server with logging, metrics (opts.Metrics) and recovery interceptors,
+// stream and keepalive limits, the health service (every name in opts.Services and ""
+// SERVING) and reflection. Register the services on it, then Serve.
+func New(opts Options) *grpc.Server {
+	opts.withDefaults()
+	log := opts.Logger
+	// Recovery is innermost, so the log line and the metrics see the INTERNAL a panic becomes.
+	unary := []grpc.UnaryServerInterceptor{unaryLogging(log)}
+	stream := []grpc.StreamServerInterceptor{streamLogging(log)}
+	if opts.Metrics != nil {
+		unary = append(unary, opts.Metrics.unary())
+		stream = append(stream, opts.Metrics.stream())
+	}
+	unary = append(unary, unaryRecovery(log))
+	stream = append(stream, streamRecovery(log))
+	serverOpts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             opts.KeepaliveMinTime,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    opts.KeepaliveTime,
+			Timeout: opts.KeepaliveTimeout,
+		}),
+	}
+	srv := grpc.NewServer(append(serverOpts, opts.Extra...)...)
+	healthpb.RegisterHealthServer(srv, opts.Health)
+	opts.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range opts.Services {
+		opts.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	if !opts.DisableReflection {
+		reflection.Register(srv)
+	}
+	return srv
+}
+
+// Stop shuts srv down gracefully: every health status becomes NOT_SERVING (load balancers stop
+// sending), in-flight calls get up to timeout to finish (GracefulStop), then the rest are cut
+// (Stop). hs may be nil.
+func Stop(srv *grpc.Server, hs *health.Server, timeout time.Duration) {
+	if hs != nil {
+		hs.Shutdown()
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		srv.Stop()
+		<-done
+	}
+}
+
+func unaryRecovery(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.ErrorContext(ctx, "panic in rpc", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+func streamRecovery(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.ErrorContext(ss.Context(), "panic in rpc", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(srv, ss)
+	}
+}
+
+func unaryLogging(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		logCall(ctx, log, info.FullMethod, err, start)
+		return resp, err
+	}
+}
+
+func streamLogging(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		logCall(ss.Context(), log, info.FullMethod, err, start)
+		return err
+	}
+}
+
+func logCall(ctx context.Context, log *slog.Logger, method string, err error, start time.Time) {
+	code := status.Code(err)
+	level := slog.LevelInfo
+	switch {
+	case code == codes.Internal || code == codes.Unknown || code == codes.DataLoss:
+		level = slog.LevelError
+	case code == codes.OK && strings.HasPrefix(method, "/grpc.health.v1.Health/"):
+		level = slog.LevelDebug // probes every few seconds would drown the log
+	}
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	log.LogAttrs(ctx, level, "rpc",
+		slog.String("method", method),
+		slog.String("code", code.String()),
+		slog.Duration("duration", time.Since(start)))
+}

@@ -1,0 +1,185 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
+	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	"github.com/acme/shopgate/services/events"
+	"github.com/acme/shopgate/services/storage"
+)
+
+// Migrations is the inventory database schema, one script per version.
+var Migrations = []string{
+	events.Schema + `
+CREATE TABLE items (
+	sku         TEXT    PRIMARY KEY,
+	name        TEXT    NOT NULL,
+	price_cents INTEGER NOT NULL CHECK (price_cents >= 0),
+	currency    TEXT    NOT NULL,
+	available   INTEGER NOT NULL CHECK (available >= 0),
+	reserved    INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0)
+);
+CREATE TABLE reservations (
+	order_id   TEXT    PRIMARY KEY,
+	state      TEXT    NOT NULL CHECK (state IN ('reserved', 'rejected', 'committed', 'released', 'tombstone')),
+	reason     TEXT    NOT NULL DEFAULT '',
+	updated_at INTEGER NOT NULL
+);
+CREATE TABLE reservation_lines (
+	order_id TEXT    NOT NULL REFERENCES reservations (order_id),
+	sku      TEXT    NOT NULL REFERENCES items (sku),
+	quantity INTEGER NOT NULL CHECK (quantity > 0),
+	PRIMARY KEY (order_id, sku)
+);
+`,
+}
+
+// SQLiteStore is the Store on an embedded SQLite file.
+type SQLiteStore struct {
+	db *storage.DB
+}
+
+// OpenSQLite opens (creating and migrating) the inventory database at path.
+func OpenSQLite(path string) (*SQLiteStore, error) {
+	db, err := storage.Open(context.Background(), path, Migrations, storage.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("opening inventory store: %w", err)
+	}
+	return &SQLiteStore{db: db}, nil
+}
+
+// DB returns the database's write handle, for the events relay (the outbox table).
+func (s *SQLiteStore) DB() *sql.DB { return s.db.Write }
+
+// Close closes the database.
+func (s *SQLiteStore) Close() error { return s.db.Close() }
+
+const itemColumns = `sku, name, price_cents, currency, available, reserved`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanItem(row scanner) (*inventoryv1.Item, error) {
+	it := &inventoryv1.Item{}
+	if err := row.Scan(&it.Sku, &it.Name, &it.PriceCents, &it.Currency, &it.Available, &it.Reserved); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return it, nil
+}
+
+// GetItem implements Store.
+func (s *SQLiteStore) GetItem(ctx context.Context, sku string) (*inventoryv1.Item, error) {
+	return scanItem(s.db.Read.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM items WHERE sku = ?`, sku))
+}
+
+// ListItems implements Store.
+func (s *SQLiteStore) ListItems(ctx context.Context, after string, limit int) ([]*inventoryv1.Item, error) {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT `+itemColumns+` FROM items WHERE sku > ? ORDER BY sku LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*inventoryv1.Item
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, rows.Err()
+}
+
+// Update implements Store.
+func (s *SQLiteStore) Update(ctx context.Context, fn func(Tx) error) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(sqliteTx{tx}) })
+}
+
+type sqliteTx struct{ tx *sql.Tx }
+
+func (t sqliteTx) MarkProcessed(ctx context.Context, eventID string) (bool, error) {
+	return events.MarkProcessed(ctx, t.tx, Consumer, eventID)
+}
+
+func (t sqliteTx) Append(ctx context.Context, env *eventsv1.Envelope) error {
+	return events.Append(ctx, t.tx, env)
+}
+
+func (t sqliteTx) Item(ctx context.Context, sku string) (*inventoryv1.Item, error) {
+	return scanItem(t.tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM items WHERE sku = ?`, sku))
+}
+
+func (t sqliteTx) PutItem(ctx context.Context, it *inventoryv1.Item) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO items (sku, name, price_cents, currency, available, reserved)
+		VALUES (?, ?, ?, ?, ?, 0)
+		ON CONFLICT (sku) DO UPDATE SET name = excluded.name, price_cents = excluded.price_cents,
+			currency = excluded.currency, available = excluded.available`,
+		it.GetSku(), it.GetName(), it.GetPriceCents(), it.GetCurrency(), it.GetAvailable())
+	return err
+}
+
+func (t sqliteTx) Move(ctx context.Context, sku string, available, reserved int32) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE items SET available = available + ?, reserved = reserved + ?
+		WHERE sku = ? AND available + ? >= 0 AND reserved + ? >= 0`, available, reserved, sku, available, reserved)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := t.Item(ctx, sku); err != nil {
+		return err
+	}
+	return ErrInsufficientStock
+}
+
+func (t sqliteTx) Reservation(ctx context.Context, orderID string) (Reservation, error) {
+	r := Reservation{OrderID: orderID}
+	err := t.tx.QueryRowContext(ctx, `SELECT state, reason FROM reservations WHERE order_id = ?`, orderID).Scan(&r.State, &r.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, err
+	}
+	rows, err := t.tx.QueryContext(ctx, `SELECT sku, quantity FROM reservation_lines WHERE order_id = ? ORDER BY sku`, orderID)
+	if err != nil {
+		return r, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l Line
+		if err := rows.Scan(&l.SKU, &l.Quantity); err != nil {
+			return r, err
+		}
+		r.Lines = append(r.Lines, l)
+	}
+	return r, rows.Err()
+}
+
+func (t sqliteTx) PutReservation(ctx context.Context, r Reservation) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO reservations (order_id, state, reason, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at`,
+		r.OrderID, r.State, r.Reason, time.Now().UnixNano())
+	if err != nil {
+		return err
+	}
+	for _, l := range r.Lines {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO reservation_lines (order_id, sku, quantity) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, r.OrderID, l.SKU, l.Quantity); err != nil {
+			return err
+		}
+	}
+	return nil
+}

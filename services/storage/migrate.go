@@ -1,0 +1,78 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrSchemaTooNew is returned when the database was migrated by a newer version of the code
+// than the one running: its schema version exceeds the number of known migrations.
+var ErrSchemaTooNew = errors.New("database schema is newer than this program")
+
+const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	applied_at INTEGER NOT NULL
+)`
+
+// Migrate brings db to the latest version of migrations: script i (0-based) is version i+1.
+// Each script not yet recorded in schema_migrations runs in its own transaction together with
+// its record, so a failed script leaves no trace and is retried at the next start. A database
+// whose version is above len(migrations) is refused with ErrSchemaTooNew.
+func Migrate(ctx context.Context, db *sql.DB, migrations []string) error {
+	if _, err := db.ExecContext(ctx, createMigrationsTable); err != nil {
+		return fmt.Errorf("migrating: %w", err)
+	}
+	var current int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrating: reading version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("migrating: version %d, code knows %d: %w", current, len(migrations), ErrSchemaTooNew)
+	}
+	for i := current; i < len(migrations); i++ {
+		if err := apply(ctx, db, i+1, migrations[i]); err != nil {
+			return fmt.Errorf("migrating to version %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+func apply(ctx context.Context, db *sql.DB, version int, script string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	// Another process may have applied it while we waited for the write lock.
+	var done int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&done); err != nil {
+		return err
+	}
+	if done > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, script); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		version, time.Now().UnixNano()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Version returns the schema version recorded in db (0 for a fresh database).
+func Version(ctx context.Context, db *sql.DB) (int, error) {
+	var v int
+	err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("reading schema version: %w", err)
+	}
+	return v, nil
+}
+
+// IsNotFound reports whether err is sql.ErrNoRows.
+func IsNotFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }
