@@ -1,0 +1,315 @@
+package auth
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"time"
+)
+
+// The defaults of Config. Each applies when its field is zero.
+const (
+	// DefaultLeeway is the clock skew allowed on exp, nbf and iat.
+	DefaultLeeway = 30 * time.Second
+	// DefaultMaxTokenBytes caps the Authorization header value; longer tokens are refused unread.
+	DefaultMaxTokenBytes = 8 << 10
+	// DefaultRolesClaim is the claim that holds a JSON array of role names.
+	DefaultRolesClaim = "roles"
+	// DefaultCacheSize is how many verified tokens the cache keeps.
+	DefaultCacheSize = 10_000
+	// DefaultCacheMaxTTL bounds how long a verified token is served from the cache (never past
+	// its exp).
+	DefaultCacheMaxTTL = 5 * time.Minute
+	// DefaultRefreshInterval is how often a JWKS URL is fetched again.
+	DefaultRefreshInterval = time.Hour
+	// DefaultUnknownKIDInterval is the minimum time between two fetches of a JWKS URL caused by
+	// a token whose kid is not in the set.
+	DefaultUnknownKIDInterval = 5 * time.Minute
+	// DefaultFetchTimeout bounds one JWKS fetch.
+	DefaultFetchTimeout = 10 * time.Second
+	// DefaultMaxJWKSBytes caps a JWKS response body; a larger one fails the fetch and the
+	// previous keys stay in use.
+	DefaultMaxJWKSBytes = 1 << 20
+	// MaxAPIKeyBytes caps an X-API-Key header value; longer values are refused unhashed.
+	MaxAPIKeyBytes = 256
+)
+
+// Config is the `auth:` section of the gateway's YAML. The zero value means "the defaults": no
+// key source and no API key, so every route that requires authentication answers 401 until one
+// is configured. Decode it strictly (unknown fields are errors).
+type Config struct {
+	// Sources are the trusted token issuers. A token is verified only by the source whose
+	// Issuer equals its `iss`. Default: none.
+	Sources []Source `yaml:"sources"`
+	// APIKeys are the server-to-server keys accepted in X-API-Key. Default: none.
+	APIKeys []APIKey `yaml:"api_keys"`
+	// Leeway is the clock skew allowed on exp, nbf and iat. Default: DefaultLeeway (30s).
+	Leeway time.Duration `yaml:"leeway"`
+	// MaxTokenBytes caps the Authorization header value. Default: DefaultMaxTokenBytes (8 KiB).
+	MaxTokenBytes int `yaml:"max_token_bytes"`
+	// Cache is the cache of verified tokens.
+	Cache Cache `yaml:"cache"`
+}
+
+// Cache configures the cache of verified tokens, keyed by the SHA-256 of the token.
+type Cache struct {
+	// Disabled turns the cache off: every request verifies its token. Default: false.
+	Disabled bool `yaml:"disabled"`
+	// Size is how many tokens are kept; the oldest-expiring of a small sample is evicted when
+	// full. Default: DefaultCacheSize (10000).
+	Size int `yaml:"size"`
+	// MaxTTL bounds how long an entry is served; an entry never outlives its token's exp, nor
+	// a change of its source's key set. Default: DefaultCacheMaxTTL (5m).
+	MaxTTL time.Duration `yaml:"max_ttl"`
+}
+
+// Source is one trusted token issuer and where its verification keys come from. Exactly one of
+// JWKSURL, JWKSFile, KeyFiles and SecretFile is set.
+type Source struct {
+	// Name appears in logs and metrics. Default: the issuer.
+	Name string `yaml:"name"`
+	// Issuer is the exact `iss` of this source's tokens. Required, unique across sources.
+	Issuer string `yaml:"issuer"`
+	// Audiences: a token's `aud` (a string or an array) must contain at least one of them.
+	// Required.
+	Audiences []string `yaml:"audiences"`
+	// Algorithms is the allow-list of `alg` values. Default: RS256, ES256 and EdDSA for the
+	// key sources, HS256 for SecretFile. HS* is allowed only with SecretFile, and a key is used
+	// only for the algorithms of its type.
+	Algorithms []string `yaml:"algorithms"`
+
+	// JWKSURL is fetched at start (a failure is logged, not fatal: tokens are refused until a
+	// fetch succeeds), every RefreshInterval, and when a token names an unknown kid (at most once
+	// per UnknownKIDInterval). A failed fetch keeps the last good keys. https only, except for
+	// loopback hosts. Tokens from a JWKS URL must carry a kid.
+	JWKSURL string `yaml:"jwks_url"`
+	// RefreshInterval is how often JWKSURL is fetched. Default: DefaultRefreshInterval (1h).
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// UnknownKIDInterval is the minimum time between fetches caused by unknown kids; it must
+	// not be shorter than FetchTimeout. Default: DefaultUnknownKIDInterval (5m).
+	UnknownKIDInterval time.Duration `yaml:"unknown_kid_interval"`
+	// FetchTimeout bounds one fetch of JWKSURL. Default: DefaultFetchTimeout (10s).
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+	// MaxJWKSBytes caps the JWKS response body. Default: DefaultMaxJWKSBytes (1 MiB).
+	MaxJWKSBytes int64 `yaml:"max_jwks_bytes"`
+
+	// JWKSFile is a JWKS document on disk, read once at start (public keys with kid).
+	JWKSFile string `yaml:"jwks_file"`
+	// KeyFiles are PEM public keys (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE) read once at
+	// start.
+	KeyFiles []KeyFile `yaml:"key_files"`
+	// SecretFile holds an HMAC shared secret (at least 32 bytes; one trailing newline is
+	// ignored), read once at start. Its tokens may omit kid.
+	SecretFile string `yaml:"secret_file"`
+
+	// RolesClaim names the claim holding a JSON array of role strings. Default:
+	// DefaultRolesClaim ("roles"). A claim of another type makes the token invalid.
+	RolesClaim string `yaml:"roles_claim"`
+	// ScopeClaim, when set (usually "scope"), names a space-separated string whose words are
+	// added to the roles. Default: "" (not read).
+	ScopeClaim string `yaml:"scope_claim"`
+}
+
+// KeyFile is one static public key.
+type KeyFile struct {
+	// Path of the PEM file. Required.
+	Path string `yaml:"path"`
+	// KID is the key id tokens name in their header. Required when the source has more than
+	// one key; a token without kid is accepted only by a source that holds exactly one key.
+	KID string `yaml:"kid"`
+}
+
+// APIKey is one server-to-server key. Only its SHA-256 is configured, never the key itself.
+type APIKey struct {
+	// Name says who holds the key, for the operator reading the configuration; the gateway
+	// does not use it. Default: empty.
+	Name string `yaml:"name"`
+	// SHA256 is the lowercase or uppercase hex SHA-256 of the key (64 hex digits). Required.
+	// `printf %s "$KEY" | sha256sum` prints it.
+	SHA256 string `yaml:"sha256"`
+	// Subject is the identity the key authenticates as. Required.
+	Subject string `yaml:"subject"`
+	// Roles granted to the key. Default: none.
+	Roles []string `yaml:"roles"`
+}
+
+// Supported algorithms and the key types they need.
+var (
+	asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
+	hmacAlgs       = []string{"HS256", "HS384", "HS512"}
+	defaultKeyAlgs = []string{"RS256", "ES256", "EdDSA"}
+	defaultHMAC    = []string{"HS256"}
+)
+
+// withDefaults returns cfg with every zero field replaced by its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.Leeway == 0 {
+		cfg.Leeway = DefaultLeeway
+	}
+	if cfg.MaxTokenBytes == 0 {
+		cfg.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if cfg.Cache.Size == 0 {
+		cfg.Cache.Size = DefaultCacheSize
+	}
+	if cfg.Cache.MaxTTL == 0 {
+		cfg.Cache.MaxTTL = DefaultCacheMaxTTL
+	}
+	sources := make([]Source, len(cfg.Sources))
+	for i, s := range cfg.Sources {
+		sources[i] = s.withDefaults()
+	}
+	cfg.Sources = sources
+	return cfg
+}
+
+func (s Source) withDefaults() Source {
+	if s.Name == "" {
+		s.Name = s.Issuer
+	}
+	if len(s.Algorithms) == 0 {
+		if s.SecretFile != "" {
+			s.Algorithms = defaultHMAC
+		} else {
+			s.Algorithms = defaultKeyAlgs
+		}
+	}
+	if s.RolesClaim == "" {
+		s.RolesClaim = DefaultRolesClaim
+	}
+	if s.JWKSURL != "" {
+		if s.RefreshInterval == 0 {
+			s.RefreshInterval = DefaultRefreshInterval
+		}
+		if s.UnknownKIDInterval == 0 {
+			s.UnknownKIDInterval = DefaultUnknownKIDInterval
+		}
+		if s.FetchTimeout == 0 {
+			s.FetchTimeout = DefaultFetchTimeout
+		}
+		if s.MaxJWKSBytes == 0 {
+			s.MaxJWKSBytes = DefaultMaxJWKSBytes
+		}
+	}
+	return s
+}
+
+// validate reports the first problem of a cfg that already has its defaults.
+func (cfg Config) validate() error {
+	if cfg.Leeway < 0 || cfg.Leeway > 10*time.Minute {
+		return fmt.Errorf("leeway %s: want 0..10m", cfg.Leeway)
+	}
+	if cfg.MaxTokenBytes < 256 || cfg.MaxTokenBytes > 64<<10 {
+		return fmt.Errorf("max_token_bytes %d: want 256..65536", cfg.MaxTokenBytes)
+	}
+	if cfg.Cache.Size < 0 || cfg.Cache.MaxTTL < 0 {
+		return errors.New("cache: size and max_ttl must not be negative")
+	}
+	issuers := map[string]bool{}
+	for i, s := range cfg.Sources {
+		if err := s.validate(); err != nil {
+			return fmt.Errorf("source %d (%s): %w", i, s.Name, err)
+		}
+		if issuers[s.Issuer] {
+			return fmt.Errorf("source %d: issuer %q is configured twice", i, s.Issuer)
+		}
+		issuers[s.Issuer] = true
+	}
+	hashes := map[string]bool{}
+	for i, k := range cfg.APIKeys {
+		if k.Subject == "" {
+			return fmt.Errorf("api key %d: subject is required", i)
+		}
+		sum, err := hex.DecodeString(k.SHA256)
+		if err != nil || len(sum) != 32 {
+			return fmt.Errorf("api key %d (%s): sha256 must be 64 hex digits (the hash, never the key)", i, k.Subject)
+		}
+		if hashes[string(sum)] {
+			return fmt.Errorf("api key %d (%s): the same hash is configured twice", i, k.Subject)
+		}
+		hashes[string(sum)] = true
+	}
+	return nil
+}
+
+func (s Source) validate() error {
+	if s.Issuer == "" {
+		return errors.New("issuer is required")
+	}
+	if len(s.Audiences) == 0 || slices.Contains(s.Audiences, "") {
+		return errors.New("audiences are required and must not be empty strings")
+	}
+	kinds := 0
+	for _, set := range []bool{s.JWKSURL != "", s.JWKSFile != "", len(s.KeyFiles) > 0, s.SecretFile != ""} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		return errors.New("exactly one of jwks_url, jwks_file, key_files and secret_file is required")
+	}
+	for _, alg := range s.Algorithms {
+		switch {
+		case slices.Contains(hmacAlgs, alg):
+			if s.SecretFile == "" {
+				return fmt.Errorf("algorithm %s needs secret_file", alg)
+			}
+		case slices.Contains(asymmetricAlgs, alg):
+			if s.SecretFile != "" {
+				return fmt.Errorf("algorithm %s cannot be used with secret_file", alg)
+			}
+		default:
+			return fmt.Errorf("algorithm %q is not supported", alg)
+		}
+	}
+	if len(s.KeyFiles) > 1 {
+		seen := map[string]bool{}
+		for _, k := range s.KeyFiles {
+			if k.KID == "" {
+				return errors.New("key_files: every key needs a kid when there are several")
+			}
+			if seen[k.KID] {
+				return fmt.Errorf("key_files: kid %q is used twice", k.KID)
+			}
+			seen[k.KID] = true
+		}
+	}
+	for _, k := range s.KeyFiles {
+		if k.Path == "" {
+			return errors.New("key_files: path is required")
+		}
+	}
+	if s.JWKSURL != "" {
+		if err := checkJWKSURL(s.JWKSURL); err != nil {
+			return err
+		}
+		if s.RefreshInterval < time.Second || s.FetchTimeout <= 0 || s.MaxJWKSBytes <= 0 {
+			return errors.New("refresh_interval must be at least 1s; fetch_timeout and max_jwks_bytes positive")
+		}
+		if s.UnknownKIDInterval < s.FetchTimeout {
+			return errors.New("unknown_kid_interval must not be shorter than fetch_timeout")
+		}
+	}
+	return nil
+}
+
+// checkJWKSURL accepts https URLs, and http only for loopback hosts (tests, a local IdP).
+func checkJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("jwks_url %q is not an absolute URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("jwks_url %q: https is required (http only for loopback)", raw)
+}

@@ -1,0 +1,185 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+)
+
+// jwksKeys are the keys of a JWKS URL, kept by keyfunc/jwkset: fetched at start, every
+// RefreshInterval by a goroutine that stops on close, and on an unknown kid at most once per
+// UnknownKIDInterval (a token that finds the limiter empty is refused at once, never queued).
+// A failed fetch, an over-size body or an invalid document keeps the previous keys.
+type jwksKeys struct {
+	kf     keyfunc.Keyfunc
+	store  *generationStorage
+	cancel context.CancelFunc
+	client *http.Client
+}
+
+func newJWKSKeys(s Source, opts Options, m *metrics) (*jwksKeys, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	client := limitedClient(opts.HTTPClient, s.MaxJWKSBytes)
+	store := &generationStorage{Storage: jwkset.NewMemoryStorage(), fetched: m.jwksFetch.WithLabelValues(s.Name, "ok")}
+	failed := m.jwksFetch.WithLabelValues(s.Name, "error")
+	httpStore, err := jwkset.NewStorageFromHTTP(s.JWKSURL, jwkset.HTTPClientStorageOptions{
+		Client:                    client,
+		Ctx:                       ctx,
+		HTTPTimeout:               s.FetchTimeout,
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			failed.Inc()
+			opts.Logger.WarnContext(ctx, "jwks fetch failed; keeping the previous keys", "source", s.Name, "error", err)
+		},
+		RefreshInterval: s.RefreshInterval,
+		Storage:         store,
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("creating jwks storage: %w", err)
+	}
+	storage, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs: map[string]jwkset.Storage{s.JWKSURL: httpStore},
+		// The fetch on an unknown kid runs under this deadline too, so it is the fetch timeout;
+		// with UnknownKIDInterval >= FetchTimeout a token never waits for the limiter.
+		RateLimitWaitMax:  s.FetchTimeout,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(s.UnknownKIDInterval), 1),
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("creating jwks client: %w", err)
+	}
+	// Keys published for encryption ("use": "enc") never verify a signature.
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: storage, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("creating keyfunc: %w", err)
+	}
+	return &jwksKeys{kf: kf, store: store, cancel: cancel, client: client}, nil
+}
+
+func (j *jwksKeys) key(ctx context.Context, t *jwt.Token, h header) (any, error) {
+	if !h.hasKID {
+		return nil, errNoKID
+	}
+	k, err := j.kf.KeyfuncCtx(ctx)(t)
+	if err != nil {
+		return nil, errors.Join(errUnknownKID, err)
+	}
+	return k, nil
+}
+
+func (j *jwksKeys) generation() uint64 { return j.store.gen.Load() }
+
+func (j *jwksKeys) close() {
+	j.cancel()
+	j.client.CloseIdleConnections()
+}
+
+// generationStorage counts the replacements of the key set (one per successful fetch), so
+// that the token cache drops what older keys verified: a key removed from the JWKS stops
+// verifying cached tokens at the next fetch.
+type generationStorage struct {
+	jwkset.Storage
+	gen     atomic.Uint64
+	fetched interface{ Inc() }
+}
+
+// KeyReplaceAll replaces the keys and starts a new generation.
+func (g *generationStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	err := g.Storage.KeyReplaceAll(ctx, given)
+	g.gen.Add(1)
+	g.fetched.Inc()
+	return err
+}
+
+// errJWKSTooLarge fails a fetch whose body passes the source's MaxJWKSBytes.
+var errJWKSTooLarge = errors.New("jwks response too large")
+
+// limitedClient returns a copy of base (default: a fresh transport without proxy) whose
+// response bodies fail after max bytes.
+func limitedClient(base *http.Client, limit int64) *http.Client {
+	var c http.Client
+	if base != nil {
+		c = *base
+	}
+	rt := c.Transport
+	if rt == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil // libraries read no environment; a proxy comes with Options.HTTPClient
+		rt = t
+	}
+	c.Transport = limitedTransport{base: rt, limit: limit}
+	if c.CheckRedirect == nil {
+		c.CheckRedirect = checkRedirect
+	}
+	return &c
+}
+
+// maxRedirects bounds the redirects a JWKS fetch follows.
+const maxRedirects = 3
+
+// checkRedirect follows at most maxRedirects redirects, each to a URL jwks_url could be
+// (https, or http on loopback): a redirect never downgrades the fetch to plain http.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return errors.New("jwks fetch: too many redirects")
+	}
+	return checkJWKSURL(req.URL.String())
+}
+
+// limitedTransport wraps each response body in a limitedBody.
+type limitedTransport struct {
+	base  http.RoundTripper
+	limit int64
+}
+
+// RoundTrip sends req through the base transport and caps the response body.
+func (t limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: t.limit}
+	return resp, nil
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the base transport.
+func (t limitedTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// limitedBody returns errJWKSTooLarge once more than left bytes have arrived.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errJWKSTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	if int64(n) > b.left {
+		n = int(b.left)
+		b.left = -1
+		return n, errJWKSTooLarge
+	}
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }

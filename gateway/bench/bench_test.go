@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+const (
+	getPath  = "/v1/inventory/items/sku-apple"
+	postPath = "/v1/orders"
+	postBody = `{"items":[{"sku":"sku-apple","quantity":2}],"paymentMethod":"pm_card_ok"}`
+)
+
+// dial opens a client connection to the upstream, closed when the benchmark ends.
+func dial(tb testing.TB, addr string) *grpc.ClientConn {
+	tb.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// serveHTTP serves h on a loopback port until the benchmark ends and returns its base URL.
+func serveHTTP(tb testing.TB, h http.Handler) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	tb.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// bareGateway is grpc-gateway's ServeMux with its default options: the floor (b).
+func bareGateway(tb testing.TB, upstream string) string {
+	tb.Helper()
+	conn := dial(tb, upstream)
+	mux := runtime.NewServeMux()
+	ctx := context.Background()
+	if err := inventoryv1.RegisterInventoryServiceHandler(ctx, mux, conn); err != nil {
+		tb.Fatal(err)
+	}
+	if err := orderv1.RegisterOrderServiceHandler(ctx, mux, conn); err != nil {
+		tb.Fatal(err)
+	}
+	return serveHTTP(tb, mux)
+}
+
+// httpTarget sends the same requests to one HTTP front.
+type httpTarget struct {
+	base   string
+	token  string
+	client *http.Client
+}
+
+func newHTTPTarget(base, token string) *httpTarget {
+	return &httpTarget{base: base, token: token, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
+}
+
+func (t *httpTarget) do(tb testing.TB, method, path, body string) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, t.base+path, rd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if t.token != "" {
+		req.Header.Set("Authorization", "Bearer "+t.token)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var buf bytes.Buffer
+	_, _ = io.Copy(&buf, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, buf.String())
+	}
+}
+
+// targets are the three fronts of one upstream: (a) direct, (b) bare, (c) gateway.
+type targets struct {
+	direct  *grpc.ClientConn
+	bare    *httpTarget
+	gateway *httpTarget
+}
+
+func setup(b *testing.B) targets {
+	b.Helper()
+	upstream := startUpstream(b)
+	gwURL, token := startGateway(b, upstream)
+	return targets{
+		direct:  dial(b, upstream),
+		bare:    newHTTPTarget(bareGateway(b, upstream), ""),
+		gateway: newHTTPTarget(gwURL, token),
+	}
+}
+
+// BenchmarkGet is GET /v1/inventory/items/{sku} (public) through each front.
+func BenchmarkGet(b *testing.B) {
+	t := setup(b)
+	b.Run("a_direct", func(b *testing.B) {
+		c := inventoryv1.NewInventoryServiceClient(t.direct)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "sku-apple"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("b_bare", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			t.bare.do(b, http.MethodGet, getPath, "")
+		}
+	})
+	b.Run("c_gateway", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			t.gateway.do(b, http.MethodGet, getPath, "")
+		}
+	})
+}
+
+// BenchmarkPost is POST /v1/orders (a body to decode; a bearer token on the gateway).
+func BenchmarkPost(b *testing.B) {
+	t := setup(b)
+	b.Run("a_direct", func(b *testing.B) {
+		c := orderv1.NewOrderServiceClient(t.direct)
+		ctx := context.Background()
+		req := &orderv1.CreateOrderRequest{Items: []*orderv1.OrderLine{{Sku: "sku-apple", Quantity: 2}}, PaymentMethod: "pm_card_ok"}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.CreateOrder(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("b_bare", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			t.bare.do(b, http.MethodPost, postPath, postBody)
+		}
+	})
+	b.Run("c_gateway", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			t.gateway.do(b, http.MethodPost, postPath, postBody)
+		}
+	})
+}

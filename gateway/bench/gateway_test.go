@@ -1,0 +1,57 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/devkey"
+	"github.com/acme/shopgate/gateway/server"
+)
+
+// startGateway runs this gateway (c) with its whole chain in front of upstream: JWT
+// authentication against the development key (token cache on, its default), the in-memory rate
+// limiter (with a limit the benchmark cannot reach, so that every request pays for the check
+// and none is refused), breakers, deadlines, access log (JSON, discarded) and metrics. It returns
+// the base URL and a customer token.
+func startGateway(tb testing.TB, upstream string) (baseURL, token string) {
+	tb.Helper()
+	key, err := devkey.LoadOrCreate(filepath.Join(tb.TempDir(), "devkeys"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	src := key.AuthSource()
+	yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+upstreams:
+  shop.inventory.v1.InventoryService: {addresses: [%q]}
+  shop.order.v1.OrderService: {addresses: [%q]}
+defaults:
+  rate_limit: {requests: 1000000000, per: 1s, burst: 1000000000}
+auth:
+  sources:
+    - issuer: %q
+      audiences: [%q]
+      algorithms: [EdDSA]
+      jwks_file: %q
+`, upstream, upstream, src.Issuer, src.Audiences[0], src.JWKSFile)
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	gw, err := server.New(cfg, server.Options{Logger: logger})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = gw.Close() })
+	token, err = key.Mint(devkey.Claims{Subject: "alice", Roles: []string{"customer"}, TTL: time.Hour})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return serveHTTP(tb, gw.Handler()), token
+}

@@ -1,0 +1,274 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Options carries what the process provides. Zero values are replaced by defaults.
+type Options struct {
+	// Logger for state changes (one line per change). Default: slog.Default().
+	Logger *slog.Logger
+	// Registerer for metrics. Default: none registered.
+	Registerer prometheus.Registerer
+}
+
+// Breakers holds the breakers of every upstream, created on first use. It is safe for
+// concurrent use and long-lived: a reload calls Update instead of building a new one.
+type Breakers struct {
+	logger  *slog.Logger
+	state   *prometheus.GaugeVec
+	reject  *prometheus.CounterVec
+	current atomic.Pointer[generation]
+	updMu   sync.Mutex // serializes Update
+}
+
+// generation is one configuration's breakers.
+type generation struct {
+	cfg Config
+	mu  sync.RWMutex
+	m   map[string]*breaker
+}
+
+type breaker struct {
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	openErr  error // returned while open: UNAVAILABLE "circuit open for <name>"
+	busyErr  error // returned while half-open with every probe slot taken
+	rejected prometheus.Counter
+}
+
+// New validates cfg and builds the breakers.
+func New(cfg Config, opts Options) (*Breakers, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("creating circuit breakers: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	b := &Breakers{
+		logger: opts.Logger.With("component", "breaker"),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gateway_breaker_state",
+			Help: "State of each circuit breaker: 0 closed, 1 half-open, 2 open.",
+		}, []string{"breaker"}),
+		reject: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_breaker_rejected_total",
+			Help: "Calls failed at once by an open or busy half-open circuit breaker.",
+		}, []string{"breaker"}),
+	}
+	if opts.Registerer != nil {
+		if b.state, err = registerOrReuse(opts.Registerer, b.state); err != nil {
+			return nil, fmt.Errorf("creating circuit breakers: %w", err)
+		}
+		if b.reject, err = registerOrReuse(opts.Registerer, b.reject); err != nil {
+			return nil, fmt.Errorf("creating circuit breakers: %w", err)
+		}
+	}
+	b.current.Store(&generation{cfg: cfg, m: make(map[string]*breaker)})
+	return b, nil
+}
+
+// registerOrReuse registers c, or returns the collector already registered under its name.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("registering metrics: %w", err)
+	}
+	return c, nil
+}
+
+// Update replaces the settings on a configuration reload. Unchanged settings keep every
+// breaker and its state; changed ones start new breakers, closed (gobreaker cannot change the
+// settings of a live breaker).
+func (b *Breakers) Update(cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return fmt.Errorf("updating circuit breakers: %w", err)
+	}
+	b.updMu.Lock()
+	defer b.updMu.Unlock()
+	old := b.current.Load()
+	if old.cfg == cfg {
+		return nil
+	}
+	b.current.Store(&generation{cfg: cfg, m: make(map[string]*breaker)})
+	old.mu.RLock()
+	for name := range old.m {
+		b.state.WithLabelValues(name).Set(0)
+	}
+	old.mu.RUnlock()
+	b.logger.Info("circuit breaker settings updated; breakers restart closed")
+	return nil
+}
+
+// States returns the state of each breaker by name ("closed", "open", "half-open"), for
+// /readyz. A breaker exists once its upstream was called.
+func (b *Breakers) States() map[string]string {
+	g := b.current.Load()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make(map[string]string, len(g.m))
+	for name, br := range g.m {
+		out[name] = br.cb.State().String()
+	}
+	return out
+}
+
+// nameOf returns the breaker name of a full method ("/pkg.Service/Method"): the service, or
+// the method itself with PerRPC.
+func nameOf(method string, perRPC bool) string {
+	if perRPC {
+		return method
+	}
+	s := strings.TrimPrefix(method, "/")
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// get returns the breaker of method, creating it on first use.
+func (b *Breakers) get(method string) *breaker {
+	g := b.current.Load()
+	name := nameOf(method, g.cfg.PerRPC)
+	g.mu.RLock()
+	br, ok := g.m[name]
+	g.mu.RUnlock()
+	if ok {
+		return br
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if br, ok = g.m[name]; ok {
+		return br
+	}
+	br = b.newBreaker(strings.Clone(name), g.cfg)
+	g.m[br.cb.Name()] = br
+	return br
+}
+
+func (b *Breakers) newBreaker(name string, cfg Config) *breaker {
+	gauge := b.state.WithLabelValues(name)
+	gauge.Set(0)
+	return &breaker{
+		cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:        name,
+			MaxRequests: cfg.HalfOpenMaxRequests,
+			Interval:    cfg.Interval,
+			Timeout:     cfg.OpenTimeout,
+			ReadyToTrip: func(c gobreaker.Counts) bool {
+				if c.ConsecutiveFailures >= cfg.ConsecutiveFailures {
+					return true
+				}
+				return cfg.FailureRatio > 0 && c.Requests >= cfg.MinRequests &&
+					float64(c.TotalFailures) >= cfg.FailureRatio*float64(c.Requests)
+			},
+			OnStateChange: func(name string, from, to gobreaker.State) {
+				gauge.Set(stateValue(to))
+				b.logger.Warn("circuit breaker state changed", "breaker", name, "from", from.String(), "to", to.String())
+			},
+			IsSuccessful: func(err error) bool { return err != errFailure },
+			IsExcluded:   func(err error) bool { return err == errIgnored },
+		}),
+		openErr:  status.Errorf(codes.Unavailable, "circuit open for %s", name),
+		busyErr:  status.Errorf(codes.Unavailable, "circuit half-open for %s: probe in progress", name),
+		rejected: b.reject.WithLabelValues(name),
+	}
+}
+
+func stateValue(s gobreaker.State) float64 {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	default:
+		return 0
+	}
+}
+
+// The outcomes handed to gobreaker.
+var (
+	errFailure = errors.New("upstream failure")
+	errIgnored = errors.New("not the upstream's doing")
+)
+
+// outcome classifies a call's result: nil (the upstream answered, even with a client error such
+// as INVALID_ARGUMENT or NOT_FOUND), errFailure (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL,
+// UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled).
+func outcome(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return errIgnored
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss:
+		return errFailure
+	case codes.Canceled:
+		return errIgnored
+	default:
+		return nil
+	}
+}
+
+// allow asks br for a slot; the error is the UNAVAILABLE status to return at once.
+func (br *breaker) allow() (func(error), error) {
+	done, err := br.cb.Allow()
+	if err != nil {
+		br.rejected.Inc()
+		if errors.Is(err, gobreaker.ErrTooManyRequests) {
+			return nil, br.busyErr
+		}
+		return nil, br.openErr
+	}
+	return done, nil
+}
+
+// UnaryClientInterceptor fails calls at once with UNAVAILABLE ("circuit open for <service>")
+// while the breaker is open, without touching the upstream. Install it on each upstream's
+// ClientConn, outside the retries of the service config (one failed call, after its retries,
+// counts once).
+func (b *Breakers) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		done, err := b.get(method).allow()
+		if err != nil {
+			return err
+		}
+		err = invoker(ctx, method, req, reply, cc, opts...)
+		done(outcome(ctx, err))
+		return err
+	}
+}
+
+// StreamClientInterceptor does the same for streaming calls; what counts is whether the stream
+// opened, not how it ends.
+func (b *Breakers) StreamClientInterceptor() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		done, err := b.get(method).allow()
+		if err != nil {
+			return nil, err
+		}
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		done(outcome(ctx, err))
+		return cs, err
+	}
+}

@@ -1,0 +1,183 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/acme/shopgate/gateway/auth"
+	"github.com/acme/shopgate/gateway/breaker"
+	"github.com/acme/shopgate/gateway/clientip"
+	"github.com/acme/shopgate/gateway/cors"
+	"github.com/acme/shopgate/gateway/ipfilter"
+	"github.com/acme/shopgate/gateway/ratelimit"
+	"github.com/acme/shopgate/gateway/retry"
+	"go.yaml.in/yaml/v3"
+)
+
+// The defaults of the gateway's own sections.
+const (
+	// DefaultListen is the address the gateway listens on.
+	DefaultListen = "127.0.0.1:8080"
+	// DefaultReadHeaderTimeout bounds reading a request's headers.
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultReadTimeout bounds reading a whole request, body included.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultIdleTimeout closes keep-alive connections idle this long.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxHeaderBytes bounds the size of a request's headers.
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultShutdownTimeout bounds a graceful shutdown.
+	DefaultShutdownTimeout = 20 * time.Second
+	// DefaultMaxBodyBytes bounds a request body (1 MiB).
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultTimeout bounds an upstream call when no policy names one.
+	DefaultTimeout = 10 * time.Second
+	// DefaultRateLimitRequests, DefaultRateLimitPer and DefaultRateLimitBurst are the rate limit of
+	// a route when no policy names one: 100 requests per minute per caller, bursts of 100.
+	DefaultRateLimitRequests = 100
+	DefaultRateLimitPer      = 60 * time.Second
+	DefaultRateLimitBurst    = 100
+)
+
+// Config is the whole gateway YAML file. The zero value, after ApplyDefaults, is a gateway on
+// DefaultListen with no upstreams.
+type Config struct {
+	// Listen is the HTTP listen address. Default: DefaultListen. Not reloadable.
+	Listen string `yaml:"listen"`
+	// Upstreams maps a full gRPC service name ("shop.order.v1.OrderService") to its addresses.
+	// Only services listed here are served. Not reloadable.
+	Upstreams map[string]Upstream `yaml:"upstreams"`
+	// Server holds the HTTP server's timeouts and sizes.
+	Server Server `yaml:"server"`
+	// Limits holds request size limits.
+	Limits Limits `yaml:"limits"`
+	// Defaults is the policy of a route that neither its proto nor Routes configure.
+	Defaults Defaults `yaml:"defaults"`
+	// Routes overrides the policy per service ("pkg.Service") or per RPC ("pkg.Service/Method");
+	// an RPC entry wins over its service's entry, and both win over the proto options.
+	Routes map[string]RouteOverride `yaml:"routes"`
+	// Auth configures authentication (gateway/auth).
+	Auth auth.Config `yaml:"auth"`
+	// RateLimiting configures the rate limiter's backend (gateway/ratelimit).
+	RateLimiting ratelimit.Config `yaml:"rate_limiting"`
+	// Breaker configures the circuit breakers (gateway/breaker).
+	Breaker breaker.Config `yaml:"breaker"`
+	// Retry configures the gRPC retries of idempotent RPCs (gateway/retry). Not reloadable:
+	// retry policies are part of the upstream connections' service config.
+	Retry retry.Config `yaml:"retry"`
+	// CORS configures cross-origin requests (gateway/cors).
+	CORS cors.Config `yaml:"cors"`
+	// IPRules configures the global IP allow and deny lists (gateway/ipfilter).
+	IPRules ipfilter.Config `yaml:"ip_rules"`
+	// ClientIP configures which proxies are trusted to name the client (gateway/clientip).
+	ClientIP clientip.Config `yaml:"client_ip"`
+}
+
+// Upstream is one gRPC service's backends.
+type Upstream struct {
+	// Addresses are host:port pairs, balanced round-robin with gRPC health checking. Required.
+	Addresses []string `yaml:"addresses"`
+}
+
+// Server holds the HTTP server's settings.
+type Server struct {
+	// ReadHeaderTimeout. Default: DefaultReadHeaderTimeout (5s).
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout. Default: DefaultReadTimeout (30s).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout. Default: 0 (none), so that streaming responses (:watch) are not cut; the
+	// route timeout bounds every upstream call instead.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout. Default: DefaultIdleTimeout (120s).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes. Default: DefaultMaxHeaderBytes (64 KiB).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ShutdownTimeout bounds a graceful shutdown. Default: DefaultShutdownTimeout (20s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Limits holds request size limits.
+type Limits struct {
+	// MaxBodyBytes bounds a request body; a larger one is refused with 413.
+	// Default: DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Defaults is the operator's default policy.
+type Defaults struct {
+	// Timeout of an upstream call. Default: DefaultTimeout (10s).
+	Timeout time.Duration `yaml:"timeout"`
+	// RateLimit per caller. Default: 100 requests per 60s, burst 100.
+	RateLimit RateLimit `yaml:"rate_limit"`
+}
+
+// RateLimit allows Requests per Per with bursts up to Burst.
+type RateLimit struct {
+	// Requests per period; must be positive.
+	Requests int `yaml:"requests"`
+	// Per is the period; must be positive.
+	Per time.Duration `yaml:"per"`
+	// Burst. Default: Requests.
+	Burst int `yaml:"burst"`
+}
+
+// Fallback is a static answer served while an upstream is unavailable.
+type Fallback struct {
+	// HTTPStatus. Default: 200.
+	HTTPStatus int `yaml:"http_status"`
+	// JSONBody must be valid JSON. Required.
+	JSONBody string `yaml:"json_body"`
+}
+
+// RouteOverride overrides the policy of a service or an RPC. A field left out (nil) keeps what
+// the lower layers resolved.
+type RouteOverride struct {
+	// Auth is "required", "optional" or "none".
+	Auth *string `yaml:"auth"`
+	// Roles: the caller needs one of them; [] clears the roles of lower layers.
+	Roles []string `yaml:"roles"`
+	// RateLimit per caller.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Timeout of the upstream call.
+	Timeout *time.Duration `yaml:"timeout"`
+	// Idempotent says whether the RPC may be retried.
+	Idempotent *bool `yaml:"idempotent"`
+	// Fallback served while the upstream is unavailable.
+	Fallback *Fallback `yaml:"fallback"`
+	// AllowCIDRs admits only these client prefixes on the route.
+	AllowCIDRs []string `yaml:"allow_cidrs"`
+	// DenyCIDRs refuses these client prefixes on the route.
+	DenyCIDRs []string `yaml:"deny_cidrs"`
+}
+
+// Load reads and parses the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes data strictly (unknown keys are errors), applies the defaults and validates
+// the result. An empty document is a valid configuration of defaults.
+func Parse(data []byte) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, errEOF) {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}

@@ -1,0 +1,122 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme/shopgate/gateway/config"
+)
+
+func TestExampleParses(t *testing.T) {
+	cfg, err := config.Load("example.yaml")
+	if err != nil {
+		t.Fatalf("example.yaml: %v", err)
+	}
+	if got := len(cfg.Upstreams); got != 3 {
+		t.Errorf("upstreams = %d, want 3", got)
+	}
+	o := cfg.Routes["shop.order.v1.OrderService/CreateOrder"]
+	if o.Auth == nil || *o.Auth != config.AuthRequired || len(o.Roles) != 2 || o.RateLimit == nil || o.RateLimit.Requests != 20 {
+		t.Errorf("CreateOrder override decoded as %+v", o)
+	}
+	if cfg.Server.WriteTimeout != 0 || cfg.Limits.MaxBodyBytes != 1<<20 {
+		t.Errorf("server/limits = %+v %+v", cfg.Server, cfg.Limits)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := config.Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Config{
+		Listen: config.DefaultListen,
+		Server: config.Server{
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
+			MaxHeaderBytes: 65536, ShutdownTimeout: 20 * time.Second,
+		},
+		Limits:   config.Limits{MaxBodyBytes: 1 << 20},
+		Defaults: config.Defaults{Timeout: 10 * time.Second, RateLimit: config.RateLimit{Requests: 100, Per: time.Minute, Burst: 100}},
+	}
+	if cfg.Listen != want.Listen || cfg.Server != want.Server || cfg.Limits != want.Limits || cfg.Defaults != want.Defaults {
+		t.Errorf("defaults = %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestOverrideFieldsDistinguishUnsetFromEmpty(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+routes:
+  a.B/C: {roles: []}
+  a.B/D: {timeout: 2s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Routes["a.B/C"].Roles; r == nil || len(r) != 0 {
+		t.Errorf("roles: [] decoded as %#v, want empty non-nil (clears roles)", r)
+	}
+	if r := cfg.Routes["a.B/D"].Roles; r != nil {
+		t.Errorf("absent roles decoded as %#v, want nil (inherit)", r)
+	}
+	if d := cfg.Routes["a.B/D"].Timeout; d == nil || *d != 2*time.Second {
+		t.Errorf("timeout = %v", d)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings of the error
+	}{
+		{"unknown top-level key", "listen: 127.0.0.1:1\nlisten_addr: x\n", []string{"line 2", "listen_addr"}},
+		{"unknown nested key", "server:\n  read_timeout: 1s\n  write_timout: 1s\n", []string{"line 3", "write_timout"}},
+		{"unknown route key", "routes:\n  a.B/C: {rolez: [x]}\n", []string{"rolez"}},
+		{"bad duration", "server:\n  read_timeout: fast\n", []string{"line 2", "fast"}},
+		{"bad route duration", "routes:\n  a.B/C: {timeout: soon}\n", []string{"soon"}},
+		{"wrong type", "limits: {max_body_bytes: lots}\n", []string{"lots"}},
+		{"bad listen", "listen: nowhere\n", []string{"listen", "nowhere"}},
+		{"upstream without addresses", "upstreams:\n  a.B: {addresses: []}\n", []string{"upstreams.a.B.addresses"}},
+		{"bad upstream address", "upstreams:\n  a.B: {addresses: [localhost]}\n", []string{"upstreams.a.B.addresses", "localhost"}},
+		{"upstream not a service name", "upstreams:\n  orders: {addresses: [\"a:1\"]}\n", []string{"orders"}},
+		{"negative timeout", "defaults: {timeout: -1s}\n", []string{"defaults.timeout"}},
+		{"zero route timeout", "routes:\n  a.B/C: {timeout: 0s}\n", []string{"routes.a.B/C", "timeout"}},
+		{"bad auth mode", "routes:\n  a.B/C: {auth: maybe}\n", []string{"routes.a.B/C", "auth", "maybe"}},
+		{"bad rate limit", "routes:\n  a.B/C: {rate_limit: {requests: 0, per: 1s}}\n", []string{"routes.a.B/C", "rate_limit", "requests"}},
+		{"rate limit without period", "defaults: {rate_limit: {requests: 5}}\n", []string{"defaults.rate_limit", "per"}},
+		{"fallback not JSON", "routes:\n  a.B/C: {fallback: {json_body: '{items'}}\n", []string{"routes.a.B/C", "fallback.json_body"}},
+		{"fallback bad status", "routes:\n  a.B/C: {fallback: {http_status: 42, json_body: '{}'}}\n", []string{"fallback.http_status"}},
+		{"bad cidr", "routes:\n  a.B/C: {allow_cidrs: [10.0.0.0/33]}\n", []string{"allow_cidrs", "10.0.0.0/33"}},
+		{"bad deny cidr", "routes:\n  a.B/C: {deny_cidrs: [nope]}\n", []string{"deny_cidrs", "nope"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.yaml))
+			if err == nil {
+				t.Fatal("Parse accepted it")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(path, []byte("bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("Load error = %v, want it to name the file and the key", err)
+	}
+	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("Load of a missing file succeeded")
+	}
+}

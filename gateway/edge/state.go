@@ -1,0 +1,127 @@
+// Package edge holds the gateway's outermost net/http middleware: panic recovery, request ids,
+// the access log and request metrics, and the body size limit. The factory (gateway/server)
+// puts them in order; each is also usable alone.
+//
+// The layers share one per-request State (created by the outermost layer that needs it and kept
+// in the request's context), so that the whole edge costs one small allocation per request.
+package edge
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/acme/shopgate/gateway/policy"
+)
+
+// State is what the edge layers know about one request. The route stage fills RPC; the factory
+// may keep its own per-request data in Data.
+type State struct {
+	// parent is the request's context: State is itself the context the layers below see
+	// (Value answers for the State and delegates the rest), which saves an allocation.
+	parent context.Context
+	rec    recorder
+	// RequestID is the request's id (the client's X-Request-Id when well-formed, else generated).
+	RequestID string
+	// RPC is the full gRPC method the request was routed to; empty when no route matched.
+	RPC string
+	// Route is the request's route once matched; the State answers policy.FromContext with it
+	// (policy.ContextKey), so the router need not derive a new context. Nil before routing.
+	Route *policy.Route
+	// Data is a free slot for the factory's own per-request data.
+	Data any
+
+	body         limitedBody
+	bodyTooLarge bool
+	idBuf        [1]string // backs the forwarded X-Request-Id header value
+}
+
+// The context.Context methods: State wraps the request's context.
+func (s *State) Deadline() (time.Time, bool) { return s.parent.Deadline() }
+func (s *State) Done() <-chan struct{}       { return s.parent.Done() }
+func (s *State) Err() error                  { return s.parent.Err() }
+func (s *State) Value(key any) any {
+	switch key {
+	case stateKey{}:
+		return s
+	case routeKey:
+		if s.Route != nil {
+			return s.Route
+		}
+	}
+	return s.parent.Value(key)
+}
+
+var routeKey = policy.ContextKey()
+
+type stateKey struct{}
+
+// StateFrom returns the request's State, or nil outside the edge.
+func StateFrom(ctx context.Context) *State {
+	s, _ := ctx.Value(stateKey{}).(*State)
+	return s
+}
+
+// BodyTooLarge reports whether the request's body was cut by the body limit: the error handler
+// answers 413 instead of the decoder's 400.
+func BodyTooLarge(ctx context.Context) bool {
+	s := StateFrom(ctx)
+	return s != nil && s.bodyTooLarge
+}
+
+// Ensure returns the request's State, creating it (and wrapping w in its recorder, and r's
+// context) when no outer layer did. Layers below the edge use it to reach the State.
+func Ensure(w http.ResponseWriter, r *http.Request) (*State, http.ResponseWriter, *http.Request) {
+	return ensure(w, r)
+}
+
+func ensure(w http.ResponseWriter, r *http.Request) (*State, http.ResponseWriter, *http.Request) {
+	if s := StateFrom(r.Context()); s != nil {
+		return s, w, r
+	}
+	s := &State{parent: r.Context()}
+	s.rec.ResponseWriter = w
+	return s, &s.rec, r.WithContext(s)
+}
+
+// recorder remembers the status and size of the response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streaming responses (server streaming RPCs) through.
+func (r *recorder) Flush() {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap serves http.ResponseController.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Status returns the response status written so far (0 before the header).
+func (s *State) Status() int { return s.rec.status }
+
+// Bytes returns the body bytes written so far.
+func (s *State) Bytes() int64 { return s.rec.bytes }

@@ -1,0 +1,101 @@
+// Package identity holds the verified identity of a caller (the "passport") and the one place
+// that turns it into the gRPC metadata a service receives.
+//
+// The gateway authenticates a request once, stores the result in the request's context with
+// NewContext, and the passport stage writes it upstream with Metadata. Services read the same
+// metadata keys; they never parse a token. Any identity a client sent itself is dropped first:
+// IsReserved names every header and metadata key that only the gateway may set.
+package identity
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+)
+
+// The metadata keys of the passport. A service receives exactly one value of each, set by the
+// gateway; a client's own values never arrive (see IsReserved).
+const (
+	// MDSubject carries the caller's subject (the JWT "sub", or the API key's subject).
+	MDSubject = "x-user-id"
+	// MDRoles carries the caller's roles, comma-separated, in the order the credential gave them.
+	MDRoles = "x-user-roles"
+	// MDAuthMethod carries how the caller authenticated: "jwt" or "apikey".
+	MDAuthMethod = "x-user-auth"
+)
+
+// Method is how a caller authenticated.
+type Method string
+
+// The authentication methods.
+const (
+	MethodJWT    Method = "jwt"
+	MethodAPIKey Method = "apikey"
+)
+
+// Identity is a verified caller. The zero value is an anonymous caller.
+type Identity struct {
+	// Subject is the caller's stable id; empty for an anonymous caller.
+	Subject string
+	// Roles are the caller's roles, as the credential gave them.
+	Roles []string
+	// Method is how the caller authenticated; empty for an anonymous caller.
+	Method Method
+}
+
+// Anonymous reports whether id carries no verified subject.
+func (id Identity) Anonymous() bool { return id.Subject == "" }
+
+// HasAnyRole reports whether id has at least one of roles. It is true when roles is empty.
+func (id Identity) HasAnyRole(roles ...string) bool {
+	if len(roles) == 0 {
+		return true
+	}
+	for _, want := range roles {
+		for _, have := range id.Roles {
+			if have == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type ctxKey struct{}
+
+// NewContext returns a copy of ctx carrying id.
+func NewContext(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the identity stored in ctx, and whether there was one.
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(ctxKey{}).(Identity)
+	return id, ok
+}
+
+// Metadata returns the passport of id: one value per key, nothing for an anonymous caller.
+func Metadata(id Identity) metadata.MD {
+	if id.Anonymous() {
+		return nil
+	}
+	return metadata.Pairs(
+		MDSubject, id.Subject,
+		MDRoles, strings.Join(id.Roles, ","),
+		MDAuthMethod, string(id.Method),
+	)
+}
+
+// reservedPrefix is the namespace of the passport: every key in it belongs to the gateway.
+const reservedPrefix = "x-user-"
+
+// IsReserved reports whether a client-sent header or metadata key names a passport field, in
+// any case, with '_' for '-', and with or without grpc-gateway's "Grpc-Metadata-" prefix
+// ("X-User-Id", "x_user_roles", "Grpc-Metadata-X-User-Id" are all reserved). Such keys are
+// dropped from every request before it goes upstream.
+func IsReserved(key string) bool {
+	k := strings.ReplaceAll(strings.ToLower(key), "_", "-")
+	k = strings.TrimPrefix(k, "grpc-metadata-")
+	return strings.HasPrefix(k, reservedPrefix)
+}

@@ -1,0 +1,93 @@
+// Package metrics holds the gateway's request metrics (Prometheus): requests by RPC and HTTP
+// status, a latency histogram by RPC, and requests in flight. They are registered on the
+// prometheus.Registerer the process passes in, never on the global default registry.
+package metrics
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultBuckets are the latency histogram's buckets, in seconds (1 ms to 10 s).
+var DefaultBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Config tunes the metrics. The zero value means the defaults.
+type Config struct {
+	// Namespace prefixes every metric name. Default: "gateway".
+	Namespace string
+	// Buckets of the latency histogram in seconds. Default: DefaultBuckets.
+	Buckets []float64
+}
+
+// Metrics records requests. Its methods are safe for concurrent use.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+}
+
+// New creates the metrics and registers them on reg (nil: not registered, still usable).
+func New(cfg Config, reg prometheus.Registerer) (*Metrics, error) {
+	if cfg.Namespace == "" {
+		cfg.Namespace = "gateway"
+	}
+	if cfg.Buckets == nil {
+		cfg.Buckets = DefaultBuckets
+	}
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: cfg.Namespace, Name: "http_requests_total",
+			Help: "HTTP requests by RPC (full gRPC method, \"none\" when no route matched) and HTTP status.",
+		}, []string{"rpc", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: cfg.Namespace, Name: "http_request_duration_seconds",
+			Help: "Time from the request's arrival to the handler's return, by RPC.", Buckets: cfg.Buckets,
+		}, []string{"rpc"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: cfg.Namespace, Name: "http_requests_in_flight",
+			Help: "HTTP requests being served.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.requests, m.latency, m.inFlight} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("registering gateway metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// Start counts a request in flight; call Done when it ends.
+func (m *Metrics) Start() { m.inFlight.Inc() }
+
+// Done records a finished request.
+func (m *Metrics) Done(rpc string, status int, elapsed time.Duration) {
+	m.inFlight.Dec()
+	if rpc == "" {
+		rpc = "none"
+	}
+	m.requests.WithLabelValues(rpc, statusText(status)).Inc()
+	m.latency.WithLabelValues(rpc).Observe(elapsed.Seconds())
+}
+
+// statusCodes holds the decimal text of every HTTP status, so that labelling allocates nothing.
+var statusCodes = func() (t [600]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func statusText(code int) string {
+	if code >= 0 && code < len(statusCodes) {
+		return statusCodes[code]
+	}
+	return strconv.Itoa(code)
+}
+
+// RequestsCounter returns the requests counter (labels rpc, code), for tests and dashboards.
+func (m *Metrics) RequestsCounter() *prometheus.CounterVec { return m.requests }

@@ -1,0 +1,117 @@
+// Package policy holds the effective policy of every RPC the gateway serves: one Route per
+// google.api.http binding, resolved once at start-up (and at each reload) from the proto options
+// (gateway.v1.policy, gateway.v1.service_policy), the operator's YAML overrides and the built-in
+// safe defaults, in that order of precedence from last to first.
+//
+// Policy stages never parse protos or YAML: they read the *Route that the router stored in the
+// request's context (FromContext).
+package policy
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// AuthMode says whether a caller must present a credential.
+type AuthMode int
+
+// The auth modes. The zero value is AuthRequired: a route with no policy is protected.
+const (
+	// AuthRequired: a valid credential is needed (the default).
+	AuthRequired AuthMode = iota
+	// AuthOptional: a credential is verified when sent; the call goes on without one.
+	AuthOptional
+	// AuthNone: public; no credential is needed.
+	AuthNone
+)
+
+// String returns "required", "optional" or "none", as the YAML and `gateway routes` spell it.
+func (m AuthMode) String() string {
+	switch m {
+	case AuthOptional:
+		return "optional"
+	case AuthNone:
+		return "none"
+	default:
+		return "required"
+	}
+}
+
+// RateLimit allows Requests per Per for each caller, with bursts up to Burst.
+// The zero value means "no limit".
+type RateLimit struct {
+	// Requests allowed per period.
+	Requests int
+	// Per is the period.
+	Per time.Duration
+	// Burst is how many requests may arrive at once. Default: Requests.
+	Burst int
+}
+
+// Enabled reports whether the limit applies.
+func (r RateLimit) Enabled() bool { return r.Requests > 0 && r.Per > 0 }
+
+// Fallback is a static response served while the upstream is unavailable or its circuit open.
+type Fallback struct {
+	// HTTPStatus of the response. Default: 200.
+	HTTPStatus int
+	// JSONBody is the response body, valid JSON.
+	JSONBody []byte
+}
+
+// Policy is the effective policy of one RPC. Every field is resolved: no field means
+// "inherit" here.
+type Policy struct {
+	// Auth is who may call. Default: AuthRequired.
+	Auth AuthMode
+	// Roles: the caller needs at least one of them; empty means any authenticated caller.
+	Roles []string
+	// RateLimit per caller. Default: the gateway's default limit.
+	RateLimit RateLimit
+	// Timeout bounds the upstream call. Default: the gateway's default timeout.
+	Timeout time.Duration
+	// Idempotent RPCs may be retried. Default: true for GET routes.
+	Idempotent bool
+	// Fallback served while the upstream is down; nil for none.
+	Fallback *Fallback
+	// AllowCIDRs, when not empty, admits only clients in these prefixes (in addition to the
+	// global IP rules). Default: empty.
+	AllowCIDRs []netip.Prefix
+	// DenyCIDRs refuses clients in these prefixes (in addition to the global IP rules).
+	DenyCIDRs []netip.Prefix
+}
+
+// Route is one HTTP binding of an RPC with its effective policy.
+type Route struct {
+	// HTTPMethod is the binding's method ("GET", "POST", ...).
+	HTTPMethod string
+	// Path is the binding's template as the proto declares it ("/v1/orders/{id}:cancel").
+	Path string
+	// RPC is the full gRPC method name ("/shop.order.v1.OrderService/CancelOrder").
+	RPC string
+	// Service is the full gRPC service name ("shop.order.v1.OrderService").
+	Service string
+	// ServerStreaming is true for RPCs that answer with a stream.
+	ServerStreaming bool
+	// Policy is the effective policy.
+	Policy Policy
+}
+
+type ctxKey struct{}
+
+// NewContext returns a copy of ctx carrying the route of the request.
+func NewContext(ctx context.Context, r *Route) context.Context {
+	return context.WithValue(ctx, ctxKey{}, r)
+}
+
+// ContextKey returns the key under which NewContext stores the route. A context type that
+// carries the route itself (gateway/edge's per-request State, which saves an allocation per
+// request) answers Value(ContextKey()) with the *Route; FromContext reads both the same way.
+func ContextKey() any { return ctxKey{} }
+
+// FromContext returns the route stored by the router, or nil outside a routed request.
+func FromContext(ctx context.Context) *Route {
+	r, _ := ctx.Value(ctxKey{}).(*Route)
+	return r
+}

@@ -1,0 +1,254 @@
+package routes
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/policy"
+	gatewayv1 "github.com/acme/shopgate/gen/gateway/v1"
+	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+)
+
+// Build resolves the route table of services (their google.api.http bindings) under cfg's
+// defaults and overrides. An override naming a service or RPC that is not among services, an
+// invalid proto policy or two services binding the same method and path are errors.
+func Build(cfg *config.Config, services []protoreflect.ServiceDescriptor) (*Table, error) {
+	t := &Table{byKey: map[string]*policy.Route{}, def: defaultRoute(cfg)}
+	known := map[string]bool{}
+	var errs []error
+	for _, sd := range services {
+		svc := string(sd.FullName())
+		known[svc] = true
+		svcPolicy, _ := proto.GetExtension(sd.Options().(*descriptorpb.ServiceOptions), gatewayv1.E_ServicePolicy).(*gatewayv1.Policy)
+		methods := sd.Methods()
+		for i := range methods.Len() {
+			md := methods.Get(i)
+			rpc := svc + "/" + string(md.Name())
+			known[rpc] = true
+			opts, _ := md.Options().(*descriptorpb.MethodOptions)
+			rule, _ := proto.GetExtension(opts, annotations.E_Http).(*annotations.HttpRule)
+			if rule == nil {
+				continue
+			}
+			methodPolicy, _ := proto.GetExtension(opts, gatewayv1.E_Policy).(*gatewayv1.Policy)
+			for _, b := range bindings(rule) {
+				r := &policy.Route{
+					HTTPMethod:      b.method,
+					Path:            b.path,
+					RPC:             "/" + rpc,
+					Service:         svc,
+					ServerStreaming: md.IsStreamingServer(),
+				}
+				if err := resolve(r, cfg, svcPolicy, methodPolicy); err != nil {
+					errs = append(errs, fmt.Errorf("route %s: %w", describe(r), err))
+					continue
+				}
+				key := Key(r.HTTPMethod, NormalizeTemplate(r.Path))
+				if prev, dup := t.byKey[key]; dup {
+					errs = append(errs, fmt.Errorf("route %s: binds the same method and path as %s", describe(r), prev.RPC))
+					continue
+				}
+				t.byKey[key] = r
+				t.routes = append(t.routes, r)
+				t.match = append(t.match, newMatcher(r.HTTPMethod, r.Path))
+			}
+		}
+	}
+	for _, key := range sortedKeys(cfg.Routes) {
+		if !known[key] {
+			errs = append(errs, fmt.Errorf("routes: %q names no served service or RPC (want pkg.Service or pkg.Service/Method)", key))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(t.routes, func(i, j int) bool { return t.routes[i].RPC < t.routes[j].RPC })
+	return t, nil
+}
+
+type binding struct{ method, path string }
+
+func bindings(rule *annotations.HttpRule) []binding {
+	var out []binding
+	add := func(r *annotations.HttpRule) {
+		switch p := r.GetPattern().(type) {
+		case *annotations.HttpRule_Get:
+			out = append(out, binding{http.MethodGet, p.Get})
+		case *annotations.HttpRule_Put:
+			out = append(out, binding{http.MethodPut, p.Put})
+		case *annotations.HttpRule_Post:
+			out = append(out, binding{http.MethodPost, p.Post})
+		case *annotations.HttpRule_Delete:
+			out = append(out, binding{http.MethodDelete, p.Delete})
+		case *annotations.HttpRule_Patch:
+			out = append(out, binding{http.MethodPatch, p.Patch})
+		case *annotations.HttpRule_Custom:
+			out = append(out, binding{strings.ToUpper(p.Custom.GetKind()), p.Custom.GetPath()})
+		}
+	}
+	add(rule)
+	for _, r := range rule.GetAdditionalBindings() {
+		add(r)
+	}
+	return out
+}
+
+// resolve applies the layers to r, weakest first.
+func resolve(r *policy.Route, cfg *config.Config, svcPolicy, methodPolicy *gatewayv1.Policy) error {
+	// 1+2. built-in safe default, then the YAML defaults (already defaulted by config).
+	r.Policy = defaultRoute(cfg).Policy
+	r.Policy.Idempotent = r.HTTPMethod == http.MethodGet
+	// 3. proto service policy.
+	if err := applyProto(&r.Policy, svcPolicy); err != nil {
+		return fmt.Errorf("gateway.v1.service_policy: %w", err)
+	}
+	// 4. proto method policy.
+	if err := applyProto(&r.Policy, methodPolicy); err != nil {
+		return fmt.Errorf("gateway.v1.policy: %w", err)
+	}
+	// 5. YAML service override.
+	if o, ok := cfg.Routes[r.Service]; ok {
+		if err := applyOverride(&r.Policy, o); err != nil {
+			return fmt.Errorf("routes.%s: %w", r.Service, err)
+		}
+	}
+	// 6. YAML RPC override.
+	rpc := strings.TrimPrefix(r.RPC, "/")
+	if o, ok := cfg.Routes[rpc]; ok {
+		if err := applyOverride(&r.Policy, o); err != nil {
+			return fmt.Errorf("routes.%s: %w", rpc, err)
+		}
+	}
+	return nil
+}
+
+func applyProto(p *policy.Policy, pp *gatewayv1.Policy) error {
+	if pp == nil {
+		return nil
+	}
+	switch pp.GetAuth() {
+	case gatewayv1.AuthMode_AUTH_MODE_NONE:
+		p.Auth = policy.AuthNone
+	case gatewayv1.AuthMode_AUTH_MODE_OPTIONAL:
+		p.Auth = policy.AuthOptional
+	case gatewayv1.AuthMode_AUTH_MODE_REQUIRED:
+		p.Auth = policy.AuthRequired
+	}
+	if len(pp.GetRoles()) > 0 {
+		p.Roles = append([]string(nil), pp.GetRoles()...)
+	}
+	if rl := pp.GetRateLimit(); rl != nil {
+		per, err := time.ParseDuration(rl.GetPer())
+		if err != nil {
+			return fmt.Errorf("rate_limit.per: %q is not a duration", rl.GetPer())
+		}
+		c := config.RateLimit{Requests: int(rl.GetRequests()), Per: per, Burst: int(rl.GetBurst())}
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("rate_limit: %w", err)
+		}
+		p.RateLimit = toRateLimit(c)
+	}
+	if s := pp.GetTimeout(); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("timeout: %q is not a positive duration", s)
+		}
+		p.Timeout = d
+	}
+	if pp.Idempotent != nil {
+		p.Idempotent = pp.GetIdempotent()
+	}
+	if f := pp.GetFallback(); f != nil {
+		fb, err := fallback(int(f.GetHttpStatus()), f.GetJsonBody())
+		if err != nil {
+			return err
+		}
+		p.Fallback = fb
+	}
+	return nil
+}
+
+func applyOverride(p *policy.Policy, o config.RouteOverride) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if o.Auth != nil {
+		switch *o.Auth {
+		case config.AuthNone:
+			p.Auth = policy.AuthNone
+		case config.AuthOptional:
+			p.Auth = policy.AuthOptional
+		default:
+			p.Auth = policy.AuthRequired
+		}
+	}
+	if o.Roles != nil {
+		p.Roles = append([]string{}, o.Roles...)
+	}
+	if o.RateLimit != nil {
+		p.RateLimit = toRateLimit(*o.RateLimit)
+	}
+	if o.Timeout != nil {
+		p.Timeout = *o.Timeout
+	}
+	if o.Idempotent != nil {
+		p.Idempotent = *o.Idempotent
+	}
+	if o.Fallback != nil {
+		fb, err := fallback(o.Fallback.HTTPStatus, o.Fallback.JSONBody)
+		if err != nil {
+			return err
+		}
+		p.Fallback = fb
+	}
+	if o.AllowCIDRs != nil {
+		p.AllowCIDRs = prefixes(o.AllowCIDRs)
+	}
+	if o.DenyCIDRs != nil {
+		p.DenyCIDRs = prefixes(o.DenyCIDRs)
+	}
+	return nil
+}
+
+func fallback(status int, body string) (*policy.Fallback, error) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status < 200 || status > 599 {
+		return nil, fmt.Errorf("fallback.http_status: %d is not an HTTP status", status)
+	}
+	if !json.Valid([]byte(body)) {
+		return nil, fmt.Errorf("fallback.json_body: not valid JSON")
+	}
+	return &policy.Fallback{HTTPStatus: status, JSONBody: []byte(body)}, nil
+}
+
+// prefixes parses CIDRs already checked by config.RouteOverride.Validate.
+func prefixes(cidrs []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,41 @@
+// Package server is the factory that assembles the whole gateway: upstream connections, the
+// route table, the policy stages and the middleware stack, in the one order written down in
+// stack.go (assemble).
+//
+// Build and run one:
+//
+//	cfg, err := config.Load("gateway.yaml")
+//	...
+//	srv, err := server.New(cfg, server.Options{Logger: logger, Registerer: registry})
+//	...
+//	go srv.Serve(ln)            // or srv.ListenAndServe() on cfg.Listen
+//	...
+//	err = srv.Reload(newCfg)     // SIGHUP: swap the reloadable parts atomically
+//	err = srv.Shutdown(ctx)      // SIGTERM: finish in-flight requests, then close
+//
+// srv.Handler() is the gateway as an http.Handler, for httptest servers and benchmarks.
+//
+// What a client sees:
+//   - every error is a google.rpc.Status JSON (gateway/httperror): 400 for malformed JSON, a
+//     wrong type or an unknown field; 404 for an unknown path; 405 with Allow for a known path
+//     and the wrong method; 413 for a body over limits.max_body_bytes (Content-Length or
+//     chunked); 422 when the upstream's status carries ErrorInfo reason IDEMPOTENCY_KEY_REUSED;
+//     503 when the upstream is down (or the route's fallback, with X-Gateway-Fallback: true);
+//     504 when the route's timeout expires. INTERNAL, UNKNOWN and DATA_LOSS texts are
+//     replaced; UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED get fixed texts (the transport's
+//     text names internal addresses).
+//   - responses are protojson, lowerCamelCase, with unpopulated fields emitted.
+//   - no upstream header or trailer reaches the client; every response has X-Request-Id.
+//
+// What an upstream sees: the verified passport (x-user-id, x-user-roles, x-user-auth, one
+// value each), x-request-id, idempotency-key, traceparent, tracestate, accept-language and a few
+// harmless grpcgateway-* headers (headers.go). Never Authorization, cookies, X-Forwarded-*, or
+// client-sent Grpc-Metadata-*; a deadline no later than the route's timeout.
+//
+// Not reloadable: listen, upstreams and the server section (Reload refuses a change). Metrics
+// of the policy stages are registered by the stages themselves on the same Registerer at each
+// reload.
+//
+// Options.AccessLog takes the access log apart from the other logs; a logger not enabled at
+// Info (slog.New(slog.DiscardHandler)) turns it off at no cost per request.
+package server

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/acme/shopgate/gateway/identity"
+	"google.golang.org/grpc/metadata"
+)
+
+// incomingHeader is the allow-list of client headers that become upstream metadata. key arrives
+// in canonical form. Everything else is dropped: Authorization (the gateway verifies it; services
+// never parse tokens), Cookie, every Grpc-Metadata-* header (clients may not set metadata), and
+// so every spelling of the reserved passport keys (identity.IsReserved).
+func incomingHeader(key string) (string, bool) {
+	switch key {
+	case "Idempotency-Key":
+		return "idempotency-key", true
+	case "X-Request-Id": // set by the edge: the client's when well-formed, else generated
+		return "x-request-id", true
+	case "Traceparent":
+		return "traceparent", true
+	case "Tracestate":
+		return "tracestate", true
+	case "Accept-Language":
+		return "accept-language", true
+	// Permanent HTTP headers grpc-gateway forwards by default that carry no credential, under
+	// its "grpcgateway-" prefix.
+	case "Accept":
+		return "grpcgateway-accept", true
+	case "Content-Type":
+		return "grpcgateway-content-type", true
+	case "User-Agent":
+		return "grpcgateway-user-agent", true
+	case "If-Match":
+		return "grpcgateway-if-match", true
+	case "If-None-Match":
+		return "grpcgateway-if-none-match", true
+	}
+	return "", false
+}
+
+// outgoingHeader exposes no upstream header or trailer to clients: gRPC transport metadata
+// (content-type, grpc-status, ...) and whatever a service sets stay inside.
+func outgoingHeader(string) (string, bool) { return "", false }
+
+// passport is the one place the verified identity becomes upstream metadata: exactly one value
+// per key, nothing for an anonymous caller. Client-sent identity never got this far
+// (incomingHeader).
+func passport(ctx context.Context, _ *http.Request) metadata.MD {
+	id, ok := identity.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	return identity.Metadata(id)
+}
+
+// stripForwarding removes what grpc-gateway would forward on its own regardless of the header
+// matcher: Authorization (as "authorization") and X-Forwarded-For/Host (from the client's
+// values, RemoteAddr and Host). r must be the gateway's own shallow copy of the request.
+func stripForwarding(r *http.Request) {
+	h := r.Header
+	delete(h, "Authorization")
+	delete(h, "X-Forwarded-For")
+	delete(h, "X-Forwarded-Host")
+	r.Host = ""
+	r.RemoteAddr = ""
+}

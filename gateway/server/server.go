@@ -1,0 +1,316 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/acme/shopgate/gateway/breaker"
+	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/gateway/httperror"
+	"github.com/acme/shopgate/gateway/metrics"
+	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/retry"
+	"github.com/acme/shopgate/gateway/routes"
+	"github.com/acme/shopgate/gateway/upstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Options carries what the process provides. The zero value is usable.
+type Options struct {
+	// Logger for state changes and errors. Default: slog.Default().
+	Logger *slog.Logger
+	// AccessLog receives one line per request. Default: Logger. A logger not enabled at Info
+	// (slog.New(slog.DiscardHandler)) turns the access log off at no cost per request.
+	AccessLog *slog.Logger
+	// Registerer receives every metric of the gateway. Default: a private registry.
+	Registerer prometheus.Registerer
+	// Gatherer is what GET /metrics serves. Default: Registerer when it is a Gatherer (a
+	// *prometheus.Registry), else the private registry.
+	Gatherer prometheus.Gatherer
+	// MethodConfigs are added to every upstream's gRPC service config, after the retry
+	// policies New derives from cfg.Retry and the route table (gateway/retry). Default: none.
+	MethodConfigs []upstream.MethodConfig
+	// RetryThrottling replaces the throttling derived from cfg.Retry. Default: nil (keep it).
+	RetryThrottling *upstream.RetryThrottling
+	// DialOptions are added to every upstream connection (tests add a bufconn dialer).
+	DialOptions []grpc.DialOption
+	// Handlers are served at their exact path, before any route and outside the policy
+	// stages, like /healthz (the dev stack serves its JWKS this way). A path that a route or
+	// a built-in endpoint also serves is refused by New. Default: none.
+	Handlers map[string]http.Handler
+
+	trace func(layer string) // tests: records each layer a request passes
+}
+
+// Server is the gateway: an http.Handler, the upstream connections, and the current
+// snapshot of the reloadable configuration.
+type Server struct {
+	logger    *slog.Logger
+	accessLog *slog.Logger
+	static    *config.Config // the configuration the process started with (listen, upstreams)
+	reg       prometheus.Registerer
+	gatherer  prometheus.Gatherer
+	metrics   *metrics.Metrics
+	breakers  *breaker.Breakers
+	upstreams *upstream.Set
+	httpSrv   *http.Server
+	builtin   http.Handler            // health and metrics endpoints, with a request id
+	extra     map[string]http.Handler // Options.Handlers, with a request id
+
+	cur      atomic.Pointer[snapshot]
+	reloadMu sync.Mutex
+	closed   atomic.Bool
+
+	trace func(layer string) // tests: records each layer a request passes
+}
+
+// New builds the gateway from cfg: upstream connections (with the breaker interceptors and the
+// retry service config), metrics, and the first snapshot (route table, policy stages, the
+// middleware stack; see stack.go for the order). cfg must come from config.Parse or Load.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	if cfg == nil {
+		return nil, errors.New("creating gateway: nil config")
+	}
+	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	s.accessLog = opts.AccessLog
+	if s.accessLog == nil {
+		s.accessLog = s.logger
+	}
+	if s.reg == nil {
+		r := prometheus.NewRegistry()
+		s.reg, s.gatherer = r, r
+	}
+	if s.gatherer == nil {
+		if g, ok := s.reg.(prometheus.Gatherer); ok {
+			s.gatherer = g
+		} else {
+			s.gatherer = prometheus.NewRegistry()
+		}
+	}
+	for name := range cfg.Upstreams {
+		if _, ok := serviceByName(name); !ok {
+			return nil, fmt.Errorf("creating gateway: upstreams: %q is not a service compiled into the gateway", name)
+		}
+	}
+	var err error
+	if s.metrics, err = metrics.New(metrics.Config{}, s.reg); err != nil {
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
+	if s.breakers, err = breaker.New(cfg.Breaker, breaker.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
+	addrs := make(map[string][]string, len(cfg.Upstreams))
+	for name, u := range cfg.Upstreams {
+		addrs[name] = u.Addresses
+	}
+	uopts := upstream.Options{
+		UnaryInterceptors:  []grpc.UnaryClientInterceptor{s.breakers.UnaryClientInterceptor()},   // breaker, then retries (service config)
+		StreamInterceptors: []grpc.StreamClientInterceptor{s.breakers.StreamClientInterceptor()}, // idem for streams
+		DialOptions:        opts.DialOptions,
+	}
+	// Retries: a retryPolicy per idempotent RPC of the start-up route table (gateway/retry).
+	table, err := routes.Build(cfg, Services())
+	if err != nil {
+		return nil, fmt.Errorf("creating gateway: building routes: %w", err)
+	}
+	rs := make([]policy.Route, 0, len(table.Routes()))
+	for _, r := range table.Routes() {
+		rs = append(rs, *r)
+	}
+	if err := retry.Apply(rs, cfg.Retry, &uopts); err != nil {
+		return nil, fmt.Errorf("creating gateway: retry: %w", err)
+	}
+	uopts.MethodConfigs = append(uopts.MethodConfigs, opts.MethodConfigs...)
+	if opts.RetryThrottling != nil {
+		uopts.RetryThrottling = opts.RetryThrottling
+	}
+	s.upstreams, err = upstream.Dial(addrs, uopts)
+	if err != nil {
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
+	snap, err := s.newSnapshot(cfg)
+	if err != nil {
+		_ = s.upstreams.Close()
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
+	s.cur.Store(snap)
+	if s.extra, err = s.wrapHandlers(opts.Handlers); err != nil {
+		_ = s.upstreams.Close()
+		snap.release()
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
+	metricsH := promHandler(s.gatherer)
+	s.builtin = edge.Recover(s.logger)(edge.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case PathHealthz:
+			s.healthz(w, r)
+		case PathReadyz:
+			s.readyz(w, r)
+		default:
+			metricsH.ServeHTTP(w, r)
+		}
+	})))
+	srv := cfg.Server
+	s.httpSrv = &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           s,
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		ReadTimeout:       srv.ReadTimeout,
+		WriteTimeout:      srv.WriteTimeout, // 0 by default: :watch streams are bounded by their route timeout
+		IdleTimeout:       srv.IdleTimeout,
+		MaxHeaderBytes:    srv.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// wrapHandlers checks that no extra handler hides a built-in endpoint or a route, and wraps
+// each in panic recovery and a request id.
+func (s *Server) wrapHandlers(hs map[string]http.Handler) (map[string]http.Handler, error) {
+	if len(hs) == 0 {
+		return nil, nil
+	}
+	table := s.cur.Load().table
+	out := make(map[string]http.Handler, len(hs))
+	for path, h := range hs {
+		switch {
+		case !strings.HasPrefix(path, "/") || h == nil:
+			return nil, fmt.Errorf("handler %q: want an absolute path and a handler", path)
+		case path == PathHealthz || path == PathReadyz || path == PathMetrics:
+			return nil, fmt.Errorf("handler %q: a built-in endpoint of the gateway", path)
+		case len(table.Allowed(path)) > 0:
+			return nil, fmt.Errorf("handler %q: the path of a route", path)
+		}
+		out[path] = edge.Recover(s.logger)(edge.RequestID(h))
+	}
+	return out, nil
+}
+
+// Handler returns the gateway as an http.Handler (the server itself).
+func (s *Server) Handler() http.Handler { return s }
+
+// ServeHTTP serves the health endpoints and hands every other request to the current snapshot,
+// which it holds until the request ends (a reload never pulls it away mid-request).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case PathHealthz, PathReadyz, PathMetrics:
+		s.builtin.ServeHTTP(w, r) // not logged nor counted: probes and scrapes would drown the rest
+		return
+	}
+	if h, ok := s.extra[r.URL.Path]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
+	snap := s.acquire()
+	if snap == nil {
+		httperror.Write(w, status.New(codes.Unavailable, "shutting down"))
+		return
+	}
+	defer snap.release()
+	snap.handler.ServeHTTP(w, r)
+}
+
+// Serve accepts connections on ln until Shutdown. It returns http.ErrServerClosed after
+// Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.httpSrv.Serve(ln) }
+
+// ListenAndServe listens on the configured address and serves, like Serve.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.static.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	return s.Serve(ln)
+}
+
+// Shutdown stops accepting connections, lets in-flight requests finish (until ctx ends), then
+// releases the policy stages and closes the upstream connections. New requests are refused
+// cleanly by http.Server.Shutdown (listeners closed, idle connections closed).
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.httpSrv.Shutdown(ctx)
+	return errors.Join(err, s.Close())
+}
+
+// Close releases the snapshot and closes the upstream connections at once, without waiting
+// for requests. Safe to call twice.
+func (s *Server) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	_ = s.httpSrv.Close()
+	var errs []error
+	if snap := s.cur.Load(); snap != nil {
+		snap.release()
+	}
+	errs = append(errs, s.upstreams.Close())
+	return errors.Join(errs...)
+}
+
+// Reload builds a new snapshot from cfg (route table, auth, rate limit, IP rules, CORS, client
+// IP, body limit) with the same factory as New and swaps it in atomically; requests in flight
+// finish on the old one, which is closed once they are done. Breaker settings are applied
+// through Breakers.Update. The listen address, the upstreams, the server section (HTTP
+// timeouts and sizes) and the retry section cannot be reloaded: a cfg that changes them is
+// refused. Retry policies stay those of the start-up route table, even if a reload changes a
+// route's idempotent flag. On any error nothing changes.
+func (s *Server) Reload(cfg *config.Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if s.closed.Load() {
+		return errors.New("reloading: server closed")
+	}
+	if cfg.Listen != s.static.Listen {
+		return fmt.Errorf("reloading: listen changed from %q to %q: restart the gateway to change it", s.static.Listen, cfg.Listen)
+	}
+	if !reflect.DeepEqual(cfg.Upstreams, s.static.Upstreams) {
+		return errors.New("reloading: upstreams changed: restart the gateway to change them")
+	}
+	if cfg.Server != s.static.Server {
+		return errors.New("reloading: server settings changed: restart the gateway to change them")
+	}
+	if !reflect.DeepEqual(cfg.Retry, s.static.Retry) {
+		return errors.New("reloading: retry settings changed: restart the gateway to change them")
+	}
+	snap, err := s.newSnapshot(cfg)
+	if err != nil {
+		return fmt.Errorf("reloading: %w", err)
+	}
+	if err := s.breakers.Update(cfg.Breaker); err != nil {
+		snap.release()
+		return fmt.Errorf("reloading: breaker: %w", err)
+	}
+	old := s.cur.Swap(snap)
+	old.release()
+	return nil
+}
+
+// Config returns the configuration of the current snapshot.
+func (s *Server) Config() *config.Config { return s.cur.Load().cfg }
+
+// acquire returns the current snapshot with a reference held, or nil once the server closed.
+func (s *Server) acquire() *snapshot {
+	for {
+		snap := s.cur.Load()
+		if snap.tryAcquire() {
+			return snap
+		}
+		if s.cur.Load() == snap { // released and not replaced: closed
+			return nil
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/acme/shopgate/gateway/auth"
+	"github.com/acme/shopgate/gateway/clientip"
+	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/cors"
+	"github.com/acme/shopgate/gateway/ipfilter"
+	"github.com/acme/shopgate/gateway/ratelimit"
+	"github.com/acme/shopgate/gateway/routes"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+)
+
+// snapshot is everything a reload replaces: the route table, the policy stages built from the
+// configuration, and the handler stack wired over them. It is immutable once built and
+// reference-counted: the server holds one reference, each request in flight another; the last
+// release closes the stages.
+type snapshot struct {
+	cfg      *config.Config
+	table    *routes.Table
+	clientIP *clientip.Resolver
+	auth     *auth.Authenticator
+	limiter  *ratelimit.Limiter
+	ipFilter *ipfilter.Filter
+	cors     *cors.CORS
+	mux      *runtime.ServeMux
+	handler  http.Handler // the whole stack, edge first
+	logger   *slog.Logger
+
+	refs    atomic.Int64
+	onClose []func() error
+}
+
+// newSnapshot builds a snapshot from cfg; on error everything built so far is closed.
+func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
+	snap := &snapshot{cfg: cfg, logger: s.logger}
+	snap.refs.Store(1)
+	defer func() {
+		if err != nil {
+			_ = snap.close()
+		}
+	}()
+	if snap.table, err = routes.Build(cfg, Services()); err != nil {
+		return nil, fmt.Errorf("building routes: %w", err)
+	}
+	if snap.clientIP, err = clientip.New(cfg.ClientIP); err != nil {
+		return nil, fmt.Errorf("creating client ip resolver: %w", err)
+	}
+	if snap.auth, err = auth.New(cfg.Auth, auth.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
+		return nil, err
+	}
+	snap.onClose = append(snap.onClose, snap.auth.Close)
+	if snap.limiter, err = ratelimit.New(cfg.RateLimiting, ratelimit.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
+		return nil, err
+	}
+	snap.onClose = append(snap.onClose, snap.limiter.Close)
+	if snap.ipFilter, err = ipfilter.New(cfg.IPRules, ipfilter.Options{Logger: s.logger, Registerer: s.reg, Resolver: snap.clientIP}); err != nil {
+		return nil, err
+	}
+	snap.onClose = append(snap.onClose, snap.ipFilter.Close)
+	if snap.cors, err = cors.New(cfg.CORS, cors.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
+		return nil, err
+	}
+	snap.onClose = append(snap.onClose, snap.cors.Close)
+	if err = s.assemble(snap); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// registerUpstreams registers the generated handlers of every configured upstream on mux.
+func (s *Server) registerUpstreams(mux *runtime.ServeMux) error {
+	for _, name := range s.upstreams.Names() {
+		svc, _ := serviceByName(name)
+		if err := svc.register(context.Background(), mux, s.upstreams.Conn(name)); err != nil {
+			return fmt.Errorf("registering %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (sn *snapshot) tryAcquire() bool {
+	for {
+		n := sn.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if sn.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (sn *snapshot) release() {
+	if sn.refs.Add(-1) == 0 {
+		if err := sn.close(); err != nil {
+			sn.logger.Error("closing the previous configuration's stages", slog.Any("error", err))
+		}
+	}
+}
+
+func (sn *snapshot) close() error {
+	var errs []error
+	for i := len(sn.onClose) - 1; i >= 0; i-- {
+		errs = append(errs, sn.onClose[i]())
+	}
+	sn.onClose = nil
+	return errors.Join(errs...)
+}
