@@ -1,0 +1,93 @@
+# Every developer action has a target; `make help` lists them.
+# Tools (buf and the protoc plugins) are pinned here and built from source by `go install` into
+# .tools/, one folder per version, on first use. Nothing else needs to be installed.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+
+BUF_VERSION                := v1.75.0
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPC_GATEWAY_VERSION       := v2.32.0
+
+TOOLS_DIR   := $(CURDIR)/.tools
+BUF         := $(TOOLS_DIR)/buf-$(BUF_VERSION)/buf
+PLUGINS_DIR := $(TOOLS_DIR)/plugins-go$(PROTOC_GEN_GO_VERSION)-grpc$(PROTOC_GEN_GO_GRPC_VERSION)-gw$(GRPC_GATEWAY_VERSION)
+PLUGINS     := $(PLUGINS_DIR)/protoc-gen-go $(PLUGINS_DIR)/protoc-gen-go-grpc \
+               $(PLUGINS_DIR)/protoc-gen-grpc-gateway $(PLUGINS_DIR)/protoc-gen-openapiv2
+
+# The tests' own time limit; the services they need (Redis, NATS) are described in README.md.
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 3 -benchtime 1s
+
+# Against what `make breaking` compares the protos (a buf input); CI sets it to the commit before.
+BREAKING_AGAINST ?= .git\#branch=main
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: tools
+tools: $(BUF) $(PLUGINS) ## Build the pinned buf and protoc plugins into .tools/ (once per version).
+
+$(BUF):
+	@echo "building buf $(BUF_VERSION) into $(@D) (first time only, a few minutes)"
+	GOBIN=$(@D) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+$(PLUGINS_DIR)/protoc-gen-go:
+	GOBIN=$(@D) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(PLUGINS_DIR)/protoc-gen-go-grpc:
+	GOBIN=$(@D) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(PLUGINS_DIR)/protoc-gen-grpc-gateway:
+	GOBIN=$(@D) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
+$(PLUGINS_DIR)/protoc-gen-openapiv2:
+	GOBIN=$(@D) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
+
+.PHONY: generate
+generate: tools ## Regenerate gen/ from proto/ with buf.
+	PATH="$(PLUGINS_DIR):$$PATH" $(BUF) generate
+
+.PHONY: check-generate
+check-generate: generate ## Regenerate and fail if gen/ differs from what is committed.
+	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
+	  echo "gen/ is out of date with proto/: run 'make generate' and commit the result"; \
+	  git status --short -- gen; git --no-pager diff --stat -- gen; exit 1; fi
+	@echo "gen/ is current"
+
+.PHONY: lint
+lint: tools ## buf lint, buf format check, gofmt and go vet.
+	$(BUF) lint
+	$(BUF) format proto --diff --exit-code
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: breaking
+breaking: tools ## buf breaking against $(BREAKING_AGAINST) (skipped when that has no protos).
+	@if $(BUF) build '$(BREAKING_AGAINST)' -o /dev/null >/dev/null 2>&1; then \
+	  $(BUF) breaking --against '$(BREAKING_AGAINST)'; \
+	else echo "breaking: $(BREAKING_AGAINST) has no protos to compare with; skipped"; fi
+
+.PHONY: build
+build: ## Build every binary into bin/.
+	$(GO) build -o bin/ ./cmd/...
+
+.PHONY: test
+test: ## Run every test with the race detector (needs Redis at 127.0.0.1:6379 and NATS at 127.0.0.1:4222).
+	$(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: run
+run: ## Run the whole stack in one process: gateway on 127.0.0.1:8080, data under ./data.
+	$(GO) run ./cmd/shop -data ./data
+
+.PHONY: bench
+bench: ## Benchmarks: direct gRPC vs bare grpc-gateway vs this gateway, side by side.
+	$(GO) test $(BENCH_FLAGS) ./gateway/bench/ | tee bench.out
+	$(GO) run ./cmd/benchratio < bench.out
+
+.PHONY: clean
+clean: ## Remove build output (not the tool cache).
+	rm -rf bin bench.out

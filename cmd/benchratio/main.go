@@ -1,0 +1,146 @@
+// Command benchratio reads `go test -bench` output on stdin and prints, for each benchmark that
+// has the sub-benchmarks a_direct, b_bare and c_gateway, the gateway's ratios to the bare
+// grpc-gateway mux (c/b, the 1.10x target) and to a direct gRPC call (c/a), for ns/op, B/op and
+// allocs/op. Repeated runs (-count) are averaged.
+//
+//	go test -run '^$' -bench . -benchmem ./gateway/bench | go run ./cmd/benchratio
+//
+// Flags: -target (default 1.10) is the c/b ratio of ns/op the report checks against; -strict
+// makes the command exit 1 when a benchmark is over it (off by default: the report informs).
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "benchratio:", err)
+		os.Exit(1)
+	}
+}
+
+// errOverTarget is returned with -strict when a ratio is over the target.
+var errOverTarget = errors.New("the gateway is over its target")
+
+// metrics are the averaged figures of one sub-benchmark.
+type metrics struct {
+	n                           int
+	nsPerOp, bytesPerOp, allocs float64
+}
+
+func run(args []string, in io.Reader, out io.Writer) error {
+	fs := flag.NewFlagSet("benchratio", flag.ContinueOnError)
+	target := fs.Float64("target", 1.10, "c/b ratio of ns/op to check against")
+	strict := fs.Bool("strict", false, "exit 1 when over the target")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	results, err := parse(in)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(results))
+	for name := range results {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	over := false
+	found := false
+	for _, name := range names {
+		subs := results[name]
+		a, okA := subs["a_direct"]
+		b, okB := subs["b_bare"]
+		c, okC := subs["c_gateway"]
+		if !okA || !okB || !okC {
+			continue
+		}
+		found = true
+		fmt.Fprintf(out, "\n%s (averaged over %d run(s))\n", name, c.n)
+		fmt.Fprintf(out, "  %-12s %12s %10s %10s\n", "", "ns/op", "B/op", "allocs/op")
+		for _, row := range []struct {
+			label string
+			m     metrics
+		}{{"a direct", a}, {"b bare", b}, {"c gateway", c}} {
+			fmt.Fprintf(out, "  %-12s %12.0f %10.0f %10.0f\n", row.label, row.m.nsPerOp, row.m.bytesPerOp, row.m.allocs)
+		}
+		fmt.Fprintf(out, "  %-12s %12s %10s %10s\n", "c/b", ratio(c.nsPerOp, b.nsPerOp), ratio(c.bytesPerOp, b.bytesPerOp), ratio(c.allocs, b.allocs))
+		fmt.Fprintf(out, "  %-12s %12s %10s %10s\n", "c/a", ratio(c.nsPerOp, a.nsPerOp), ratio(c.bytesPerOp, a.bytesPerOp), ratio(c.allocs, a.allocs))
+		verdict := "within"
+		if b.nsPerOp > 0 && c.nsPerOp/b.nsPerOp > *target {
+			verdict, over = "OVER", true
+		}
+		fmt.Fprintf(out, "  c/b ns/op %s the %.2fx target\n", verdict, *target)
+	}
+	if !found {
+		return errors.New("no benchmark with a_direct, b_bare and c_gateway sub-benchmarks in the input")
+	}
+	if over && *strict {
+		return errOverTarget
+	}
+	return nil
+}
+
+func ratio(x, y float64) string {
+	if y == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(x/y, 'f', 2, 64) + "x"
+}
+
+// parse reads benchmark lines ("BenchmarkGet/b_bare-2  1000  1234 ns/op  56 B/op  7 allocs/op")
+// into results[benchmark][sub-benchmark], averaging repeated runs.
+func parse(in io.Reader) (map[string]map[string]metrics, error) {
+	results := map[string]map[string]metrics{}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
+			continue
+		}
+		name, sub, ok := strings.Cut(fields[0], "/")
+		if !ok {
+			continue
+		}
+		if i := strings.LastIndexByte(sub, '-'); i > 0 { // drop the GOMAXPROCS suffix
+			if _, err := strconv.Atoi(sub[i+1:]); err == nil {
+				sub = sub[:i]
+			}
+		}
+		var m metrics
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				continue
+			}
+			switch fields[i+1] {
+			case "ns/op":
+				m.nsPerOp = v
+			case "B/op":
+				m.bytesPerOp = v
+			case "allocs/op":
+				m.allocs = v
+			}
+		}
+		if results[name] == nil {
+			results[name] = map[string]metrics{}
+		}
+		prev := results[name][sub]
+		n := float64(prev.n)
+		results[name][sub] = metrics{
+			n:          prev.n + 1,
+			nsPerOp:    (prev.nsPerOp*n + m.nsPerOp) / (n + 1),
+			bytesPerOp: (prev.bytesPerOp*n + m.bytesPerOp) / (n + 1),
+			allocs:     (prev.allocs*n + m.allocs) / (n + 1),
+		}
+	}
+	return results, sc.Err()
+}

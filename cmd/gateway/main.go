@@ -1,0 +1,168 @@
+// Command gateway serves the HTTP/JSON API in front of the gRPC services.
+//
+//	gateway -config gateway.yaml          serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
+//	gateway routes -config gateway.yaml   print the route table and exit
+//
+// The YAML file is described in gateway/config (example.yaml there). Logs are JSON on stderr,
+// one access log line per request. $GATEWAY_REDIS_PASSWORD holds the rate limiter's Redis
+// password when rate_limiting.backend is redis.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/routes"
+	"github.com/acme/shopgate/gateway/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program: it returns when ctx ends (after a graceful shutdown) or on error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "routes" {
+		return runRoutes(args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "gateway.yaml", "path of the YAML configuration")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := server.New(cfg, server.Options{Logger: logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("listening: %w", err)
+	}
+	logger.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", *path))
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	for {
+		select {
+		case err := <-serveErr:
+			_ = srv.Close()
+			return fmt.Errorf("serving: %w", err)
+		case <-hup:
+			reload(srv, *path, logger)
+		case <-ctx.Done():
+			logger.Info("gateway shutting down", slog.Duration("timeout", cfg.Server.ShutdownTimeout))
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+			err := srv.Shutdown(sctx)
+			cancel()
+			if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
+				err = errors.Join(err, serr)
+			}
+			logger.Info("gateway stopped")
+			return err
+		}
+	}
+}
+
+// reload re-reads the file and swaps the reloadable parts; a bad file leaves the old config.
+func reload(srv *server.Server, path string, logger *slog.Logger) {
+	start := time.Now()
+	cfg, err := loadConfig(path)
+	if err == nil {
+		err = srv.Reload(cfg)
+	}
+	if err != nil {
+		logger.Error("config reload refused; the previous configuration stays", slog.String("config", path), slog.Any("error", err))
+		return
+	}
+	logger.Info("config reloaded", slog.String("config", path), slog.Duration("took", time.Since(start)))
+}
+
+// EnvRedisPassword names the environment variable that holds the rate limiter's Redis password
+// (never written in the YAML file).
+const EnvRedisPassword = "GATEWAY_REDIS_PASSWORD"
+
+// loadConfig reads the file and adds the secrets that come from the environment.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RateLimiting.Redis.Password = os.Getenv(EnvRedisPassword)
+	return cfg, nil
+}
+
+// runRoutes prints the route table of a configuration.
+func runRoutes(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gateway routes", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "gateway.yaml", "path of the YAML configuration")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	table, err := routes.Build(cfg, server.Services())
+	if err != nil {
+		return err
+	}
+	return printRoutes(stdout, table.Routes())
+}
+
+func printRoutes(w io.Writer, rs []*policy.Route) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK")
+	for _, r := range rs {
+		p := r.Policy
+		roles := "-"
+		if len(p.Roles) > 0 {
+			roles = strings.Join(p.Roles, ",")
+		}
+		limit := "none"
+		if p.RateLimit.Enabled() {
+			limit = fmt.Sprintf("%d/%s burst %d", p.RateLimit.Requests, p.RateLimit.Per, p.RateLimit.Burst)
+		}
+		fallback := "-"
+		if p.Fallback != nil {
+			fallback = fmt.Sprintf("%d %s", p.Fallback.HTTPStatus, p.Fallback.JSONBody)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\n", r.HTTPMethod, r.Path, r.RPC, p.Auth, roles, limit, p.Timeout, p.Idempotent, fallback)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/services/grpcserver"
+	"github.com/acme/shopgate/services/inventory"
+	"github.com/acme/shopgate/services/passport"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// start runs the binary's run in the background and returns the address it listens on and a
+// function that stops it and returns run's error.
+func start(t *testing.T, args ...string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, args, pw, io.Discard)
+		_ = pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+	addrc := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(pr).ReadString('\n')
+		addrc <- strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("run ended early: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("no listening line")
+	}
+	return addr, func() error { cancel(); return <-done }
+}
+
+// inventoryAt serves a seeded inventory service on a loopback port, as inventoryd would.
+func inventoryAt(t *testing.T) string {
+	t.Helper()
+	store, err := inventory.OpenSQLite(filepath.Join(t.TempDir(), "inventory.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inventory.SeedDemo(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	srv := grpcserver.New(grpcserver.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	inventory.New(store, inventory.Options{}).Register(srv)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); _ = store.Close() })
+	return lis.Addr().String()
+}
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	inv := inventoryAt(t)
+	cfgPath := filepath.Join(dir, "orderd.yaml")
+	if err := os.WriteFile(cfgPath, []byte("listen: 127.0.0.1:1\ninventory_addr: "+inv+"\ndata: "+dir+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice := metadata.NewOutgoingContext(context.Background(), passport.Metadata(passport.Caller{Subject: "alice", Roles: "customer", Auth: "jwt"}))
+	var firstID string
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"flags", []string{"-listen", "127.0.0.1:0", "-data", dir, "-inventory-addr", inv}},
+		{"yaml with a flag override, restart keeps the orders", []string{"-config", cfgPath, "-listen", "127.0.0.1:0"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, stop := start(t, tc.args...)
+			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(alice, 5*time.Second)
+			defer cancel()
+			h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "shop.order.v1.OrderService"})
+			if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("health %v, %v", h.GetStatus(), err)
+			}
+			client := orderv1.NewOrderServiceClient(conn)
+			o, err := client.CreateOrder(ctx, &orderv1.CreateOrderRequest{Items: []*orderv1.OrderLine{{Sku: "sku-apple", Quantity: 2}}})
+			if err != nil || o.GetTotalCents() != 240 {
+				t.Fatalf("create: %v, %v", o, err)
+			}
+			if firstID == "" {
+				firstID = o.GetId()
+			} else if _, err := client.GetOrder(ctx, &orderv1.GetOrderRequest{Id: firstID}); err != nil {
+				t.Fatalf("order of the first run lost: %v", err)
+			}
+			// A watch stream open at shutdown must not hold it up.
+			stream, err := client.WatchOrder(ctx, &orderv1.WatchOrderRequest{Id: o.GetId()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stream.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			begin := time.Now()
+			if err := stop(); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if d := time.Since(begin); d > 5*time.Second {
+				t.Fatalf("shutdown took %v with a watch open", d)
+			}
+			if _, err := stream.Recv(); status.Code(err) != codes.Unavailable {
+				t.Fatalf("watch after shutdown: %v", err)
+			}
+		})
+	}
+	t.Run("misspelt yaml key", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		if err := os.WriteFile(bad, []byte("listen: 127.0.0.1:0\nlisten_adress: x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := run(context.Background(), []string{"-config", bad}, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "listen_adress") {
+			t.Fatalf("got %v, want an error naming the key", err)
+		}
+	})
+	t.Run("bad flag", func(t *testing.T) {
+		if err := run(context.Background(), []string{"-nope"}, io.Discard, io.Discard); err == nil {
+			t.Fatal("unknown flag accepted")
+		}
+	})
+}

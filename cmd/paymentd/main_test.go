@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// start runs the binary's run in the background and returns the address it listens on and a
+// function that stops it and returns run's error.
+func start(t *testing.T, args ...string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, args, pw, io.Discard)
+		_ = pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+	addrc := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(pr).ReadString('\n')
+		addrc <- strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("run ended early: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("no listening line")
+	}
+	return addr, func() error { cancel(); return <-done }
+}
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "paymentd.yaml")
+	if err := os.WriteFile(cfgPath, []byte("listen: 127.0.0.1:1\ndata: "+dir+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"flags", []string{"-listen", "127.0.0.1:0", "-data", dir}},
+		{"yaml with a flag override", []string{"-config", cfgPath, "-listen", "127.0.0.1:0"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, stop := start(t, tc.args...)
+			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "shop.payment.v1.PaymentService"})
+			if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("health %v, %v", h.GetStatus(), err)
+			}
+			_, err = paymentv1.NewPaymentServiceClient(conn).GetPayment(ctx, &paymentv1.GetPaymentRequest{Id: "x"})
+			if status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("GetPayment without a passport: %v", err)
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "payment", "payment.db")); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("misspelt yaml key", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		if err := os.WriteFile(bad, []byte("listen: 127.0.0.1:0\nlisten_adress: x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := run(context.Background(), []string{"-config", bad}, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "listen_adress") {
+			t.Fatalf("got %v, want an error naming the key", err)
+		}
+	})
+	t.Run("bad flag", func(t *testing.T) {
+		if err := run(context.Background(), []string{"-nope"}, io.Discard, io.Discard); err == nil {
+			t.Fatal("unknown flag accepted")
+		}
+	})
+	t.Run("bad log level", func(t *testing.T) {
+		if err := run(context.Background(), []string{"-log-level", "loud"}, io.Discard, io.Discard); err == nil {
+			t.Fatal("bad log level accepted")
+		}
+	})
+}
