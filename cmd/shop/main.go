@@ -1,0 +1,251 @@
+// Command shop runs the whole stack in one process, for a first run and for demos: the gateway
+// on 127.0.0.1:8080, the inventory, payment and order services on loopback gRPC ports of their
+// own, one embedded NATS JetStream broker they share, and their SQLite databases, all under one
+// data folder. Nothing else needs to be installed or started.
+//
+//	shop -data ./data                     what `make run` starts
+//	shop -data ./data -config gw.yaml     the gateway's YAML too (its upstreams are filled in;
+//	                                      SIGHUP reloads it)
+//
+// The gateway trusts the development key under <data>/devkeys (made on first start, mode 0600;
+// `go run ./cmd/devtoken` mints tokens with it) and publishes its public half at
+// /.well-known/jwks.json. The inventory is seeded with demo items when it is empty. Logs are
+// JSON on stderr; "gateway listening on <addr>" is printed to stdout once serving. SIGTERM or
+// SIGINT stops the stack gracefully: watch streams end, in-flight requests finish, then the
+// services, the broker and the databases close.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/devkey"
+	"github.com/acme/shopgate/gateway/server"
+	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	"github.com/acme/shopgate/services/events"
+	"github.com/acme/shopgate/services/inventory"
+	"github.com/acme/shopgate/services/order"
+	"github.com/acme/shopgate/services/payment"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "shop:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line.
+type options struct {
+	data     string // the data folder
+	listen   string // the gateway's address; "" keeps the config's (default 127.0.0.1:8080)
+	config   string // the gateway's YAML; "" means the defaults
+	logLevel string
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("shop", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.data, "data", "./data", "data folder: databases, broker, development key")
+	fs.StringVar(&o.listen, "listen", "", "gateway HTTP listen address (default: the config's, 127.0.0.1:8080)")
+	fs.StringVar(&o.config, "config", "", "gateway YAML configuration; its upstreams are set by shop")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return o, nil
+}
+
+// run is the whole program: it returns when ctx ends (after a graceful shutdown) or on error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	key, err := devkey.LoadOrCreate(filepath.Join(o.data, "devkeys"))
+	if err != nil {
+		return fmt.Errorf("development key: %w", err)
+	}
+	broker, err := events.StartEmbedded(filepath.Join(o.data, "broker"), events.EmbeddedConfig{})
+	if err != nil {
+		return err
+	}
+	defer broker.Close() // last: after every service disconnected
+
+	deps := deps{ctx: ctx, logger: logger, reg: reg, broker: broker}
+
+	// inventory first (the order service prices orders through it), then payment, then order.
+	invStore, err := inventory.OpenSQLite(filepath.Join(o.data, "inventory", "inventory.db"))
+	if err != nil {
+		return err
+	}
+	defer invStore.Close()
+	if err := inventory.SeedDemo(ctx, invStore); err != nil {
+		return err
+	}
+	inv := inventory.New(invStore, inventory.Options{Logger: deps.log("inventory")})
+	invB, err := deps.start("inventory", inventoryv1.InventoryService_ServiceDesc.ServiceName, invStore.DB(), inv.Subscriptions(), inv.Register, inv.SetNotify)
+	if err != nil {
+		return err
+	}
+	defer invB.stop()
+
+	payStore, err := payment.OpenSQLite(filepath.Join(o.data, "payment", "payment.db"))
+	if err != nil {
+		return err
+	}
+	defer payStore.Close()
+	pay := payment.New(payStore, payment.Options{Logger: deps.log("payment")})
+	payB, err := deps.start("payment", paymentv1.PaymentService_ServiceDesc.ServiceName, payStore.DB(), pay.Subscriptions(), pay.Register, pay.SetNotify)
+	if err != nil {
+		return err
+	}
+	defer payB.stop()
+
+	invConn, err := grpc.NewClient(invB.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("inventory client: %w", err)
+	}
+	defer invConn.Close()
+	ordStore, err := order.OpenSQLite(filepath.Join(o.data, "order", "order.db"))
+	if err != nil {
+		return err
+	}
+	defer ordStore.Close()
+	ord := order.New(ordStore, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: deps.log("order")})
+	ordB, err := deps.start("order", orderv1.OrderService_ServiceDesc.ServiceName, ordStore.DB(), ord.Subscriptions(), ord.Register, ord.SetNotify)
+	if err != nil {
+		return err
+	}
+	defer ordB.stop()
+
+	upstreams := map[string]config.Upstream{
+		inventoryv1.InventoryService_ServiceDesc.ServiceName: {Addresses: []string{invB.addr()}},
+		paymentv1.PaymentService_ServiceDesc.ServiceName:     {Addresses: []string{payB.addr()}},
+		orderv1.OrderService_ServiceDesc.ServiceName:         {Addresses: []string{ordB.addr()}},
+	}
+	load := func() (*config.Config, error) { return gatewayConfig(o, upstreams, key) }
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	gw, err := server.New(cfg, server.Options{
+		Logger:     logger.With("service", "gateway"),
+		Registerer: reg,
+		Handlers:   map[string]http.Handler{devkey.JWKSPath: key.Handler()},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = gw.Close()
+		return fmt.Errorf("gateway listening: %w", err)
+	}
+	logger.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("data", o.data))
+	fmt.Fprintf(stdout, "gateway listening on %s\n", ln.Addr())
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gw.Serve(ln) }()
+	for {
+		select {
+		case err := <-serveErr:
+			_ = gw.Close()
+			return fmt.Errorf("gateway serving: %w", err)
+		case <-hup:
+			reload(gw, o.config, load, logger)
+		case <-ctx.Done():
+			logger.Info("stack shutting down", slog.Duration("timeout", cfg.Server.ShutdownTimeout))
+			ord.Close() // end the :watch streams first, or they would hold the gateway's drain
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+			err := gw.Shutdown(sctx)
+			cancel()
+			if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
+				err = errors.Join(err, serr)
+			}
+			// the deferred stops run now: services (order, payment, inventory), stores, broker.
+			return err
+		}
+	}
+}
+
+// gatewayConfig is the gateway's configuration: the YAML file when there is one (else the
+// defaults), the -listen flag, the in-process upstreams, and trust in the development key.
+func gatewayConfig(o options, upstreams map[string]config.Upstream, key *devkey.Key) (*config.Config, error) {
+	var cfg *config.Config
+	var err error
+	if o.config != "" {
+		cfg, err = config.Load(o.config)
+	} else {
+		cfg, err = config.Parse(nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Upstreams) > 0 {
+		return nil, errors.New("gateway config: upstreams are set by shop; leave them out of the file")
+	}
+	if o.listen != "" {
+		cfg.Listen = o.listen
+	}
+	cfg.Upstreams = upstreams
+	cfg.Auth.Sources = append(cfg.Auth.Sources, key.AuthSource())
+	return cfg, nil
+}
+
+// reload re-reads the gateway's file on SIGHUP; a bad file leaves the old configuration.
+func reload(gw *server.Server, path string, load func() (*config.Config, error), logger *slog.Logger) {
+	if path == "" {
+		logger.Info("SIGHUP: no -config file to reload")
+		return
+	}
+	start := time.Now()
+	cfg, err := load()
+	if err == nil {
+		err = gw.Reload(cfg)
+	}
+	if err != nil {
+		logger.Error("config reload refused; the previous configuration stays", slog.String("config", path), slog.Any("error", err))
+		return
+	}
+	logger.Info("config reloaded", slog.String("config", path), slog.Duration("took", time.Since(start)))
+}
