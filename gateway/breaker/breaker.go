@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
@@ -212,7 +213,8 @@ var (
 
 // outcome classifies a call's result: nil (the upstream answered, even with a client error such
 // as INVALID_ARGUMENT or NOT_FOUND), errFailure (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL,
-// UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled).
+// UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled, or the call ran out of a deadline
+// that is not the gateway's own: see WithTimeout).
 func outcome(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -221,13 +223,47 @@ func outcome(ctx context.Context, err error) error {
 		return errIgnored
 	}
 	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss:
+	case codes.DeadlineExceeded:
+		if callerDeadline(ctx) {
+			return errIgnored
+		}
+		return errFailure
+	case codes.Unavailable, codes.Internal, codes.Unknown, codes.DataLoss:
 		return errFailure
 	case codes.Canceled:
 		return errIgnored
 	default:
 		return nil
 	}
+}
+
+// deadlineSlack is how close to its context's deadline a DEADLINE_EXCEEDED call must end to
+// count as having run out of that deadline: the upstream sees the deadline minus the transit
+// time, so its own answer may come back a little before the local timer fires.
+const deadlineSlack = 20 * time.Millisecond
+
+type ownDeadlineKey struct{}
+
+// WithTimeout is context.WithTimeout that also marks the deadline as the gateway's own (the
+// route's timeout). A call that runs out of it counts as an upstream failure; a call that runs
+// out of a shorter deadline set below it (a client's Grpc-Timeout), or of any deadline when
+// none is marked, does not: one client's impatience must not open the circuit for everyone.
+// A DEADLINE_EXCEEDED answered well before the context's deadline is the upstream's own and
+// always counts.
+func WithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	dl, _ := ctx.Deadline()
+	return context.WithValue(ctx, ownDeadlineKey{}, dl), cancel
+}
+
+// callerDeadline reports whether ctx ran out (or nearly) of a deadline the gateway did not set.
+func callerDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	if !ok || time.Until(dl) > deadlineSlack {
+		return false // no deadline, or far from it: the upstream's own DEADLINE_EXCEEDED
+	}
+	own, marked := ctx.Value(ownDeadlineKey{}).(time.Time)
+	return !marked || !own.Equal(dl)
 }
 
 // allow asks br for a slot; the error is the UNAVAILABLE status to return at once.

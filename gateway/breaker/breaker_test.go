@@ -149,16 +149,32 @@ func TestWhatCountsAsFailure(t *testing.T) {
 }
 
 // TestCallerCancellationDoesNotCount cancels calls that reached a slow upstream: the caller went
-// away, the upstream did nothing wrong. A deadline, by contrast, counts.
+// away, the upstream did nothing wrong. The gateway's own deadline (WithTimeout, the route's
+// timeout), by contrast, counts; a shorter deadline of the client's below it does not, nor does
+// a deadline nobody marked as the gateway's.
 func TestCallerCancellationDoesNotCount(t *testing.T) {
 	t.Parallel()
+	const short = 50 * time.Millisecond
 	tests := []struct {
 		name     string
 		cancel   bool // cancel the call; otherwise let its deadline expire
+		ctx      func() (context.Context, context.CancelFunc)
 		wantOpen bool
 	}{
-		{"cancelled by the caller", true, false},
-		{"deadline exceeded", false, true},
+		{"cancelled by the caller", true, func() (context.Context, context.CancelFunc) {
+			return WithTimeout(context.Background(), 10*time.Second)
+		}, false},
+		{"the gateway's own deadline", false, func() (context.Context, context.CancelFunc) {
+			return WithTimeout(context.Background(), short)
+		}, true},
+		{"a client's shorter deadline below the gateway's", false, func() (context.Context, context.CancelFunc) {
+			ctx, cancel := WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel2 := context.WithTimeout(ctx, short) // what grpc-gateway does with Grpc-Timeout
+			return ctx, func() { cancel2(); cancel() }
+		}, false},
+		{"a deadline not marked as the gateway's", false, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), short)
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,10 +186,7 @@ func TestCallerCancellationDoesNotCount(t *testing.T) {
 			up := newUpstream(t)
 			up.block.Store(true)
 			inventory := inventoryv1.NewInventoryServiceClient(dial(t, up.addr, b))
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if !tt.cancel {
-				ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
-			}
+			ctx, cancel := tt.ctx()
 			defer cancel()
 			errc := make(chan error, 1)
 			go func() {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/acme/shopgate/gateway/breaker"
 	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -27,7 +28,7 @@ func serveWithDeadline(next http.Handler, writeTimeout bool, w http.ResponseWrit
 	ctx := r.Context()
 	if rt := policy.FromContext(ctx); rt != nil && rt.Policy.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, rt.Policy.Timeout)
+		ctx, cancel = breaker.WithTimeout(ctx, rt.Policy.Timeout) // marked: its expiry counts against the upstream
 		defer cancel()
 		if writeTimeout && rt.ServerStreaming {
 			// Errors mean the writer cannot move its deadline; the server's WriteTimeout stays.

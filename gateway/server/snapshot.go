@@ -57,7 +57,11 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 		return nil, err
 	}
 	snap.onClose = append(snap.onClose, snap.auth.Close)
-	if snap.limiter, err = ratelimit.New(cfg.RateLimiting, ratelimit.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
+	rlOpts := ratelimit.Options{Logger: s.logger, Registerer: s.reg}
+	if prev := s.cur.Load(); prev != nil && prev.cfg.RateLimiting.MaxKeys == cfg.RateLimiting.MaxKeys {
+		rlOpts.Local = prev.limiter.Local() // a reload keeps every caller's in-memory quota
+	}
+	if snap.limiter, err = ratelimit.New(cfg.RateLimiting, rlOpts); err != nil {
 		return nil, err
 	}
 	snap.onClose = append(snap.onClose, snap.limiter.Close)
