@@ -21,7 +21,7 @@ PLUGINS     := $(PLUGINS_DIR)/protoc-gen-go $(PLUGINS_DIR)/protoc-gen-go-grpc \
 
 # The tests' own time limit; the services they need (Redis, NATS) are described in README.md.
 TEST_FLAGS ?= -race -count=1 -timeout 20m
-BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 3 -benchtime 1s
+BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 5 -benchtime 1s
 
 # Against what `make breaking` compares the protos (a buf input); CI sets it to the commit before.
 BREAKING_AGAINST ?= .git\#branch=main

@@ -1,7 +1,8 @@
 // Command benchratio reads `go test -bench` output on stdin and prints, for each benchmark that
 // has the sub-benchmarks a_direct, b_bare and c_gateway, the gateway's ratios to the bare
 // grpc-gateway mux (c/b, the 1.10x target) and to a direct gRPC call (c/a), for ns/op, B/op and
-// allocs/op. Repeated runs (-count) are averaged.
+// allocs/op. Other sub-benchmarks named x_<variant> (d_gateway_nocache) are listed after them
+// with their ns/op as a ratio of c's. Repeated runs (-count) give their median.
 //
 //	go test -run '^$' -bench . -benchmem ./gateway/bench | go run ./cmd/benchratio
 //
@@ -31,7 +32,7 @@ func main() {
 // errOverTarget is returned with -strict when a ratio is over the target.
 var errOverTarget = errors.New("the gateway is over its target")
 
-// metrics are the averaged figures of one sub-benchmark.
+// metrics are the figures of one sub-benchmark: the median over its n runs.
 type metrics struct {
 	n                           int
 	nsPerOp, bytesPerOp, allocs float64
@@ -64,7 +65,7 @@ func run(args []string, in io.Reader, out io.Writer) error {
 			continue
 		}
 		found = true
-		fmt.Fprintf(out, "\n%s (averaged over %d run(s))\n", name, c.n)
+		fmt.Fprintf(out, "\n%s (median of %d run(s))\n", name, c.n)
 		fmt.Fprintf(out, "  %-12s %12s %10s %10s\n", "", "ns/op", "B/op", "allocs/op")
 		for _, row := range []struct {
 			label string
@@ -74,6 +75,10 @@ func run(args []string, in io.Reader, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "  %-12s %12s %10s %10s\n", "c/b", ratio(c.nsPerOp, b.nsPerOp), ratio(c.bytesPerOp, b.bytesPerOp), ratio(c.allocs, b.allocs))
 		fmt.Fprintf(out, "  %-12s %12s %10s %10s\n", "c/a", ratio(c.nsPerOp, a.nsPerOp), ratio(c.bytesPerOp, a.bytesPerOp), ratio(c.allocs, a.allocs))
+		for _, sub := range extraSubs(subs) { // variants of the gateway, against c
+			m := subs[sub]
+			fmt.Fprintf(out, "  %-12s %12.0f %10.0f %10.0f   (%s, %s of c's ns/op)\n", sub[:1]+" "+sub[2:], m.nsPerOp, m.bytesPerOp, m.allocs, sub, ratio(m.nsPerOp, c.nsPerOp))
+		}
 		verdict := "within"
 		if b.nsPerOp > 0 && c.nsPerOp/b.nsPerOp > *target {
 			verdict, over = "OVER", true
@@ -89,6 +94,22 @@ func run(args []string, in io.Reader, out io.Writer) error {
 	return nil
 }
 
+// extraSubs are the sub-benchmarks other than a_direct, b_bare and c_gateway, sorted.
+func extraSubs(subs map[string]metrics) []string {
+	var out []string
+	for sub := range subs {
+		switch sub {
+		case "a_direct", "b_bare", "c_gateway":
+		default:
+			if len(sub) > 2 && sub[1] == '_' {
+				out = append(out, sub)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func ratio(x, y float64) string {
 	if y == 0 {
 		return "-"
@@ -97,9 +118,10 @@ func ratio(x, y float64) string {
 }
 
 // parse reads benchmark lines ("BenchmarkGet/b_bare-2  1000  1234 ns/op  56 B/op  7 allocs/op")
-// into results[benchmark][sub-benchmark], averaging repeated runs.
+// into results[benchmark][sub-benchmark], the median of repeated runs (one run disturbed by
+// the rest of the machine moves a median less than a mean).
 func parse(in io.Reader) (map[string]map[string]metrics, error) {
-	results := map[string]map[string]metrics{}
+	runs := map[string]map[string][]metrics{}
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -115,7 +137,7 @@ func parse(in io.Reader) (map[string]map[string]metrics, error) {
 				sub = sub[:i]
 			}
 		}
-		var m metrics
+		m := metrics{n: 1}
 		for i := 2; i+1 < len(fields); i += 2 {
 			v, err := strconv.ParseFloat(fields[i], 64)
 			if err != nil {
@@ -130,17 +152,36 @@ func parse(in io.Reader) (map[string]map[string]metrics, error) {
 				m.allocs = v
 			}
 		}
-		if results[name] == nil {
-			results[name] = map[string]metrics{}
+		if runs[name] == nil {
+			runs[name] = map[string][]metrics{}
 		}
-		prev := results[name][sub]
-		n := float64(prev.n)
-		results[name][sub] = metrics{
-			n:          prev.n + 1,
-			nsPerOp:    (prev.nsPerOp*n + m.nsPerOp) / (n + 1),
-			bytesPerOp: (prev.bytesPerOp*n + m.bytesPerOp) / (n + 1),
-			allocs:     (prev.allocs*n + m.allocs) / (n + 1),
+		runs[name][sub] = append(runs[name][sub], m)
+	}
+	results := make(map[string]map[string]metrics, len(runs))
+	for name, subs := range runs {
+		results[name] = make(map[string]metrics, len(subs))
+		for sub, ms := range subs {
+			results[name][sub] = metrics{
+				n:          len(ms),
+				nsPerOp:    median(ms, func(m metrics) float64 { return m.nsPerOp }),
+				bytesPerOp: median(ms, func(m metrics) float64 { return m.bytesPerOp }),
+				allocs:     median(ms, func(m metrics) float64 { return m.allocs }),
+			}
 		}
 	}
 	return results, sc.Err()
+}
+
+// median of one figure over runs (the mean of the middle two for an even count).
+func median(ms []metrics, figure func(metrics) float64) float64 {
+	vs := make([]float64, len(ms))
+	for i, m := range ms {
+		vs[i] = figure(m)
+	}
+	sort.Float64s(vs)
+	mid := len(vs) / 2
+	if len(vs)%2 == 0 {
+		return (vs[mid-1] + vs[mid]) / 2
+	}
+	return vs[mid]
 }

@@ -15,6 +15,7 @@ BenchmarkGet/c_gateway-2        	   10000	    230000 ns/op	    5000 B/op	     10
 BenchmarkPost/a_direct-2        	   10000	    100000 ns/op	    1000 B/op	      20 allocs/op
 BenchmarkPost/b_bare-2          	   10000	    100000 ns/op	    1000 B/op	      20 allocs/op
 BenchmarkPost/c_gateway-2       	   10000	    150000 ns/op	    1000 B/op	      20 allocs/op
+BenchmarkPost/d_gateway_nocache-2	   10000	    300000 ns/op	    1000 B/op	      20 allocs/op
 PASS
 `
 
@@ -28,10 +29,25 @@ func TestRun(t *testing.T) {
 		contains []string
 	}{
 		{
-			name:  "ratios averaged",
+			name:  "ratios of medians",
 			input: sample,
-			// Get: c averages 220000 -> c/b 1.10x, c/a 2.20x; Post: c/b 1.50x over.
-			contains: []string{"BenchmarkGet (averaged over 2 run(s))", "1.10x", "2.20x", "c/b ns/op within the 1.10x target", "1.50x", "c/b ns/op OVER the 1.10x target"},
+			// Get: c's median of two is 220000 -> c/b 1.10x, c/a 2.20x; Post: c/b 1.50x over.
+			contains: []string{"BenchmarkGet (median of 2 run(s))", "1.10x", "2.20x", "c/b ns/op within the 1.10x target", "1.50x", "c/b ns/op OVER the 1.10x target",
+				"(d_gateway_nocache, 2.00x of c's ns/op)"},
+		},
+		{
+			name: "one disturbed run does not move the median",
+			input: `BenchmarkGet/a_direct-2 1 100000 ns/op
+BenchmarkGet/b_bare-2 1 200000 ns/op
+BenchmarkGet/c_gateway-2 1 210000 ns/op
+BenchmarkGet/a_direct-2 1 100000 ns/op
+BenchmarkGet/b_bare-2 1 200000 ns/op
+BenchmarkGet/c_gateway-2 1 900000 ns/op
+BenchmarkGet/a_direct-2 1 100000 ns/op
+BenchmarkGet/b_bare-2 1 200000 ns/op
+BenchmarkGet/c_gateway-2 1 212000 ns/op
+`,
+			contains: []string{"median of 3 run(s)", "1.06x", "c/b ns/op within the 1.10x target"},
 		},
 		{name: "strict fails over target", args: []string{"-strict"}, input: sample, wantErr: errOverTarget},
 		{name: "strict passes with a looser target", args: []string{"-strict", "-target", "1.6"}, input: sample},

@@ -99,21 +99,25 @@ func (t *httpTarget) do(tb testing.TB, method, path, body string) {
 	}
 }
 
-// targets are the three fronts of one upstream: (a) direct, (b) bare, (c) gateway.
+// targets are the fronts of one upstream: (a) direct, (b) bare, (c) gateway, and (d) the
+// gateway with its token cache off, which shows what the cache saves per request.
 type targets struct {
 	direct  *grpc.ClientConn
 	bare    *httpTarget
 	gateway *httpTarget
+	noCache *httpTarget
 }
 
 func setup(b *testing.B) targets {
 	b.Helper()
 	upstream := startUpstream(b)
-	gwURL, token := startGateway(b, upstream)
+	gwURL, token := startGateway(b, upstream, false)
+	ncURL, ncToken := startGateway(b, upstream, true)
 	return targets{
 		direct:  dial(b, upstream),
 		bare:    newHTTPTarget(bareGateway(b, upstream), ""),
 		gateway: newHTTPTarget(gwURL, token),
+		noCache: newHTTPTarget(ncURL, ncToken),
 	}
 }
 
@@ -168,6 +172,12 @@ func BenchmarkPost(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			t.gateway.do(b, http.MethodPost, postPath, postBody)
+		}
+	})
+	b.Run("d_gateway_nocache", func(b *testing.B) { // every request verifies its EdDSA signature
+		b.ReportAllocs()
+		for b.Loop() {
+			t.noCache.do(b, http.MethodPost, postPath, postBody)
 		}
 	})
 }

@@ -14,11 +14,12 @@ import (
 )
 
 // startGateway runs this gateway (c) with its whole chain in front of upstream: JWT
-// authentication against the development key (token cache on, its default), the in-memory rate
-// limiter (with a limit the benchmark cannot reach, so that every request pays for the check
-// and none is refused), breakers, deadlines, access log (JSON, discarded) and metrics. It returns
-// the base URL and a customer token.
-func startGateway(tb testing.TB, upstream string) (baseURL, token string) {
+// authentication against the development key (the token cache on, its default, unless
+// noCache), the in-memory rate limiter (with a limit the benchmark cannot reach, so that every
+// request pays for the check and none is refused), CORS, global IP rules (a deny list the
+// loopback client is not on), breakers, deadlines, retries, access log (JSON, discarded) and
+// metrics. It returns the base URL and a customer token.
+func startGateway(tb testing.TB, upstream string, noCache bool) (baseURL, token string) {
 	tb.Helper()
 	key, err := devkey.LoadOrCreate(filepath.Join(tb.TempDir(), "devkeys"))
 	if err != nil {
@@ -32,13 +33,16 @@ upstreams:
   shop.order.v1.OrderService: {addresses: [%q]}
 defaults:
   rate_limit: {requests: 1000000000, per: 1s, burst: 1000000000}
+cors: {allowed_origins: ["https://shop.example"]}
+ip_rules: {deny: ["192.0.2.0/24", "198.51.100.0/24"]}
 auth:
+  cache: {disabled: %t}
   sources:
     - issuer: %q
       audiences: [%q]
       algorithms: [EdDSA]
       jwks_file: %q
-`, upstream, upstream, src.Issuer, src.Audiences[0], src.JWKSFile)
+`, upstream, upstream, noCache, src.Issuer, src.Audiences[0], src.JWKSFile)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		tb.Fatal(err)
