@@ -30,7 +30,7 @@
 // < the proto's gateway.v1.policy < routes["pkg.Service"] < routes["pkg.Service/Method"].
 // `gateway routes -config file.yaml` prints the resolved table.
 //
-// Everything but listen, upstreams, server and retry is reloadable (SIGHUP): a reload that
+// Everything but listen, upstreams and server is reloadable (SIGHUP): a reload that
 // changes those, or fails validation, leaves the running configuration unchanged. Retry
-// policies are computed at start-up from the route table of that moment (idempotent RPCs only).
+// policies follow the route table of each reload (idempotent RPCs only).
 package config

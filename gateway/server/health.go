@@ -34,7 +34,11 @@ type Readiness struct {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	rd := Readiness{Ready: !s.closed.Load() && s.upstreams.Ready(), Upstreams: s.upstreams.States(), Breakers: s.breakers.States()}
+	rd := Readiness{Upstreams: map[string]string{}, Breakers: s.breakers.States()}
+	if snap := s.acquire(); snap != nil {
+		rd.Ready, rd.Upstreams = snap.conns.set.Ready(), snap.conns.set.States()
+		snap.release()
+	}
 	if rd.Breakers == nil {
 		rd.Breakers = map[string]string{}
 	}

@@ -298,7 +298,6 @@ func TestReload(t *testing.T) {
 		{"listen changed", strings.Replace(yaml, "listen: 127.0.0.1:0", "listen: 127.0.0.1:1", 1), "listen"},
 		{"upstreams changed", baseYAML(deadAddr(t), ""), "upstreams"},
 		{"server settings changed", baseYAML(be.addr, "server: {idle_timeout: 1s}"), "server"},
-		{"retry settings changed", baseYAML(be.addr, "retry: {max_attempts: 2}"), "retry"},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {

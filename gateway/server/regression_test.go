@@ -4,7 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // TestClientDeadlineDoesNotOpenTheBreaker: a client whose Grpc-Timeout runs out on a slow
@@ -91,5 +95,56 @@ routes:
 	}
 	if s := get(); s != 200 {
 		t.Fatalf("after changing max_keys: %d, want 200 (a new store)", s)
+	}
+}
+
+// TestReloadChangesRetries: retry policies are part of the upstream connections' service
+// config, so a reload that changes them dials new connections (and one that does not keeps
+// the old ones). A GET made non-idempotent by a reload is no longer retried; the retry
+// section's max_attempts takes effect without a restart.
+func TestReloadChangesRetries(t *testing.T) {
+	be := startBackend(t)
+	// throttling loose enough that the test's own failures never stop the retries
+	retrying := baseYAML(be.addr, "retry: {max_attempts: 3, initial_backoff: 1ms, max_backoff: 2ms, throttling: {max_tokens: 1000}}\n")
+	g := startGateway(t, retrying, Options{Logger: discardLogger()})
+	g.waitReady(t)
+	// attemptsOf counts the attempts of one GET whose upstream fails every time with UNAVAILABLE.
+	attemptsOf := func() int {
+		var n atomic.Int32
+		be.setBehave(func(context.Context, string) error {
+			n.Add(1)
+			return status.Error(codes.Unavailable, "restarting")
+		})
+		defer be.setBehave(nil)
+		if r := do(t, nil, "GET", g.url+"/v1/orders/o-1", nil, customer()); r.status != http.StatusServiceUnavailable {
+			t.Fatalf("failing GET: %d %s", r.status, r.body)
+		}
+		return int(n.Load())
+	}
+	conns := func() *sharedConns { return g.cur.Load().conns }
+	steps := []struct {
+		name      string
+		yaml      string
+		attempts  int
+		sameConns bool
+	}{
+		{"at start", retrying, 3, true},
+		{"the same file again keeps the connections", retrying, 3, true},
+		{"GetOrder no longer idempotent", retrying + "routes: {shop.order.v1.OrderService/GetOrder: {idempotent: false}}\n", 1, false},
+		{"max_attempts 2", baseYAML(be.addr, "retry: {max_attempts: 2, initial_backoff: 1ms, max_backoff: 2ms, throttling: {max_tokens: 1000}}\n"), 2, false},
+	}
+	for i, st := range steps {
+		before := conns()
+		if i > 0 {
+			if err := g.Reload(parse(t, st.yaml)); err != nil {
+				t.Fatalf("%s: reload: %v", st.name, err)
+			}
+		}
+		if same := conns() == before; same != st.sameConns {
+			t.Errorf("%s: connections kept = %v, want %v", st.name, same, st.sameConns)
+		}
+		if got := attemptsOf(); got != st.attempts {
+			t.Errorf("%s: %d attempts, want %d", st.name, got, st.attempts)
+		}
 	}
 }

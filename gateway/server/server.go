@@ -11,15 +11,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/acme/shopgate/gateway/breaker"
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/httperror"
 	"github.com/acme/shopgate/gateway/metrics"
-	"github.com/acme/shopgate/gateway/policy"
-	"github.com/acme/shopgate/gateway/retry"
-	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -64,7 +62,8 @@ type Server struct {
 	gatherer  prometheus.Gatherer
 	metrics   *metrics.Metrics
 	breakers  *breaker.Breakers
-	upstreams *upstream.Set
+	addrs     map[string][]string // upstream addresses by service, fixed at start
+	dial      upstream.Options    // what every upstream dial shares; retries are added per snapshot
 	httpSrv   *http.Server
 	builtin   http.Handler            // health and metrics endpoints, with a request id
 	extra     map[string]http.Handler // Options.Handlers, with a request id
@@ -114,43 +113,23 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.breakers, err = breaker.New(cfg.Breaker, breaker.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
-	addrs := make(map[string][]string, len(cfg.Upstreams))
+	s.addrs = make(map[string][]string, len(cfg.Upstreams))
 	for name, u := range cfg.Upstreams {
-		addrs[name] = u.Addresses
+		s.addrs[name] = u.Addresses
 	}
-	uopts := upstream.Options{
+	s.dial = upstream.Options{
 		UnaryInterceptors:  []grpc.UnaryClientInterceptor{s.breakers.UnaryClientInterceptor()},   // breaker, then retries (service config)
 		StreamInterceptors: []grpc.StreamClientInterceptor{s.breakers.StreamClientInterceptor()}, // idem for streams
 		DialOptions:        opts.DialOptions,
+		MethodConfigs:      opts.MethodConfigs,   // after the retry policies of each snapshot
+		RetryThrottling:    opts.RetryThrottling, // nil: each snapshot's, from cfg.Retry
 	}
-	// Retries: a retryPolicy per idempotent RPC of the start-up route table (gateway/retry).
-	table, err := routes.Build(cfg, Services())
+	snap, err := s.newSnapshot(cfg) // the route table, its retry policies, the connections
 	if err != nil {
-		return nil, fmt.Errorf("creating gateway: building routes: %w", err)
-	}
-	rs := make([]policy.Route, 0, len(table.Routes()))
-	for _, r := range table.Routes() {
-		rs = append(rs, *r)
-	}
-	if err := retry.Apply(rs, cfg.Retry, &uopts); err != nil {
-		return nil, fmt.Errorf("creating gateway: retry: %w", err)
-	}
-	uopts.MethodConfigs = append(uopts.MethodConfigs, opts.MethodConfigs...)
-	if opts.RetryThrottling != nil {
-		uopts.RetryThrottling = opts.RetryThrottling
-	}
-	s.upstreams, err = upstream.Dial(addrs, uopts)
-	if err != nil {
-		return nil, fmt.Errorf("creating gateway: %w", err)
-	}
-	snap, err := s.newSnapshot(cfg)
-	if err != nil {
-		_ = s.upstreams.Close()
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
 	s.cur.Store(snap)
 	if s.extra, err = s.wrapHandlers(opts.Handlers); err != nil {
-		_ = s.upstreams.Close()
 		snap.release()
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
@@ -253,21 +232,23 @@ func (s *Server) Close() error {
 		return nil
 	}
 	_ = s.httpSrv.Close()
-	var errs []error
+	var err error
 	if snap := s.cur.Load(); snap != nil {
+		err = snap.conns.set.Close() // at once, even under requests still holding the snapshot
 		snap.release()
 	}
-	errs = append(errs, s.upstreams.Close())
-	return errors.Join(errs...)
+	return err
 }
 
 // Reload builds a new snapshot from cfg (route table, auth, rate limit, IP rules, CORS, client
-// IP, body limit) with the same factory as New and swaps it in atomically; requests in flight
-// finish on the old one, which is closed once they are done. Breaker settings are applied
-// through Breakers.Update. The listen address, the upstreams, the server section (HTTP
-// timeouts and sizes) and the retry section cannot be reloaded: a cfg that changes them is
-// refused. Retry policies stay those of the start-up route table, even if a reload changes a
-// route's idempotent flag. On any error nothing changes.
+// IP, body limit, retry policies) with the same factory as New and swaps it in atomically;
+// requests in flight finish on the old one, which is closed once they are done. When the
+// retry policies change (the retry section, or a route's idempotent flag), the new snapshot
+// dials new upstream connections and waits (up to reloadReadyTimeout) until those the old
+// ones had READY are READY too; otherwise it shares the old connections. Breaker settings are
+// applied through Breakers.Update. The listen address, the upstreams and the server section
+// (HTTP timeouts and sizes) cannot be reloaded: a cfg that changes them is refused. On any
+// error nothing changes.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -283,12 +264,18 @@ func (s *Server) Reload(cfg *config.Config) error {
 	if cfg.Server != s.static.Server {
 		return errors.New("reloading: server settings changed: restart the gateway to change them")
 	}
-	if !reflect.DeepEqual(cfg.Retry, s.static.Retry) {
-		return errors.New("reloading: retry settings changed: restart the gateway to change them")
-	}
 	snap, err := s.newSnapshot(cfg)
 	if err != nil {
 		return fmt.Errorf("reloading: %w", err)
+	}
+	if prev := s.cur.Load(); snap.conns != prev.conns {
+		ctx, cancel := context.WithTimeout(context.Background(), reloadReadyTimeout)
+		err := snap.conns.set.WaitReadyAs(ctx, prev.conns.set)
+		cancel()
+		if err != nil {
+			snap.release()
+			return fmt.Errorf("reloading: new upstream connections: %w", err)
+		}
 	}
 	if err := s.breakers.Update(cfg.Breaker); err != nil {
 		snap.release()
@@ -298,6 +285,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	old.release()
 	return nil
 }
+
+// reloadReadyTimeout bounds how long Reload waits for the connections of new retry policies.
+const reloadReadyTimeout = 5 * time.Second
 
 // Config returns the configuration of the current snapshot.
 func (s *Server) Config() *config.Config { return s.cur.Load().cfg }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,8 +14,11 @@ import (
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/cors"
 	"github.com/acme/shopgate/gateway/ipfilter"
+	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/ratelimit"
+	"github.com/acme/shopgate/gateway/retry"
 	"github.com/acme/shopgate/gateway/routes"
+	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 )
 
@@ -30,6 +34,7 @@ type snapshot struct {
 	limiter  *ratelimit.Limiter
 	ipFilter *ipfilter.Filter
 	cors     *cors.CORS
+	conns    *sharedConns // the upstream connections, with this table's retry policies
 	mux      *runtime.ServeMux
 	handler  http.Handler // the whole stack, edge first
 	logger   *slog.Logger
@@ -50,6 +55,10 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	if snap.table, err = routes.Build(cfg, Services()); err != nil {
 		return nil, fmt.Errorf("building routes: %w", err)
 	}
+	if snap.conns, err = s.connsFor(cfg, snap.table); err != nil {
+		return nil, err
+	}
+	snap.onClose = append(snap.onClose, snap.conns.release) // first in, last closed
 	if snap.clientIP, err = clientip.New(cfg.ClientIP); err != nil {
 		return nil, fmt.Errorf("creating client ip resolver: %w", err)
 	}
@@ -79,11 +88,63 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	return snap, nil
 }
 
+// sharedConns is one upstream.Set shared by the snapshots whose service config is the same: a
+// reload that changes no retry policy keeps the connections, one that does dials new ones, and
+// the old ones close when the last snapshot using them is released.
+type sharedConns struct {
+	set  *upstream.Set
+	key  string // the service config's inputs, as JSON
+	refs atomic.Int64
+}
+
+func (c *sharedConns) release() error {
+	if c.refs.Add(-1) == 0 {
+		return c.set.Close()
+	}
+	return nil
+}
+
+// connsFor returns the connections for table's retry policies under cfg.Retry: the current
+// snapshot's when its policies are the same, else new ones.
+func (s *Server) connsFor(cfg *config.Config, table *routes.Table) (*sharedConns, error) {
+	rs := make([]policy.Route, 0, len(table.Routes()))
+	for _, r := range table.Routes() {
+		rs = append(rs, *r)
+	}
+	opts := s.dial
+	opts.MethodConfigs = nil
+	if err := retry.Apply(rs, cfg.Retry, &opts); err != nil { // a retryPolicy per idempotent RPC
+		return nil, fmt.Errorf("retry: %w", err)
+	}
+	opts.MethodConfigs = append(opts.MethodConfigs, s.dial.MethodConfigs...)
+	if s.dial.RetryThrottling != nil {
+		opts.RetryThrottling = s.dial.RetryThrottling
+	}
+	key, err := json.Marshal(struct {
+		M []upstream.MethodConfig
+		T *upstream.RetryThrottling
+	}{opts.MethodConfigs, opts.RetryThrottling})
+	if err != nil {
+		return nil, fmt.Errorf("retry: %w", err)
+	}
+	if prev := s.cur.Load(); prev != nil && prev.conns.key == string(key) {
+		prev.conns.refs.Add(1)
+		return prev.conns, nil
+	}
+	set, err := upstream.Dial(s.addrs, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &sharedConns{set: set, key: string(key)}
+	c.refs.Store(1)
+	return c, nil
+}
+
 // registerUpstreams registers the generated handlers of every configured upstream on mux.
-func (s *Server) registerUpstreams(mux *runtime.ServeMux) error {
-	for _, name := range s.upstreams.Names() {
+func (s *Server) registerUpstreams(mux *runtime.ServeMux, set *upstream.Set) error {
+	for _, name := range set.Names() {
 		svc, _ := serviceByName(name)
-		if err := svc.register(context.Background(), mux, s.upstreams.Conn(name)); err != nil {
+		if err := svc.register(context.Background(), mux, set.Conn(name)); err != nil {
 			return fmt.Errorf("registering %s: %w", name, err)
 		}
 	}

@@ -36,7 +36,7 @@ func (s *Server) assemble(snap *snapshot) error {
 		runtime.WithDisableHTTPMethodOverride(),                          // the method routed is the method sent
 		runtime.WithDisablePathLengthFallback(),                          // no POST-as-GET
 	)
-	if err := s.registerUpstreams(snap.mux); err != nil {
+	if err := s.registerUpstreams(snap.mux, snap.conns.set); err != nil {
 		return err
 	}
 	snap.handler = s.chain([]layer{

@@ -5,6 +5,7 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -139,6 +140,25 @@ func (s *Set) Ready() bool {
 		}
 	}
 	return true
+}
+
+// WaitReadyAs waits until every connection whose counterpart in old is READY is READY too, so
+// that a set replacing old serves no worse than it, or until ctx ends (an error naming the
+// upstream that was not ready).
+func (s *Set) WaitReadyAs(ctx context.Context, old *Set) error {
+	for _, name := range s.names {
+		if prev := old.Conn(name); prev == nil || prev.GetState() != connectivity.Ready {
+			continue
+		}
+		cc := s.conns[name]
+		for st := cc.GetState(); st != connectivity.Ready; st = cc.GetState() {
+			cc.Connect()
+			if !cc.WaitForStateChange(ctx, st) {
+				return fmt.Errorf("upstream %s still %s: %w", name, st, ctx.Err())
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes every connection. Safe to call twice.
