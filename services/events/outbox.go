@@ -48,7 +48,8 @@ func NewID() string {
 }
 
 // NewEnvelope wraps payload in an envelope with a fresh event id, the given time and trace
-// context (nil for none). source names the service ("order", "payment", "inventory").
+// context (nil for none; in a handler, TraceContextFrom(ctx): that of the event handled).
+// source names the service ("order", "payment", "inventory").
 func NewEnvelope(source, orderID string, payload proto.Message, at time.Time, traceContext map[string]string) (*eventsv1.Envelope, error) {
 	anyPayload, err := anypb.New(payload)
 	if err != nil {

@@ -93,7 +93,8 @@ func (s *Service) HandleOrderCancelled(ctx context.Context, eventID string, ev *
 }
 
 // handle runs one saga step in one transaction: the inbox row, effect, and the outcome event
-// effect returns (nil for none). A duplicate event commits nothing.
+// effect returns (nil for none), with the handled event's trace context
+// (events.TraceContextFrom(ctx)). A duplicate event commits nothing.
 func (s *Service) handle(ctx context.Context, eventID string, effect func(Tx) (proto.Message, error)) error {
 	appended := false
 	err := s.store.Update(ctx, func(tx Tx) error {
@@ -107,7 +108,7 @@ func (s *Service) handle(ctx context.Context, eventID string, effect func(Tx) (p
 			return err
 		}
 		orderID := out.(interface{ GetOrderId() string }).GetOrderId()
-		env, err := events.NewEnvelope(Source, orderID, out, s.now(), nil)
+		env, err := events.NewEnvelope(Source, orderID, out, s.now(), events.TraceContextFrom(ctx))
 		if err != nil {
 			return err
 		}

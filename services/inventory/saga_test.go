@@ -3,24 +3,36 @@ package inventory_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	"github.com/acme/shopgate/services/events"
 	"google.golang.org/protobuf/proto"
 )
 
 // outbox returns the payload types recorded in the outbox for orderID, oldest first.
 func (h *harness) outbox(t *testing.T, orderID string) []string {
 	t.Helper()
+	var types []string
+	for _, env := range h.envelopes(t, orderID) {
+		types = append(types, env.GetType())
+	}
+	return types
+}
+
+// envelopes returns the envelopes recorded in the outbox for orderID, oldest first.
+func (h *harness) envelopes(t *testing.T, orderID string) []*eventsv1.Envelope {
+	t.Helper()
 	rows, err := h.store.DB().Query(`SELECT envelope FROM outbox ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var types []string
+	var envs []*eventsv1.Envelope
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
@@ -34,11 +46,18 @@ func (h *harness) outbox(t *testing.T, orderID string) []string {
 			if env.GetSource() != "inventory" {
 				t.Fatalf("source %q", env.GetSource())
 			}
-			types = append(types, env.GetType())
+			envs = append(envs, env)
 		}
 	}
-	return types
+	return envs
 }
+
+// The W3C trace contexts of the OrderCreated and the OrderCancelled the saga tests hand over,
+// in the handler's ctx as events.On puts them.
+var (
+	createdTrace   = map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "acme=1"}
+	cancelledTrace = map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+)
 
 func (h *harness) stock(t *testing.T, sku string) (available, reserved int32) {
 	t.Helper()
@@ -128,11 +147,11 @@ func TestSagaSteps(t *testing.T) {
 				var err error
 				switch ev := st.ev.(type) {
 				case *eventsv1.OrderCreated:
-					err = h.svc.HandleOrderCreated(ctx, st.eventID, ev)
+					err = h.svc.HandleOrderCreated(events.WithTraceContext(ctx, createdTrace), st.eventID, ev)
 				case *eventsv1.OrderConfirmed:
 					err = h.svc.HandleOrderConfirmed(ctx, st.eventID, ev)
 				case *eventsv1.OrderCancelled:
-					err = h.svc.HandleOrderCancelled(ctx, st.eventID, ev)
+					err = h.svc.HandleOrderCancelled(events.WithTraceContext(ctx, cancelledTrace), st.eventID, ev)
 				}
 				if err != nil {
 					t.Fatalf("%s: %v", st.eventID, err)
@@ -148,6 +167,15 @@ func TestSagaSteps(t *testing.T) {
 			}
 			if notified != len(tc.wantEvents) {
 				t.Fatalf("notified %d times for %d events", notified, len(tc.wantEvents))
+			}
+			for _, env := range h.envelopes(t, "o1") {
+				want := createdTrace // StockReserved, StockRejected
+				if env.GetType() == released {
+					want = cancelledTrace
+				}
+				if got := env.GetTraceContext(); !maps.Equal(got, want) {
+					t.Fatalf("%s trace context %v, want the handled event's %v", env.GetType(), got, want)
+				}
 			}
 		})
 	}

@@ -23,11 +23,13 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Metadata keys CreateOrder reads.
+// Metadata keys CreateOrder (and, for the trace context, CancelOrder) reads.
 const (
 	// MDIdempotencyKey carries the client's Idempotency-Key header.
 	MDIdempotencyKey = "idempotency-key"
-	// MDTraceParent and MDTraceState carry the W3C trace context, copied into OrderCreated.
+	// MDTraceParent and MDTraceState carry the W3C trace context, copied into OrderCreated (and
+	// into the OrderCancelled of a customer's cancel), then by every service into the events
+	// that follow from it.
 	MDTraceParent = "traceparent"
 	MDTraceState  = "tracestate"
 )

@@ -3,14 +3,18 @@ package order_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/order"
 	"github.com/acme/shopgate/services/payment"
@@ -18,16 +22,15 @@ import (
 )
 
 // flow wires the three services' saga handlers by hand, the way the relay and the consumers
-// do, without a broker: it reads each outbox, delivers every event twice to its consumers and
-// marks it published, until nothing is left.
+// do, without a broker: it reads each outbox, delivers every event twice to its consumers
+// (through their Subscriptions, as events.Consume does) and marks it published, until nothing
+// is left.
 type flow struct {
-	t       *testing.T
-	order   *order.Service
-	inv     *inventory.Service
-	pay     *payment.Service
-	payDB   *payment.SQLiteStore
-	dbs     []*sql.DB
-	reverse bool // deliver each round newest first, so cancellations overtake creations
+	t        *testing.T
+	payDB    *payment.SQLiteStore
+	dbs      []*sql.DB
+	handlers map[string][]events.Handler // event type -> the consumers' handlers
+	reverse  bool                        // deliver each round newest first, so cancellations overtake creations
 }
 
 func newFlow(t *testing.T, h *harness) *flow {
@@ -36,47 +39,46 @@ func newFlow(t *testing.T, h *harness) *flow {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = payStore.Close() })
-	return &flow{
-		t: t, order: h.svc, payDB: payStore,
-		inv: inventory.New(h.invStore, inventory.Options{Logger: quiet}),
-		pay: payment.New(payStore, payment.Options{Logger: quiet}),
-		dbs: []*sql.DB{h.store.DB(), h.invStore.DB(), payStore.DB()},
+	f := &flow{
+		t: t, payDB: payStore,
+		dbs:      []*sql.DB{h.store.DB(), h.invStore.DB(), payStore.DB()},
+		handlers: make(map[string][]events.Handler),
 	}
+	for _, c := range []events.Consumer{
+		h.svc.Subscriptions(),
+		inventory.New(h.invStore, inventory.Options{Logger: quiet}).Subscriptions(),
+		payment.New(payStore, payment.Options{Logger: quiet}).Subscriptions(),
+	} {
+		for _, typ := range c.Types() {
+			f.handlers[typ] = append(f.handlers[typ], c.Handler())
+		}
+	}
+	return f
 }
 
+// deliver hands env to each consumer of its type (StockReleased and PaymentRefunded have none).
 func (f *flow) deliver(env *eventsv1.Envelope) error {
-	ctx := context.Background()
-	msg, err := env.GetPayload().UnmarshalNew()
+	data, err := proto.Marshal(env)
 	if err != nil {
 		return err
 	}
-	id := env.GetEventId()
-	switch ev := msg.(type) {
-	case *eventsv1.OrderCreated:
-		return firstErr(f.inv.HandleOrderCreated(ctx, id, ev), f.pay.HandleOrderCreated(ctx, id, ev))
-	case *eventsv1.OrderCancelled:
-		return firstErr(f.inv.HandleOrderCancelled(ctx, id, ev), f.pay.HandleOrderCancelled(ctx, id, ev))
-	case *eventsv1.OrderConfirmed:
-		return f.inv.HandleOrderConfirmed(ctx, id, ev)
-	case *eventsv1.StockReserved:
-		return f.order.HandleStockReserved(ctx, id, ev)
-	case *eventsv1.StockRejected:
-		return f.order.HandleStockRejected(ctx, id, ev)
-	case *eventsv1.PaymentCaptured:
-		return f.order.HandlePaymentCaptured(ctx, id, ev)
-	case *eventsv1.PaymentDeclined:
-		return f.order.HandlePaymentDeclined(ctx, id, ev)
-	}
-	return nil // StockReleased, PaymentRefunded: nobody consumes them
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
+	msg := events.Message{Type: env.GetType(), ID: env.GetEventId(), Data: data}
+	for _, h := range f.handlers[env.GetType()] {
+		if err := h(context.Background(), msg); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// envelopes returns every envelope the three services recorded for orderID.
+func (f *flow) envelopes(orderID string) []*eventsv1.Envelope {
+	f.t.Helper()
+	var out []*eventsv1.Envelope
+	for _, db := range f.dbs {
+		out = append(out, readOutbox(f.t, db, orderID)...)
+	}
+	return out
 }
 
 // run pumps events until every outbox is published.
@@ -122,7 +124,9 @@ func (f *flow) run() {
 }
 
 // TestSagaFlow runs whole orders through the three services' handlers and checks that each
-// ends final with stock and payments consistent.
+// ends final with stock and payments consistent, and that every event carries the trace context
+// of the request it follows from: the creation's, or the customer's cancel's for the
+// cancellation and its compensations.
 func TestSagaFlow(t *testing.T) {
 	tests := []struct {
 		name          string
@@ -134,29 +138,35 @@ func TestSagaFlow(t *testing.T) {
 		wantReason    string
 		wantAvailable int32
 		wantPayment   paymentv1.PaymentStatus // UNSPECIFIED: no payment
+		wantEvents    string                  // every service's events for the order, sorted
 	}{
 		{name: "confirmed", quantity: 3, wantStatus: orderv1.OrderStatus_ORDER_STATUS_CONFIRMED,
-			wantAvailable: 97, wantPayment: paymentv1.PaymentStatus_PAYMENT_STATUS_CAPTURED},
+			wantAvailable: 97, wantPayment: paymentv1.PaymentStatus_PAYMENT_STATUS_CAPTURED,
+			wantEvents: "[OrderConfirmed OrderCreated PaymentCaptured StockReserved]"},
 		{name: "out of stock: payment refunded", quantity: 101, wantStatus: orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
-			wantReason: "out of stock: sku sku-apple", wantAvailable: 100, wantPayment: paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED},
+			wantReason: "out of stock: sku sku-apple", wantAvailable: 100, wantPayment: paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED,
+			wantEvents: "[OrderCancelled OrderCreated PaymentCaptured PaymentRefunded StockRejected]"},
 		{name: "declined: stock released", quantity: 3, method: "pm_card_declined", wantStatus: orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
-			wantReason: "payment declined: card declined", wantAvailable: 100, wantPayment: paymentv1.PaymentStatus_PAYMENT_STATUS_DECLINED},
+			wantReason: "payment declined: card declined", wantAvailable: 100, wantPayment: paymentv1.PaymentStatus_PAYMENT_STATUS_DECLINED,
+			wantEvents: "[OrderCancelled OrderCreated PaymentDeclined StockReleased StockReserved]"},
 		{name: "customer cancel: both undone", quantity: 3, cancelAtOnce: true, wantStatus: orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
-			wantReason: "cancelled by customer", wantAvailable: 100, wantPayment: paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED},
+			wantReason: "cancelled by customer", wantAvailable: 100, wantPayment: paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED,
+			wantEvents: "[OrderCancelled OrderCreated PaymentCaptured PaymentRefunded StockReleased StockReserved]"},
 		{name: "customer cancel overtaking the creation: tombstones", quantity: 3, cancelAtOnce: true, reverse: true,
-			wantStatus: orderv1.OrderStatus_ORDER_STATUS_CANCELLED, wantReason: "cancelled by customer", wantAvailable: 100},
+			wantStatus: orderv1.OrderStatus_ORDER_STATUS_CANCELLED, wantReason: "cancelled by customer", wantAvailable: 100,
+			wantEvents: "[OrderCancelled OrderCreated]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, order.Options{})
 			f := newFlow(t, h)
 			f.reverse = tc.reverse
-			o, err := h.client.CreateOrder(alice(), &orderv1.CreateOrderRequest{Items: lines("sku-apple", tc.quantity), PaymentMethod: tc.method})
+			o, err := h.client.CreateOrder(alice(traceMD(createTrace)...), &orderv1.CreateOrderRequest{Items: lines("sku-apple", tc.quantity), PaymentMethod: tc.method})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tc.cancelAtOnce {
-				if _, err := h.client.CancelOrder(alice(), &orderv1.CancelOrderRequest{Id: o.GetId()}); err != nil {
+				if _, err := h.client.CancelOrder(alice(traceMD(cancelTrace)...), &orderv1.CancelOrderRequest{Id: o.GetId()}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -182,6 +192,27 @@ func TestSagaFlow(t *testing.T) {
 			}
 			if st != tc.wantPayment {
 				t.Fatalf("payment %v, want %v", st, tc.wantPayment)
+			}
+			envs := f.envelopes(o.GetId())
+			var kinds []string
+			for _, env := range envs {
+				kinds = append(kinds, strings.TrimPrefix(env.GetType(), "shop.events.v1."))
+			}
+			slices.Sort(kinds)
+			if fmt.Sprint(kinds) != tc.wantEvents {
+				t.Fatalf("events %v, want %s", kinds, tc.wantEvents)
+			}
+			for _, env := range envs {
+				want := createTrace
+				switch env.GetType() {
+				case cancelled, "shop.events.v1.StockReleased", "shop.events.v1.PaymentRefunded":
+					if tc.cancelAtOnce {
+						want = cancelTrace
+					}
+				}
+				if carried := env.GetTraceContext(); !maps.Equal(carried, want) {
+					t.Errorf("%s from %s: trace context %v, want %v", env.GetType(), env.GetSource(), carried, want)
+				}
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package order_test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"net"
@@ -155,7 +156,13 @@ func (h *harness) create(t *testing.T, ctx context.Context, ls ...*orderv1.Order
 // outbox returns the envelopes recorded for orderID, oldest first.
 func (h *harness) outbox(t *testing.T, orderID string) []*eventsv1.Envelope {
 	t.Helper()
-	rows, err := h.store.DB().Query(`SELECT envelope FROM outbox ORDER BY seq`)
+	return readOutbox(t, h.store.DB(), orderID)
+}
+
+// readOutbox returns the envelopes recorded for orderID in the outbox of db, oldest first.
+func readOutbox(t *testing.T, db *sql.DB, orderID string) []*eventsv1.Envelope {
+	t.Helper()
+	rows, err := db.Query(`SELECT envelope FROM outbox ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +183,24 @@ func (h *harness) outbox(t *testing.T, orderID string) []*eventsv1.Envelope {
 	}
 	return out
 }
+
+// Two W3C trace contexts a client sends (the "traceparent" and "tracestate" metadata).
+const (
+	traceParent  = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	traceState   = "acme=1"
+	cancelParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	cancelState  = "acme=2"
+)
+
+// traceMD is the metadata of a request with the trace context tc, for alice and bob.
+func traceMD(tc map[string]string) []string {
+	return []string{"traceparent", tc["traceparent"], "tracestate", tc["tracestate"]}
+}
+
+var (
+	createTrace = map[string]string{"traceparent": traceParent, "tracestate": traceState}
+	cancelTrace = map[string]string{"traceparent": cancelParent, "tracestate": cancelState}
+)
 
 func types(envs []*eventsv1.Envelope) []string {
 	var out []string

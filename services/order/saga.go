@@ -61,8 +61,9 @@ func (s *Service) HandlePaymentDeclined(ctx context.Context, eventID string, ev 
 	})
 }
 
-// advance saves the progress and confirms the order when both halves succeeded. It reports
-// whether an event was appended.
+// advance saves the progress and confirms the order when both halves succeeded, recording
+// OrderConfirmed with ctx's trace context (events.TraceContextFrom). It reports whether an event
+// was appended.
 func (s *Service) advance(ctx context.Context, tx Tx, r Record) (bool, error) {
 	confirm := r.StockReserved && r.PaymentCaptured
 	now := s.now()
@@ -73,14 +74,15 @@ func (s *Service) advance(ctx context.Context, tx Tx, r Record) (bool, error) {
 	if err := tx.Save(ctx, r); err != nil || !confirm {
 		return false, err
 	}
-	env, err := events.NewEnvelope(Source, r.Order.GetId(), &eventsv1.OrderConfirmed{OrderId: r.Order.GetId()}, now, nil)
+	env, err := events.NewEnvelope(Source, r.Order.GetId(), &eventsv1.OrderConfirmed{OrderId: r.Order.GetId()}, now, events.TraceContextFrom(ctx))
 	if err != nil {
 		return false, err
 	}
 	return true, tx.Append(ctx, env)
 }
 
-// cancel makes a pending order CANCELLED with reason and records OrderCancelled.
+// cancel makes a pending order CANCELLED with reason and records OrderCancelled with ctx's trace
+// context (events.TraceContextFrom): that of the event handled, or of the customer's request.
 func (s *Service) cancel(ctx context.Context, tx Tx, r Record, reason string) error {
 	now := s.now()
 	r.Order.Status = orderv1.OrderStatus_ORDER_STATUS_CANCELLED
@@ -89,7 +91,7 @@ func (s *Service) cancel(ctx context.Context, tx Tx, r Record, reason string) er
 	if err := tx.Save(ctx, r); err != nil {
 		return err
 	}
-	env, err := events.NewEnvelope(Source, r.Order.GetId(), &eventsv1.OrderCancelled{OrderId: r.Order.GetId(), Reason: reason}, now, nil)
+	env, err := events.NewEnvelope(Source, r.Order.GetId(), &eventsv1.OrderCancelled{OrderId: r.Order.GetId(), Reason: reason}, now, events.TraceContextFrom(ctx))
 	if err != nil {
 		return err
 	}

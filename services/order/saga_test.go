@@ -3,10 +3,12 @@ package order_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/order"
 	"google.golang.org/protobuf/proto"
 )
@@ -87,7 +89,7 @@ func TestSagaOutcomes(t *testing.T) {
 			o := h.create(t, alice(), lines("sku-apple", 1)...)
 			notified := 0
 			h.svc.SetNotify(func() { notified++ })
-			ctx := context.Background()
+			ctx := events.WithTraceContext(context.Background(), createTrace) // as events.On passes it
 			for _, st := range tc.steps(o.GetId()) {
 				id := st.eventID + "-" + o.GetId()
 				var err error
@@ -119,6 +121,11 @@ func TestSagaOutcomes(t *testing.T) {
 			}
 			if notified != len(tc.wantEvents)-1 {
 				t.Fatalf("relay notified %d times, want %d", notified, len(tc.wantEvents)-1)
+			}
+			for _, env := range envs[1:] {
+				if got := env.GetTraceContext(); !maps.Equal(got, createTrace) {
+					t.Fatalf("%s trace context %v, want the handled event's %v", env.GetType(), got, createTrace)
+				}
 			}
 			if last := envs[len(envs)-1]; last.GetType() == cancelled {
 				ev := &eventsv1.OrderCancelled{}

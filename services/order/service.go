@@ -10,10 +10,12 @@ import (
 
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/passport"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -171,7 +173,8 @@ func (s *Service) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest
 }
 
 // CancelOrder implements OrderServiceServer: a pending order of the caller (any for an admin)
-// becomes CANCELLED "cancelled by customer" and OrderCancelled is recorded.
+// becomes CANCELLED "cancelled by customer" and OrderCancelled is recorded, with the request's
+// W3C trace context as CreateOrder reads it (none when the request has none).
 func (s *Service) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.Order, error) {
 	caller, err := passport.Require(ctx)
 	if err != nil {
@@ -180,6 +183,8 @@ func (s *Service) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReque
 	if err := validateID("id", req.GetId()); err != nil {
 		return nil, err
 	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	ctx = events.WithTraceContext(ctx, traceContext(md))
 	var out *orderv1.Order
 	err = s.store.Update(ctx, func(tx Tx) error {
 		r, err := tx.Record(ctx, req.GetId())

@@ -3,6 +3,7 @@ package order_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -168,7 +169,7 @@ func TestCancelOrder(t *testing.T) {
 		ctx      context.Context
 		wantCode codes.Code
 	}{
-		{"owner cancels a pending order", alice(), codes.OK},
+		{"owner cancels a pending order", alice(traceMD(cancelTrace)...), codes.OK},
 		{"a cancelled order cannot be cancelled", alice(), codes.FailedPrecondition},
 		{"not even by an admin", admin(), codes.FailedPrecondition},
 	}
@@ -183,9 +184,23 @@ func TestCancelOrder(t *testing.T) {
 			}
 		})
 	}
-	if got := types(h.outbox(t, o.GetId())); fmt.Sprint(got) != "[shop.events.v1.OrderCreated shop.events.v1.OrderCancelled]" {
+	envs := h.outbox(t, o.GetId())
+	if got := types(envs); fmt.Sprint(got) != "[shop.events.v1.OrderCreated shop.events.v1.OrderCancelled]" {
 		t.Fatalf("outbox %v", got)
 	}
+	if got := envs[1].GetTraceContext(); !maps.Equal(got, cancelTrace) {
+		t.Fatalf("OrderCancelled trace context %v, want the cancel request's %v", got, cancelTrace)
+	}
+	t.Run("a cancel without trace context records none", func(t *testing.T) {
+		c := h.create(t, alice(traceMD(createTrace)...), lines("sku-apple", 1)...)
+		if _, err := h.client.CancelOrder(alice(), &orderv1.CancelOrderRequest{Id: c.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		envs := h.outbox(t, c.GetId())
+		if len(envs) != 2 || envs[1].GetType() != cancelled || envs[1].GetTraceContext() != nil {
+			t.Fatalf("outbox %v, last with trace context %v", types(envs), envs[len(envs)-1].GetTraceContext())
+		}
+	})
 	t.Run("a confirmed order cannot be cancelled", func(t *testing.T) {
 		c := h.create(t, alice(), lines("sku-apple", 1)...)
 		confirm(t, h, c.GetId())

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
 	"testing"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/passport"
 	"github.com/acme/shopgate/services/payment"
@@ -80,12 +82,22 @@ func created(orderID, method string) *eventsv1.OrderCreated {
 // outbox returns the payload types recorded for orderID, oldest first.
 func (h *harness) outbox(t *testing.T, orderID string) []string {
 	t.Helper()
+	var out []string
+	for _, env := range h.envelopes(t, orderID) {
+		out = append(out, env.GetType())
+	}
+	return out
+}
+
+// envelopes returns the envelopes recorded for orderID, oldest first.
+func (h *harness) envelopes(t *testing.T, orderID string) []*eventsv1.Envelope {
+	t.Helper()
 	rows, err := h.store.DB().Query(`SELECT envelope FROM outbox ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var out []string
+	var out []*eventsv1.Envelope
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
@@ -96,11 +108,18 @@ func (h *harness) outbox(t *testing.T, orderID string) []string {
 			t.Fatal(err)
 		}
 		if env.GetOrderId() == orderID {
-			out = append(out, env.GetType())
+			out = append(out, env)
 		}
 	}
 	return out
 }
+
+// The W3C trace contexts of the OrderCreated and the OrderCancelled the saga tests hand over,
+// in the handler's ctx as events.On puts them.
+var (
+	createdTrace   = map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "acme=1"}
+	cancelledTrace = map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+)
 
 func (h *harness) paymentOf(t *testing.T, orderID string) *paymentv1.Payment {
 	t.Helper()
@@ -159,9 +178,9 @@ func TestSaga(t *testing.T) {
 				var err error
 				switch ev := st.ev.(type) {
 				case *eventsv1.OrderCreated:
-					err = h.svc.HandleOrderCreated(context.Background(), st.eventID, ev)
+					err = h.svc.HandleOrderCreated(events.WithTraceContext(context.Background(), createdTrace), st.eventID, ev)
 				case *eventsv1.OrderCancelled:
-					err = h.svc.HandleOrderCancelled(context.Background(), st.eventID, ev)
+					err = h.svc.HandleOrderCancelled(events.WithTraceContext(context.Background(), cancelledTrace), st.eventID, ev)
 				}
 				if err != nil {
 					t.Fatal(err)
@@ -179,6 +198,15 @@ func TestSaga(t *testing.T) {
 			}
 			if notified != len(tc.wantEvents) {
 				t.Fatalf("notified %d times, want %d", notified, len(tc.wantEvents))
+			}
+			for _, env := range h.envelopes(t, "o1") {
+				want := createdTrace // PaymentCaptured, PaymentDeclined
+				if env.GetType() == refunded {
+					want = cancelledTrace
+				}
+				if got := env.GetTraceContext(); !maps.Equal(got, want) {
+					t.Fatalf("%s trace context %v, want the handled event's %v", env.GetType(), got, want)
+				}
 			}
 		})
 	}

@@ -82,7 +82,8 @@ func (s *Service) HandleOrderCancelled(ctx context.Context, eventID string, ev *
 }
 
 // handle runs one saga step in one transaction: the inbox row, effect, and the outcome event
-// effect returns (nil for none; refund appends its own). A duplicate event commits nothing.
+// effect returns (nil for none; refund appends its own), with the handled event's trace context
+// (events.TraceContextFrom(ctx)). A duplicate event commits nothing.
 func (s *Service) handle(ctx context.Context, eventID string, effect func(Tx) (proto.Message, error)) error {
 	appended := false
 	err := s.store.Update(ctx, func(tx Tx) error {
@@ -98,7 +99,7 @@ func (s *Service) handle(ctx context.Context, eventID string, effect func(Tx) (p
 		}
 		if out != nil {
 			orderID := out.(interface{ GetOrderId() string }).GetOrderId()
-			env, err := events.NewEnvelope(Source, orderID, out, s.now(), nil)
+			env, err := events.NewEnvelope(Source, orderID, out, s.now(), events.TraceContextFrom(ctx))
 			if err != nil {
 				return err
 			}

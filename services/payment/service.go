@@ -159,7 +159,8 @@ func (s *Service) RefundPayment(ctx context.Context, req *paymentv1.RefundPaymen
 	return out, nil
 }
 
-// refund makes a captured payment REFUNDED and records PaymentRefunded.
+// refund makes a captured payment REFUNDED and records PaymentRefunded with ctx's trace context
+// (events.TraceContextFrom: that of the OrderCancelled handled; none for an admin's refund).
 func (s *Service) refund(ctx context.Context, tx Tx, p *paymentv1.Payment) error {
 	now := s.now()
 	p.Status = paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED
@@ -167,7 +168,7 @@ func (s *Service) refund(ctx context.Context, tx Tx, p *paymentv1.Payment) error
 	if err := tx.SetStatus(ctx, p); err != nil {
 		return err
 	}
-	env, err := events.NewEnvelope(Source, p.GetOrderId(), &eventsv1.PaymentRefunded{OrderId: p.GetOrderId(), PaymentId: p.GetId()}, now, nil)
+	env, err := events.NewEnvelope(Source, p.GetOrderId(), &eventsv1.PaymentRefunded{OrderId: p.GetOrderId(), PaymentId: p.GetId()}, now, events.TraceContextFrom(ctx))
 	if err != nil {
 		return err
 	}
