@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"fmt"
-	"maps"
 	"sort"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
@@ -37,27 +36,6 @@ func On[T any, PT interface {
 			return handle(WithTraceContext(ctx, env.GetTraceContext()), env.GetEventId(), ev)
 		},
 	}
-}
-
-// traceContextKey is the context key of the trace context WithTraceContext stores.
-type traceContextKey struct{}
-
-// WithTraceContext returns ctx carrying tc, the W3C trace context ("traceparent", "tracestate")
-// of the event or request being handled, replacing any trace context ctx carried; an empty tc
-// means none. tc is copied. On calls it for every event it hands to a handler.
-func WithTraceContext(ctx context.Context, tc map[string]string) context.Context {
-	if len(tc) == 0 {
-		tc = nil
-	}
-	return context.WithValue(ctx, traceContextKey{}, maps.Clone(tc))
-}
-
-// TraceContextFrom returns the trace context ctx carries (see WithTraceContext), for the
-// envelopes the handler records: pass it to NewEnvelope, so that an event carries the trace
-// context of the event that caused it. It returns a copy, nil when ctx carries none.
-func TraceContextFrom(ctx context.Context) map[string]string {
-	tc, _ := ctx.Value(traceContextKey{}).(map[string]string)
-	return maps.Clone(tc)
 }
 
 // Consumer is what one service consumes: its durable consumer name and its routes.

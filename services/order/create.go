@@ -30,8 +30,8 @@ const (
 	// MDTraceParent and MDTraceState carry the W3C trace context, copied into OrderCreated (and
 	// into the OrderCancelled of a customer's cancel), then by every service into the events
 	// that follow from it.
-	MDTraceParent = "traceparent"
-	MDTraceState  = "tracestate"
+	MDTraceParent = events.MDTraceParent
+	MDTraceState  = events.MDTraceState
 )
 
 // ReasonIdempotencyKeyReused is the ErrorInfo reason of an Idempotency-Key sent again with
@@ -81,7 +81,7 @@ func (s *Service) CreateOrder(ctx context.Context, req *orderv1.CreateOrderReque
 	o.PaymentMethod = method
 	o.CreateTime = timestamppb.New(now)
 	o.UpdateTime = o.CreateTime
-	env, err := events.NewEnvelope(Source, o.Id, orderCreated(o), now, traceContext(md))
+	env, err := events.NewEnvelope(Source, o.Id, orderCreated(o), now, events.TraceContextFromMetadata(md))
 	if err != nil {
 		return nil, grpcserver.Internal(ctx, s.log, "create order", err)
 	}
@@ -181,24 +181,6 @@ func requestHash(req *orderv1.CreateOrderRequest, method string) []byte {
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(norm)
 	sum := sha256.Sum256(b)
 	return sum[:]
-}
-
-// maxTraceHeader caps a carried trace header (W3C: tracestate is at most 512 characters).
-const maxTraceHeader = 512
-
-// traceContext returns the caller's W3C trace context headers, nil when there are none. A
-// repeated or oversized header is dropped, not stored.
-func traceContext(md metadata.MD) map[string]string {
-	var tc map[string]string
-	for _, k := range [...]string{MDTraceParent, MDTraceState} {
-		if v := md.Get(k); len(v) == 1 && v[0] != "" && len(v[0]) <= maxTraceHeader {
-			if tc == nil {
-				tc = make(map[string]string, 2)
-			}
-			tc[k] = v[0]
-		}
-	}
-	return tc
 }
 
 // pricingConcurrency bounds the inventory calls one CreateOrder makes at once.

@@ -15,7 +15,6 @@ import (
 	"github.com/acme/shopgate/services/passport"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -183,8 +182,7 @@ func (s *Service) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReque
 	if err := validateID("id", req.GetId()); err != nil {
 		return nil, err
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	ctx = events.WithTraceContext(ctx, traceContext(md))
+	ctx = events.WithIncomingTraceContext(ctx) // the OrderCancelled carries the request's trace
 	var out *orderv1.Order
 	err = s.store.Update(ctx, func(tx Tx) error {
 		r, err := tx.Record(ctx, req.GetId())

@@ -281,7 +281,7 @@ func TestReadAndRefund(t *testing.T) {
 		}{
 			{"anonymous", context.Background(), ok.GetId(), codes.Unauthenticated, 0},
 			{"customer, even the owner", alice(), ok.GetId(), codes.PermissionDenied, 0},
-			{"admin refunds", admin(), ok.GetId(), codes.OK, 1},
+			{"admin refunds", metadata.AppendToOutgoingContext(admin(), "traceparent", cancelledTrace["traceparent"]), ok.GetId(), codes.OK, 1},
 			{"refund again returns it unchanged", admin(), ok.GetId(), codes.OK, 1},
 			{"declined cannot be refunded", admin(), no.GetId(), codes.FailedPrecondition, 1},
 			{"unknown", admin(), "ffff", codes.NotFound, 1},
@@ -304,6 +304,12 @@ func TestReadAndRefund(t *testing.T) {
 					t.Fatalf("%d PaymentRefunded events, want %d", n, tc.wantEvents)
 				}
 			})
+		}
+		// the admin's refund is traced like the request that made it
+		for _, env := range h.envelopes(t, "ok") {
+			if env.GetType() == refunded && !maps.Equal(env.GetTraceContext(), cancelledTrace) {
+				t.Fatalf("PaymentRefunded trace context %v, want the request's %v", env.GetTraceContext(), cancelledTrace)
+			}
 		}
 	})
 	t.Run("restart keeps everything", func(t *testing.T) {

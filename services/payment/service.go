@@ -127,6 +127,7 @@ func (s *Service) RefundPayment(ctx context.Context, req *paymentv1.RefundPaymen
 	if err := validateID("id", req.GetId()); err != nil {
 		return nil, err
 	}
+	ctx = events.WithIncomingTraceContext(ctx) // PaymentRefunded carries the admin's request's trace
 	var out *paymentv1.Payment
 	appended := false
 	err := s.store.Update(ctx, func(tx Tx) error {
@@ -160,7 +161,7 @@ func (s *Service) RefundPayment(ctx context.Context, req *paymentv1.RefundPaymen
 }
 
 // refund makes a captured payment REFUNDED and records PaymentRefunded with ctx's trace context
-// (events.TraceContextFrom: that of the OrderCancelled handled; none for an admin's refund).
+// (events.TraceContextFrom: that of the OrderCancelled handled, or of an admin's request).
 func (s *Service) refund(ctx context.Context, tx Tx, p *paymentv1.Payment) error {
 	now := s.now()
 	p.Status = paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED
