@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/acme/shopgate/cmd/internal/svcmain"
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/devkey"
 	"github.com/acme/shopgate/gateway/server"
@@ -120,11 +121,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	inv := inventory.New(invStore, inventory.Options{Logger: deps.log("inventory")})
-	invB, err := deps.start("inventory", inventoryv1.InventoryService_ServiceDesc.ServiceName, invStore.DB(), inv.Subscriptions(), inv.Register, inv.SetNotify)
+	invB, err := deps.start(svcmain.Service{Name: "inventory", ServiceName: inventoryv1.InventoryService_ServiceDesc.ServiceName,
+		DB: invStore.DB(), Consumer: inv.Subscriptions(), Register: inv.Register, SetNotify: inv.SetNotify})
 	if err != nil {
 		return err
 	}
-	defer invB.stop()
+	defer invB.Stop()
 
 	payStore, err := payment.OpenSQLite(filepath.Join(o.data, "payment", "payment.db"))
 	if err != nil {
@@ -132,13 +134,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer payStore.Close()
 	pay := payment.New(payStore, payment.Options{Logger: deps.log("payment")})
-	payB, err := deps.start("payment", paymentv1.PaymentService_ServiceDesc.ServiceName, payStore.DB(), pay.Subscriptions(), pay.Register, pay.SetNotify)
+	payB, err := deps.start(svcmain.Service{Name: "payment", ServiceName: paymentv1.PaymentService_ServiceDesc.ServiceName,
+		DB: payStore.DB(), Consumer: pay.Subscriptions(), Register: pay.Register, SetNotify: pay.SetNotify})
 	if err != nil {
 		return err
 	}
-	defer payB.stop()
+	defer payB.Stop()
 
-	invConn, err := grpc.NewClient(invB.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	invConn, err := grpc.NewClient(invB.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("inventory client: %w", err)
 	}
@@ -149,16 +152,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer ordStore.Close()
 	ord := order.New(ordStore, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: deps.log("order")})
-	ordB, err := deps.start("order", orderv1.OrderService_ServiceDesc.ServiceName, ordStore.DB(), ord.Subscriptions(), ord.Register, ord.SetNotify)
+	ordB, err := deps.start(svcmain.Service{Name: "order", ServiceName: orderv1.OrderService_ServiceDesc.ServiceName,
+		DB: ordStore.DB(), Consumer: ord.Subscriptions(), Register: ord.Register, SetNotify: ord.SetNotify})
 	if err != nil {
 		return err
 	}
-	defer ordB.stop()
+	defer ordB.Stop()
 
 	upstreams := map[string]config.Upstream{
-		inventoryv1.InventoryService_ServiceDesc.ServiceName: {Addresses: []string{invB.addr()}},
-		paymentv1.PaymentService_ServiceDesc.ServiceName:     {Addresses: []string{payB.addr()}},
-		orderv1.OrderService_ServiceDesc.ServiceName:         {Addresses: []string{ordB.addr()}},
+		inventoryv1.InventoryService_ServiceDesc.ServiceName: {Addresses: []string{invB.Addr()}},
+		paymentv1.PaymentService_ServiceDesc.ServiceName:     {Addresses: []string{payB.Addr()}},
+		orderv1.OrderService_ServiceDesc.ServiceName:         {Addresses: []string{ordB.Addr()}},
 	}
 	load := func() (*config.Config, error) { return gatewayConfig(o, upstreams, key) }
 	cfg, err := load()
@@ -178,12 +182,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = gw.Close()
 		return fmt.Errorf("gateway listening: %w", err)
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // before the listening line: a supervisor may reload at once
+	defer signal.Stop(hup)
 	logger.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("data", o.data))
 	fmt.Fprintf(stdout, "gateway listening on %s\n", ln.Addr())
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gw.Serve(ln) }()
 	for {

@@ -1,0 +1,257 @@
+// Package svcmain is the wiring the service binaries share (cmd/orderd, cmd/paymentd,
+// cmd/inventoryd, and cmd/shop for its in-process services): the command line and YAML file,
+// the logger, the metrics endpoint, the events runtime and the gRPC server with health,
+// reflection and a graceful stop. It is wiring only: the services themselves are in services/.
+package svcmain
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/acme/shopgate/services/events"
+	"github.com/acme/shopgate/services/grpcserver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+)
+
+// Defaults of Config.
+const (
+	DefaultData            = "./data"
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultLogLevel        = "info"
+)
+
+// Config is what every service's YAML file and command line have; a service embeds it inline
+// (`yaml:",inline"`) beside its own fields.
+type Config struct {
+	// Listen is the gRPC listen address. Default: the service's own port on 127.0.0.1.
+	Listen string `yaml:"listen"`
+	// Data is the data folder; the database is <data>/<service>/<service>.db and an embedded
+	// broker keeps its files under <data>/broker. Default: DefaultData.
+	Data string `yaml:"data"`
+	// MetricsListen is the HTTP address serving /metrics. Default "": none.
+	MetricsListen string `yaml:"metrics_listen"`
+	// ShutdownTimeout is how long in-flight calls may finish at shutdown. Default:
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// LogLevel is debug, info, warn or error. Default: DefaultLogLevel.
+	LogLevel string `yaml:"log_level"`
+	// Events configures the broker connection; flags only (-broker-url, -relay, ...: see
+	// events.RuntimeConfig.RegisterFlags).
+	Events events.RuntimeConfig `yaml:"-"`
+}
+
+// Defaults returns the Config of a service listening on listen.
+func Defaults(listen string) Config {
+	return Config{Listen: listen, Data: DefaultData, ShutdownTimeout: DefaultShutdownTimeout, LogLevel: DefaultLogLevel}
+}
+
+// Flags defines c's flags on fs, each bound to its field with the field's value as default.
+func (c *Config) Flags(fs *flag.FlagSet, database string) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
+	fs.StringVar(&c.Data, "data", c.Data, "data folder; the database is <data>/"+database)
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "HTTP address serving /metrics; empty: none")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish at shutdown")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	c.Events.RegisterFlags(fs)
+}
+
+// Load fills cfg (a pointer to the service's config struct, holding its defaults) from args
+// and the YAML file named by -config: the file over the defaults, then the flags over the file.
+// define binds every flag of the service to its field of cfg with the field's current value as
+// default (it is called twice: before and after the file is read). The file is decoded
+// strictly: a misspelt key is an error naming it.
+func Load(name string, args []string, stderr io.Writer, cfg any, define func(*flag.FlagSet)) error {
+	var path string
+	parse := func(out io.Writer) error {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		fs.SetOutput(out)
+		fs.StringVar(&path, "config", path, "YAML configuration file (flags override it)")
+		define(fs)
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("unexpected arguments %q", fs.Args())
+		}
+		return nil
+	}
+	if err := parse(stderr); err != nil {
+		return err
+	}
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("parsing config %s: %w", path, err)
+	}
+	return parse(io.Discard) // the flags again, over the file
+}
+
+// NewLogger returns a JSON logger on w at level, tagged with the service's name.
+func NewLogger(w io.Writer, level, service string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})).With("service", service), nil
+}
+
+// Service is one gRPC service to serve: what Start needs of it.
+type Service struct {
+	// Name is the short name ("order"): the broker connection is named Name+"d".
+	Name string
+	// ServiceName is the full gRPC service name reported SERVING by the health service.
+	ServiceName string
+	// DB holds the service's outbox and inbox.
+	DB *sql.DB
+	// Consumer is the service's event consumer (its Subscriptions()).
+	Consumer events.Consumer
+	// Register registers the service on the gRPC server.
+	Register func(grpc.ServiceRegistrar)
+	// SetNotify receives the relay's wake-up, called after each commit.
+	SetNotify func(func())
+	// BeforeStop runs when the stop begins, before the drain (the order service ends its watch
+	// streams there). Default: nothing.
+	BeforeStop func()
+}
+
+// Running is a started Service. Stop it.
+type Running struct {
+	lis        net.Listener
+	srv        *grpc.Server
+	health     *health.Server
+	ev         *events.Runtime
+	done       chan error
+	beforeStop func()
+	timeout    time.Duration
+}
+
+// Start serves svc on lis: its events runtime first (relay and consumer, on ev's broker), so
+// that its first commit already wakes the relay, then the gRPC server with health, reflection,
+// logging, recovery and metrics on reg. A shutdownTimeout of 0 means DefaultShutdownTimeout.
+func Start(ctx context.Context, svc Service, lis net.Listener, ev events.RuntimeConfig, reg prometheus.Registerer, log *slog.Logger, shutdownTimeout time.Duration) (*Running, error) {
+	if shutdownTimeout <= 0 {
+		shutdownTimeout = DefaultShutdownTimeout
+	}
+	if ev.Broker.Name == "" {
+		ev.Broker.Name = svc.Name + "d"
+	}
+	ev.Broker.Logger, ev.Relay.Logger = log, log
+	ev.Broker.Registerer, ev.Relay.Registerer = reg, reg
+	rt, err := events.Start(ctx, svc.DB, svc.Consumer, ev)
+	if err != nil {
+		return nil, err
+	}
+	svc.SetNotify(rt.Notify)
+	metrics, err := grpcserver.NewMetrics(reg)
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	r := &Running{lis: lis, health: health.NewServer(), ev: rt, done: make(chan error, 1), beforeStop: svc.BeforeStop, timeout: shutdownTimeout}
+	r.srv = grpcserver.New(grpcserver.Options{Logger: log, Health: r.health, Metrics: metrics, Services: []string{svc.ServiceName}})
+	svc.Register(r.srv)
+	go func() { r.done <- r.srv.Serve(lis) }()
+	log.Info("serving", "addr", r.Addr())
+	return r, nil
+}
+
+// Addr is the address the service listens on.
+func (r *Running) Addr() string { return r.lis.Addr().String() }
+
+// Done receives the server's error if it stops serving on its own.
+func (r *Running) Done() <-chan error { return r.done }
+
+// Stop runs BeforeStop, reports NOT_SERVING, drains the server (the shutdown timeout at most),
+// then stops the consumer (waiting for the event in hand) and the relay. It returns the
+// server's error, if serving had failed.
+func (r *Running) Stop() error {
+	if r.beforeStop != nil {
+		r.beforeStop()
+	}
+	grpcserver.Stop(r.srv, r.health, r.timeout)
+	err := <-r.done
+	r.ev.Close()
+	if errors.Is(err, grpc.ErrServerStopped) {
+		err = nil
+	}
+	return err
+}
+
+// Run is a whole service binary after its store is open: the metrics endpoint (when
+// cfg.MetricsListen is set), the service on cfg.Listen, "listening on <addr>" on stdout, then a
+// graceful stop when ctx ends.
+func Run(ctx context.Context, cfg Config, svc Service, log *slog.Logger, stdout io.Writer) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.MetricsListen != "" {
+		stop, err := serveMetrics(cfg.MetricsListen, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if cfg.Events.Dir == "" {
+		cfg.Events.Dir = filepath.Join(cfg.Data, "broker")
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	r, err := Start(ctx, svc, lis, cfg.Events, reg, log, cfg.ShutdownTimeout)
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
+	fmt.Fprintf(stdout, "listening on %s\n", r.Addr())
+	select {
+	case err = <-r.Done():
+		r.ev.Close()
+	case <-ctx.Done():
+		err = r.Stop()
+	}
+	log.Info("stopped", "err", err)
+	return err
+}
+
+// serveMetrics serves reg at /metrics on addr until the returned stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", lis.Addr().String())
+	return func() { _ = srv.Close(); <-done }, nil
+}
