@@ -64,16 +64,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // before the listening line: a supervisor may reload at once
+	defer signal.Stop(hup)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("listening: %w", err)
 	}
 	logger.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", *path))
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

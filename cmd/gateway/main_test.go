@@ -4,17 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -186,5 +194,246 @@ func TestServeReloadStop(t *testing.T) {
 	}
 	if logs.logLine("gateway stopped") == nil {
 		t.Error("no stop log line")
+	}
+}
+
+// logLines returns the JSON log lines whose msg is msg, in order.
+func (s *syncBuffer) logLines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, l := range strings.Split(s.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// inventoryUpstream is a real gRPC inventory service on loopback whose GetItem takes a
+// millisecond, so that requests are in flight while the gateway reloads.
+type inventoryUpstream struct {
+	inventoryv1.UnimplementedInventoryServiceServer
+	calls atomic.Int64
+}
+
+func (u *inventoryUpstream) GetItem(ctx context.Context, req *inventoryv1.GetItemRequest) (*inventoryv1.Item, error) {
+	u.calls.Add(1)
+	select {
+	case <-time.After(time.Millisecond):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &inventoryv1.Item{Sku: req.GetSku(), Name: "widget", PriceCents: 500, Currency: "USD"}, nil
+}
+
+func startInventory(t *testing.T) (*inventoryUpstream, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &inventoryUpstream{}
+	gs := grpc.NewServer()
+	inventoryv1.RegisterInventoryServiceServer(gs, u)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = gs.Serve(ln) }()
+	t.Cleanup(func() { gs.Stop(); hs.Shutdown(); <-done })
+	return u, ln.Addr().String()
+}
+
+// TestReloadUnderLoad runs the real program in front of a real gRPC upstream while client
+// goroutines send requests without pause, and sends it SIGHUPs with valid files (a new rate
+// limit, new CORS origins) and invalid ones: no request fails, every valid change is in force
+// after its reload, and every invalid file is refused with a log line naming the problem while
+// the previous configuration stays.
+func TestReloadUnderLoad(t *testing.T) {
+	// Until run installs its own handler, a SIGHUP would kill the test binary: make sure none can.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	up, upAddr := startInventory(t)
+	const originA, originB = "https://a.shop.example", "https://b.shop.example"
+	file := func(requests int, origins ...string) string {
+		return "listen: 127.0.0.1:0\n" +
+			"upstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + upAddr + "\"]}}\n" +
+			fmt.Sprintf("routes: {shop.inventory.v1.InventoryService/GetItem: {rate_limit: {requests: %d, per: 60s, burst: %d}}}\n", requests, requests) +
+			"cors: {allowed_origins: [\"" + strings.Join(origins, `", "`) + "\"]}\n"
+	}
+	policy := func(requests int) string { return fmt.Sprintf(`"default";q=%d;w=60`, requests) }
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(file(100000, originA))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-config", path}, &bytes.Buffer{}, logs) }()
+	var addr string
+	poll(t, "the listening log line", func() bool {
+		if l := logs.logLine("gateway listening"); l != nil {
+			addr, _ = l["addr"].(string)
+		}
+		return addr != ""
+	})
+	base := "http://" + addr
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	type answer struct {
+		status int
+		header http.Header
+	}
+	send := func(method, p string, h http.Header) (answer, error) {
+		req, err := http.NewRequest(method, base+p, nil)
+		if err != nil {
+			return answer{}, err
+		}
+		req.Header = h
+		resp, err := client.Do(req)
+		if err != nil {
+			return answer{}, err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return answer{}, err
+		}
+		return answer{resp.StatusCode, resp.Header}, nil
+	}
+	item := "/v1/inventory/items/sku-1"
+	// Served means Serve runs, which run starts after its SIGHUP handler is installed.
+	poll(t, "the first item to be served", func() bool {
+		a, err := send("GET", item, nil)
+		return err == nil && a.status == 200
+	})
+
+	// The load: GETs (200) and CORS preflights (204), without pause, until stop.
+	const workers = 6
+	stop := make(chan struct{})
+	var sent, failed atomic.Int64
+	var failMu sync.Mutex
+	var failures []string
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(30 * time.Second) // a bound even if the test never closes stop
+			for i := 0; i < 200000 && time.Now().Before(deadline); i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				method, want := "GET", 200
+				h := http.Header{"Origin": {originA}}
+				if (i+w)%4 == 0 {
+					method, want = "OPTIONS", 204
+					h.Set("Access-Control-Request-Method", "GET")
+				}
+				a, err := send(method, item, h)
+				sent.Add(1)
+				if err == nil && a.status == want {
+					continue
+				}
+				failed.Add(1)
+				failMu.Lock()
+				if len(failures) < 5 {
+					failures = append(failures, fmt.Sprintf("%s %s: status %d, error %v", method, item, a.status, err))
+				}
+				failMu.Unlock()
+			}
+		}()
+	}
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopLoad()
+
+	const (
+		msgReloaded = "config reloaded"
+		msgRefused  = "config reload refused; the previous configuration stays"
+	)
+	steps := []struct {
+		name    string
+		file    string
+		errHas  string // empty: a valid file
+		limit   int    // the limit in force afterwards
+		allowed string // an origin allowed afterwards
+		refused string // an origin refused afterwards, if any
+	}{
+		{"raise the limit, add an origin", file(200000, originA, originB), "", 200000, originB, ""},
+		{"invalid: an unknown key", file(300000, originA) + "routez: {}\n", "routez", 200000, originB, ""},
+		{"lower the limit, drop an origin", file(150000, originB), "", 150000, originB, originA},
+		{"invalid: a bad CIDR", file(400000, originA) + "ip_rules: {deny: [\"300.1.2.3/8\"]}\n", "300.1.2.3", 150000, originB, originA},
+		{"invalid: a limit of 0", file(0, originA), "requests", 150000, originB, originA},
+		{"back to the first file", file(100000, originA), "", 100000, originA, originB},
+	}
+	for _, st := range steps {
+		reloaded, refused := len(logs.logLines(msgReloaded)), len(logs.logLines(msgRefused))
+		sentBefore := sent.Load()
+		write(st.file)
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, st.name+": the reload's log line", func() bool {
+			return len(logs.logLines(msgReloaded))+len(logs.logLines(msgRefused)) > reloaded+refused
+		})
+		if st.errHas == "" {
+			if n := len(logs.logLines(msgReloaded)); n != reloaded+1 {
+				t.Fatalf("%s: the valid file was refused: %v", st.name, logs.logLines(msgRefused))
+			}
+		} else {
+			ls := logs.logLines(msgRefused)
+			if len(ls) != refused+1 {
+				t.Fatalf("%s: the invalid file was not refused", st.name)
+			}
+			if e, _ := ls[len(ls)-1]["error"].(string); !strings.Contains(e, st.errHas) || ls[len(ls)-1]["level"] != "ERROR" {
+				t.Errorf("%s: refusal %v, want an ERROR line whose error names %q", st.name, ls[len(ls)-1], st.errHas)
+			}
+		}
+		// What is in force now.
+		a, err := send("GET", item, http.Header{"Origin": {st.allowed}})
+		if err != nil || a.status != 200 {
+			t.Fatalf("%s: probe: %v %v", st.name, a.status, err)
+		}
+		if got := a.header.Get("RateLimit-Policy"); got != policy(st.limit) {
+			t.Errorf("%s: RateLimit-Policy %q, want %q", st.name, got, policy(st.limit))
+		}
+		if got := a.header.Get("Access-Control-Allow-Origin"); got != st.allowed {
+			t.Errorf("%s: Access-Control-Allow-Origin %q for %s, want it allowed", st.name, got, st.allowed)
+		}
+		if st.refused != "" {
+			a, err := send("OPTIONS", item, http.Header{"Origin": {st.refused}, "Access-Control-Request-Method": {"GET"}})
+			if err != nil || a.status != 204 || a.header.Get("Access-Control-Allow-Origin") != "" {
+				t.Errorf("%s: preflight from %s: %d %v, Access-Control-Allow-Origin %q; want it refused", st.name, st.refused, a.status, err, a.header.Get("Access-Control-Allow-Origin"))
+			}
+		}
+		// Let the load run on this configuration for a moment before the next reload.
+		poll(t, st.name+": requests under the new configuration", func() bool { return sent.Load() >= sentBefore+50 })
+	}
+	stopLoad()
+	t.Logf("%d requests (%d upstream calls) across %d reloads, %d failed", sent.Load(), up.calls.Load(), len(steps), failed.Load())
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d of %d requests failed during the reloads; first: %v", n, sent.Load(), failures)
+	}
+	if sent.Load() < int64(len(steps))*50 {
+		t.Errorf("only %d requests were sent: no real load", sent.Load())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop")
 	}
 }

@@ -44,16 +44,10 @@ var (
 	}
 )
 
-// refuse writes ref as a google.rpc.Status through httperror. An HTTP/1 request that has a
-// body is answered with Connection: close: otherwise net/http would read up to 256 KiB of the
-// unread body before sending the answer, and a client that stalls its body would hold the
-// refusal back until a read timeout.
+// refuse writes ref as a google.rpc.Status through httperror.Refuse (which closes an HTTP/1
+// connection whose body is unread, so that a stalled body cannot hold the refusal back).
 func (a *Authenticator) refuse(w http.ResponseWriter, r *http.Request, ref *refusal) {
 	a.m.results[ref.res].Inc()
-	h := w.Header()
-	h.Set("WWW-Authenticate", ref.challenge)
-	if r.ProtoMajor == 1 && r.ContentLength != 0 {
-		h.Set("Connection", "close")
-	}
-	httperror.Write(w, ref.st)
+	w.Header().Set("WWW-Authenticate", ref.challenge)
+	httperror.Refuse(w, r, ref.st)
 }

@@ -44,6 +44,18 @@ func Write(w http.ResponseWriter, st *status.Status) {
 	WriteWithStatus(w, HTTPStatus(st.Code()), st)
 }
 
+// Refuse sends st, with the HTTP status of its code, for a request refused before its body was
+// read (authentication, rate limit, IP rules). An HTTP/1 request that has a body is answered
+// with Connection: close: otherwise net/http would read up to 256 KiB of the unread body before
+// sending the answer, and a client that stalls its body would hold the refusal back until the
+// server's read timeout.
+func Refuse(w http.ResponseWriter, r *http.Request, st *status.Status) {
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	Write(w, st)
+}
+
 // WriteWithStatus sends st with an explicit HTTP status, for the rows of the contract that have
 // no gRPC code of their own (405, 413, 422).
 func WriteWithStatus(w http.ResponseWriter, httpStatus int, st *status.Status) {

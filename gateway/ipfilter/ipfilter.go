@@ -122,7 +122,7 @@ func (s *Filter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.global.admits(s.resolver.ClientIP(r)) {
 			s.deniedGlobal.Inc()
-			httperror.Write(w, errDenied)
+			httperror.Refuse(w, r, errDenied)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -139,7 +139,7 @@ func (s *Filter) RouteMiddleware(next http.Handler) http.Handler {
 			route := rules{allow: rt.Policy.AllowCIDRs, deny: rt.Policy.DenyCIDRs}
 			if !route.admits(s.resolver.ClientIP(r)) {
 				s.deniedRoute.Inc()
-				httperror.Write(w, errDenied)
+				httperror.Refuse(w, r, errDenied)
 				return
 			}
 		}

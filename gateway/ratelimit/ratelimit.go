@@ -140,7 +140,7 @@ func (s *Limiter) Middleware(next http.Handler) http.Handler {
 			if !errors.Is(err, ErrUnavailable) && !errors.Is(err, context.Canceled) {
 				s.logger.Debug("rate limit backend error", "err", err)
 			}
-			httperror.Write(w, statusUnavailable)
+			httperror.Refuse(w, r, statusUnavailable)
 			return
 		}
 		h := w.Header()
@@ -150,7 +150,7 @@ func (s *Limiter) Middleware(next http.Handler) http.Handler {
 			m.limited.Inc()
 			retry := ceilSeconds(res.RetryAfter)
 			h["Retry-After"] = []string{strconv.FormatInt(retry, 10)}
-			httperror.Write(w, httperror.WithDetails(statusLimited, &errdetails.RetryInfo{
+			httperror.Refuse(w, r, httperror.WithDetails(statusLimited, &errdetails.RetryInfo{
 				RetryDelay: durationpb.New(time.Duration(retry) * time.Second),
 			}))
 			return

@@ -66,7 +66,7 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 		return nil, err
 	}
 	snap.onClose = append(snap.onClose, snap.auth.Close)
-	rlOpts := ratelimit.Options{Logger: s.logger, Registerer: s.reg}
+	rlOpts := ratelimit.Options{Logger: s.logger, Registerer: s.reg, Resolver: snap.clientIP} // the client behind trusted proxies
 	if prev := s.cur.Load(); prev != nil && prev.cfg.RateLimiting.MaxKeys == cfg.RateLimiting.MaxKeys {
 		rlOpts.Local = prev.limiter.Local() // a reload keeps every caller's in-memory quota
 	}
