@@ -70,7 +70,7 @@ func errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler,
 }
 
 // streamErrorHandler gives the final {"error": ...} chunk of a stream that failed after its
-// first message.
+// first message (one refused before it fails the call itself: see refuseEarly).
 func streamErrorHandler(_ context.Context, err error) *status.Status {
 	return publicStatus(status.Convert(err))
 }

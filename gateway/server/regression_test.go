@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -146,5 +149,53 @@ func TestReloadChangesRetries(t *testing.T) {
 		if got := attemptsOf(); got != st.attempts {
 			t.Errorf("%s: %d attempts, want %d", st.name, got, st.attempts)
 		}
+	}
+}
+
+// TestStreamRefusedBeforeItsFirstMessage: a :watch the upstream refuses at once (an unknown or
+// someone else's order) is answered like a unary call, the mapped HTTP status and a plain
+// google.rpc.Status body, not a stream error chunk; a stream that ends OK with no message is
+// an empty 200.
+func TestStreamRefusedBeforeItsFirstMessage(t *testing.T) {
+	be := startBackend(t)
+	g := startGateway(t, baseYAML(be.addr, ""), Options{Logger: discardLogger()})
+	g.waitReady(t)
+	tests := []struct {
+		name     string
+		watch    func(grpc.ServerStreamingServer[orderv1.Order]) error
+		status   int
+		wantCode int
+	}{
+		{"not found", func(grpc.ServerStreamingServer[orderv1.Order]) error {
+			return status.Error(codes.NotFound, "order not found")
+		}, 404, 5},
+		{"permission denied", func(grpc.ServerStreamingServer[orderv1.Order]) error {
+			return status.Error(codes.PermissionDenied, "no")
+		}, 403, 7},
+		{"internal, text hidden", func(grpc.ServerStreamingServer[orderv1.Order]) error {
+			return status.Error(codes.Internal, "db at 10.0.0.7 on fire")
+		}, 500, 13},
+		{"ends OK with no message", func(grpc.ServerStreamingServer[orderv1.Order]) error { return nil }, 200, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be.mu.Lock()
+			be.watch = tt.watch
+			be.mu.Unlock()
+			r := do(t, nil, "GET", g.url+"/v1/orders/o-1:watch", nil, customer())
+			if r.status != tt.status {
+				t.Fatalf("status %d %s, want %d", r.status, r.body, tt.status)
+			}
+			if tt.wantCode < 0 {
+				if len(bytes.TrimSpace(r.body)) != 0 {
+					t.Fatalf("body %q, want none", r.body)
+				}
+				return
+			}
+			code, msg, _ := r.rpcStatus(t)
+			if code != tt.wantCode || strings.Contains(msg, "10.0.0.7") || bytes.Contains(r.body, []byte(`"error"`)) {
+				t.Fatalf("body %s, want a plain Status with code %d and no internal text", r.body, tt.wantCode)
+			}
+		})
 	}
 }
