@@ -314,6 +314,41 @@ func TestReload(t *testing.T) {
 			}
 		})
 	}
+
+	// An API key removed from the configuration by Reload is refused from then on, before the
+	// upstream is called; the key that stays keeps working.
+	t.Run("api key revoked", func(t *testing.T) {
+		admin := http.Header{"X-Api-Key": {adminKey}}
+		order := gw.url + "/v1/orders/o-1"
+		if r := do(t, nil, "GET", order, nil, admin); r.status != 200 {
+			t.Fatalf("the admin key before its removal: %d %s", r.status, r.body)
+		}
+		full := baseYAML(be.addr, "")
+		revoked := strings.Replace(full, `    - {sha256: "`+sha(adminKey)+`", subject: root, roles: [admin]}`+"\n", "", 1)
+		if revoked == full {
+			t.Fatal("the admin key's line is not in baseYAML: update this test")
+		}
+		if err := gw.Reload(parse(t, revoked)); err != nil {
+			t.Fatalf("reload without the admin key: %v", err)
+		}
+		calls := be.count()
+		r := do(t, nil, "GET", order, nil, admin)
+		if r.status != 401 {
+			t.Fatalf("the removed admin key: %d %s, want 401", r.status, r.body)
+		}
+		if code, _, _ := r.rpcStatus(t); code != 16 {
+			t.Errorf("the removed admin key: code %d, want 16 (UNAUTHENTICATED)", code)
+		}
+		if ch := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(ch, "Bearer ") || !strings.Contains(ch, `error="invalid_token"`) {
+			t.Errorf("the removed admin key: WWW-Authenticate %q", ch)
+		}
+		if n := be.count(); n != calls {
+			t.Errorf("the removed admin key reached the upstream (%d calls, was %d)", n, calls)
+		}
+		if r := do(t, nil, "GET", order, nil, customer()); r.status != 200 {
+			t.Errorf("the customer key, still configured: %d %s", r.status, r.body)
+		}
+	})
 }
 
 // TestReadiness checks /healthz and /readyz with upstreams up and down.
