@@ -244,6 +244,20 @@ const deadlineSlack = 20 * time.Millisecond
 
 type ownDeadlineKey struct{}
 
+// ownDeadline is the context WithTimeout returns: one allocation where WithValue would add
+// two to the timeout's own.
+type ownDeadline struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c *ownDeadline) Value(key any) any {
+	if key == (ownDeadlineKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
 // WithTimeout is context.WithTimeout that also marks the deadline as the gateway's own (the
 // route's timeout). A call that runs out of it counts as an upstream failure; a call that runs
 // out of a shorter deadline set below it (a client's Grpc-Timeout), or of any deadline when
@@ -253,7 +267,7 @@ type ownDeadlineKey struct{}
 func WithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	dl, _ := ctx.Deadline()
-	return context.WithValue(ctx, ownDeadlineKey{}, dl), cancel
+	return &ownDeadline{Context: ctx, deadline: dl}, cancel
 }
 
 // callerDeadline reports whether ctx ran out (or nearly) of a deadline the gateway did not set.
@@ -262,8 +276,8 @@ func callerDeadline(ctx context.Context) bool {
 	if !ok || time.Until(dl) > deadlineSlack {
 		return false // no deadline, or far from it: the upstream's own DEADLINE_EXCEEDED
 	}
-	own, marked := ctx.Value(ownDeadlineKey{}).(time.Time)
-	return !marked || !own.Equal(dl)
+	own, marked := ctx.Value(ownDeadlineKey{}).(*ownDeadline)
+	return !marked || !own.deadline.Equal(dl)
 }
 
 // allow asks br for a slot; the error is the UNAVAILABLE status to return at once.

@@ -41,7 +41,10 @@ func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Requ
 					m.Done(s.RPC, code, elapsed)
 				}
 				if logging {
-					logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+					// A record with no source position: Logger.LogAttrs would walk the stack
+					// (runtime.Callers) on every request for a position nobody reads here.
+					rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+					rec.AddAttrs(
 						slog.String("method", method),
 						slog.String("path", path),
 						slog.Int("status", code),
@@ -50,6 +53,7 @@ func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Requ
 						slog.String("rpc", s.RPC),
 						slog.String("request_id", s.RequestID),
 						slog.String("client_ip", ip.String()))
+					_ = logger.Handler().Handle(r.Context(), rec)
 				}
 			}()
 			next.ServeHTTP(w, r)
