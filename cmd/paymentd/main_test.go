@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/shopgate/cmd/internal/svcmain/svcmaintest"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -21,35 +21,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// start runs the binary's run in the background and returns the address it listens on and a
-// function that stops it and returns run's error.
+// start runs the binary's run in the background (svcmaintest.Start).
 func start(t *testing.T, args ...string) (string, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, args, pw, io.Discard)
-		_ = pw.CloseWithError(io.EOF)
-		done <- err
-	}()
-	addrc := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(pr).ReadString('\n')
-		addrc <- strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		cancel()
-		t.Fatalf("run ended early: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("no listening line")
-	}
-	return addr, func() error { cancel(); return <-done }
+	return svcmaintest.Start(t, run, args...)
 }
 
 func TestRun(t *testing.T) {
