@@ -16,13 +16,15 @@ import (
 
 // jwksKeys are the keys of a JWKS URL, kept by keyfunc/jwkset: fetched at start, every
 // RefreshInterval by a goroutine that stops on close, and on an unknown kid at most once per
-// UnknownKIDInterval (a token that finds the limiter empty is refused at once, never queued).
+// UnknownKIDInterval (a token that finds the limiter empty is refused at once, never queued:
+// the limiter is ours and only asked with Allow; jwkset's own never makes anyone wait).
 // A failed fetch, an over-size body or an invalid document keeps the previous keys.
 type jwksKeys struct {
-	kf     keyfunc.Keyfunc
-	store  *generationStorage
-	cancel context.CancelFunc
-	client *http.Client
+	kf         keyfunc.Keyfunc
+	store      *generationStorage
+	unknownKID *rate.Limiter // fetches caused by unknown kids
+	cancel     context.CancelFunc
+	client     *http.Client
 }
 
 func newJWKSKeys(s Source, opts Options, m *metrics) (*jwksKeys, error) {
@@ -48,10 +50,10 @@ func newJWKSKeys(s Source, opts Options, m *metrics) (*jwksKeys, error) {
 	}
 	storage, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
 		HTTPURLs: map[string]jwkset.Storage{s.JWKSURL: httpStore},
-		// The fetch on an unknown kid runs under this deadline too, so it is the fetch timeout;
-		// with UnknownKIDInterval >= FetchTimeout a token never waits for the limiter.
+		// The fetch on an unknown kid runs under this deadline (the fetch timeout). jwkset's
+		// limiter never waits: key() asks ours first, without queueing.
 		RateLimitWaitMax:  s.FetchTimeout,
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(s.UnknownKIDInterval), 1),
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
 	})
 	if err != nil {
 		cancel()
@@ -63,12 +65,15 @@ func newJWKSKeys(s Source, opts Options, m *metrics) (*jwksKeys, error) {
 		cancel()
 		return nil, fmt.Errorf("creating keyfunc: %w", err)
 	}
-	return &jwksKeys{kf: kf, store: store, cancel: cancel, client: client}, nil
+	return &jwksKeys{kf: kf, store: store, unknownKID: rate.NewLimiter(rate.Every(s.UnknownKIDInterval), 1), cancel: cancel, client: client}, nil
 }
 
 func (j *jwksKeys) key(ctx context.Context, t *jwt.Token, h header) (any, error) {
 	if !h.hasKID {
 		return nil, errNoKID
+	}
+	if _, err := j.store.KeyRead(ctx, h.kid); errors.Is(err, jwkset.ErrKeyNotFound) && !j.unknownKID.Allow() {
+		return nil, errUnknownKID // the next fetch for an unknown kid is not due: refused at once
 	}
 	k, err := j.kf.KeyfuncCtx(ctx)(t)
 	if err != nil {

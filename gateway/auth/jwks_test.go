@@ -108,6 +108,31 @@ func TestJWKSUnknownKIDFloodIsBounded(t *testing.T) {
 	check(t, f.get(t, "/required", bearer(a.token("alice"))), want{status: 200, subject: "alice"})
 }
 
+// TestJWKSUnknownKIDNeverQueues: with unknown_kid_interval equal to fetch_timeout (the
+// smallest allowed), the unknown kids after the first are refused at once; none waits for the
+// next fetch to come due (they used to, up to the fetch timeout each).
+func TestJWKSUnknownKIDNeverQueues(t *testing.T) {
+	t.Parallel()
+	a := newEdKey(t, "key-a")
+	srv := authtest.NewJWKSServer(t, authtest.JWKS(a.jwk()))
+	src := jwksSource(srv.URL, time.Hour, 2*time.Second)
+	src.FetchTimeout = 2 * time.Second
+	f := newFixture(t, auth.Config{Sources: []auth.Source{src}}, auth.Options{Logger: quiet}, nil)
+	for i := range 4 {
+		start := time.Now()
+		forged := authtest.Sign("EdDSA", a.priv, map[string]any{"kid": fmt.Sprintf("unknown-%d", i)}, claims("mallory"))
+		if r := f.get(t, "/required", bearer(forged)); r.status != http.StatusUnauthorized {
+			t.Fatalf("unknown kid %d: status %d, want 401", i, r.status)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("unknown kid %d answered after %v: it waited for the fetch limiter", i, took)
+		}
+	}
+	if n := srv.Fetches(); n != 2 {
+		t.Fatalf("4 unknown kids caused %d fetches in all, want 2 (start, first unknown kid)", n)
+	}
+}
+
 func TestJWKSUnreachableAtStart(t *testing.T) {
 	t.Parallel()
 	t.Run("closed port", func(t *testing.T) {
