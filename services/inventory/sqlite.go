@@ -61,9 +61,7 @@ func (s *SQLiteStore) Close() error { return s.db.Close() }
 
 const itemColumns = `sku, name, price_cents, currency, available, reserved`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanItem(row scanner) (*inventoryv1.Item, error) {
+func scanItem(row storage.Scanner) (*inventoryv1.Item, error) {
 	it := &inventoryv1.Item{}
 	if err := row.Scan(&it.Sku, &it.Name, &it.PriceCents, &it.Currency, &it.Available, &it.Reserved); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -81,20 +79,7 @@ func (s *SQLiteStore) GetItem(ctx context.Context, sku string) (*inventoryv1.Ite
 
 // ListItems implements Store.
 func (s *SQLiteStore) ListItems(ctx context.Context, after string, limit int) ([]*inventoryv1.Item, error) {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT `+itemColumns+` FROM items WHERE sku > ? ORDER BY sku LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []*inventoryv1.Item
-	for rows.Next() {
-		it, err := scanItem(rows)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, it)
-	}
-	return items, rows.Err()
+	return storage.QueryAll(ctx, s.db.Read, scanItem, `SELECT `+itemColumns+` FROM items WHERE sku > ? ORDER BY sku LIMIT ?`, after, limit)
 }
 
 // Update implements Store.
@@ -153,19 +138,11 @@ func (t sqliteTx) Reservation(ctx context.Context, orderID string) (Reservation,
 	if err != nil {
 		return r, err
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT sku, quantity FROM reservation_lines WHERE order_id = ? ORDER BY sku`, orderID)
-	if err != nil {
-		return r, err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	r.Lines, err = storage.QueryAll(ctx, t.tx, func(row storage.Scanner) (Line, error) {
 		var l Line
-		if err := rows.Scan(&l.SKU, &l.Quantity); err != nil {
-			return r, err
-		}
-		r.Lines = append(r.Lines, l)
-	}
-	return r, rows.Err()
+		return l, row.Scan(&l.SKU, &l.Quantity)
+	}, `SELECT sku, quantity FROM reservation_lines WHERE order_id = ? ORDER BY sku`, orderID)
+	return r, err
 }
 
 func (t sqliteTx) PutReservation(ctx context.Context, r Reservation) error {

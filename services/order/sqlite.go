@@ -74,17 +74,10 @@ func (s *SQLiteStore) DB() *sql.DB { return s.db.Write }
 // Close closes the database.
 func (s *SQLiteStore) Close() error { return s.db.Close() }
 
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 const orderColumns = `id, customer_id, currency, total_cents, status, status_reason, payment_id,
 	payment_method, stock_reserved, payment_captured, create_time, update_time`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanRecord(row scanner) (Record, error) {
+func scanRecord(row storage.Scanner) (Record, error) {
 	o := &orderv1.Order{}
 	var status int32
 	var created, updated int64
@@ -105,7 +98,7 @@ func scanRecord(row scanner) (Record, error) {
 }
 
 // loadItems fills the items of orders with one query.
-func loadItems(ctx context.Context, q querier, orders ...*orderv1.Order) error {
+func loadItems(ctx context.Context, q storage.Querier, orders ...*orderv1.Order) error {
 	if len(orders) == 0 {
 		return nil
 	}
@@ -135,7 +128,7 @@ func loadItems(ctx context.Context, q querier, orders ...*orderv1.Order) error {
 	return rows.Err()
 }
 
-func getRecord(ctx context.Context, q querier, id string) (Record, error) {
+func getRecord(ctx context.Context, q storage.Querier, id string) (Record, error) {
 	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
 	if err != nil {
 		return r, err
@@ -163,28 +156,17 @@ func (s *SQLiteStore) List(ctx context.Context, customerID string, after *Cursor
 	}
 	q += ` ORDER BY create_time DESC, id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.Read.QueryContext(ctx, q, args...)
+	out, err := storage.QueryAll(ctx, s.db.Read, func(row storage.Scanner) (*orderv1.Order, error) {
+		r, err := scanRecord(row)
+		return r.Order, err
+	}, q, args...)
 	if err != nil {
 		return nil, err
 	}
-	var out []*orderv1.Order
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, r.Order)
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return nil, err
-	}
-	return out, loadItems(ctx, s.db.Read, out...)
+	return out, loadItems(ctx, s.db.Read, out...) // after the rows are closed: one read connection at a time
 }
 
-func getIdempotency(ctx context.Context, q querier, customerID, key string) (IdempotencyRecord, error) {
+func getIdempotency(ctx context.Context, q storage.Querier, customerID, key string) (IdempotencyRecord, error) {
 	r := IdempotencyRecord{CustomerID: customerID, Key: key}
 	var exp int64
 	err := q.QueryRowContext(ctx, `SELECT request_hash, order_id, expires_at FROM idempotency_keys WHERE customer_id = ? AND key = ?`,

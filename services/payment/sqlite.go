@@ -58,9 +58,7 @@ func (s *SQLiteStore) Close() error { return s.db.Close() }
 
 const paymentColumns = `id, order_id, customer_id, amount_cents, currency, status, decline_reason, create_time, update_time`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanPayment(row scanner) (*paymentv1.Payment, error) {
+func scanPayment(row storage.Scanner) (*paymentv1.Payment, error) {
 	p := &paymentv1.Payment{}
 	var status int32
 	var created, updated int64
@@ -84,20 +82,7 @@ func (s *SQLiteStore) Get(ctx context.Context, id string) (*paymentv1.Payment, e
 
 // ListByOrder implements Store.
 func (s *SQLiteStore) ListByOrder(ctx context.Context, orderID string) ([]*paymentv1.Payment, error) {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE order_id = ? ORDER BY create_time, id`, orderID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*paymentv1.Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return storage.QueryAll(ctx, s.db.Read, scanPayment, `SELECT `+paymentColumns+` FROM payments WHERE order_id = ? ORDER BY create_time, id`, orderID)
 }
 
 // Update implements Store.

@@ -184,3 +184,54 @@ func TestInTxSettings(t *testing.T) {
 		}
 	})
 }
+
+func TestQueryAll(t *testing.T) {
+	ctx := context.Background()
+	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "q.db"), v1, storage.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO t (id, n) VALUES (1, 10), (2, 20), (3, 30)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	scanN := func(row storage.Scanner) (int, error) {
+		var n int
+		return n, row.Scan(&n)
+	}
+	badScan := errors.New("bad row")
+	tests := []struct {
+		name    string
+		scan    func(storage.Scanner) (int, error)
+		query   string
+		args    []any
+		want    []int
+		wantErr error
+	}{
+		{"every row in order", scanN, `SELECT n FROM t WHERE n > ? ORDER BY n DESC`, []any{0}, []int{30, 20, 10}, nil},
+		{"none is nil", scanN, `SELECT n FROM t WHERE n > ?`, []any{100}, nil, nil},
+		{"a scan error stops it", func(storage.Scanner) (int, error) { return 0, badScan }, `SELECT n FROM t`, nil, nil, badScan},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := storage.QueryAll(ctx, db.Read, tc.scan, tc.query, tc.args...)
+			if !errors.Is(err, tc.wantErr) || len(got) != len(tc.want) {
+				t.Fatalf("got %v, %v; want %v, %v", got, err, tc.want, tc.wantErr)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("got %v, want %v", got, tc.want)
+				}
+			}
+			if tc.want == nil && got != nil {
+				t.Fatalf("got %#v, want nil", got)
+			}
+		})
+	}
+	if _, err := storage.QueryAll(ctx, db.Read, scanN, `SELECT nope FROM t`); err == nil {
+		t.Fatal("a bad query gave no error")
+	}
+}
