@@ -1,18 +1,24 @@
 package events_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	"github.com/acme/shopgate/services/events"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	_ "modernc.org/sqlite"
 )
@@ -72,6 +78,10 @@ func commitEvent(t *testing.T, db *sql.DB, orderID string, commit bool) *eventsv
 type brokerCase struct {
 	name string
 	open func(t *testing.T, cfg events.Config) *events.JetStream
+	// openShared opens one connection per cfg to one broker and one stream, as the instances
+	// of a service in separate processes would (each cfg may have its own Registerer and
+	// Logger; their stream and prefix are set here).
+	openShared func(t *testing.T, cfgs ...events.Config) []*events.JetStream
 }
 
 // brokers returns the embedded broker and the machine's external NATS (skipped, or failed when
@@ -81,6 +91,13 @@ func brokers() []brokerCase {
 		{"embedded", func(t *testing.T, cfg events.Config) *events.JetStream {
 			e := startEmbedded(t, t.TempDir(), events.EmbeddedConfig{})
 			return connectEmbedded(t, e, cfg)
+		}, func(t *testing.T, cfgs ...events.Config) []*events.JetStream {
+			e := startEmbedded(t, t.TempDir(), events.EmbeddedConfig{})
+			out := make([]*events.JetStream, len(cfgs))
+			for i, cfg := range cfgs {
+				out[i] = connectEmbedded(t, e, cfg)
+			}
+			return out
 		}},
 		{"external", func(t *testing.T, cfg events.Config) *events.JetStream {
 			requireExternal(t)
@@ -94,6 +111,30 @@ func brokers() []brokerCase {
 				_ = b.Close()
 			})
 			return b
+		}, func(t *testing.T, cfgs ...events.Config) []*events.JetStream {
+			requireExternal(t)
+			shared := uniqueStream(t, events.Config{})
+			out := make([]*events.JetStream, len(cfgs))
+			t.Cleanup(func() { // the stream first, while a connection is open
+				for i, b := range out {
+					if b == nil {
+						continue
+					}
+					if i == 0 {
+						_ = b.JetStream().DeleteStream(context.Background(), b.Stream())
+					}
+					_ = b.Close()
+				}
+			})
+			for i, cfg := range cfgs {
+				cfg.Stream, cfg.SubjectPrefix = shared.Stream, shared.SubjectPrefix
+				b, err := events.Dial(ctxTimeout(t, 10*time.Second), externalURL, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[i] = b
+			}
+			return out
 		}},
 	}
 }
@@ -189,3 +230,76 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 var _ = jetstream.MsgIDHeader
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger under test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// logRecord is one decoded JSON log line.
+type logRecord map[string]any
+
+func (r logRecord) str(key string) string { s, _ := r[key].(string); return s }
+
+// captureLogs returns a JSON logger at debug level and a function decoding every line it has
+// written so far (a line that is not one JSON object fails the test).
+func captureLogs(t *testing.T) (*slog.Logger, func() []logRecord) {
+	t.Helper()
+	buf := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return log, func() []logRecord {
+		t.Helper()
+		var out []logRecord
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			if line == "" {
+				continue
+			}
+			var r logRecord
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("log line %q is not JSON: %v", line, err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+}
+
+// counterValue is the value of the counter name with exactly these labels on g (0 if absent).
+func counterValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; !ok || v != lp.GetValue() {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}

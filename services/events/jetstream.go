@@ -250,6 +250,14 @@ func (b *JetStream) createConsumer(ctx context.Context, name string, subjects []
 		return err
 	})
 	if unsupported != nil {
+		// A server older than 2.10 ignores FilterSubjects: it made (or kept) an unfiltered
+		// durable that nobody will consume, whose pending count would grow with the whole
+		// stream. Remove it; the caller falls back to one durable per subject.
+		dctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+		defer cancel()
+		if err := b.js.DeleteConsumer(dctx, b.cfg.Stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			b.cfg.Logger.Warn("removing the unfiltered consumer an old server made", "consumer", name, "err", err)
+		}
 		return nil, unsupported
 	}
 	return cons, err
