@@ -176,8 +176,15 @@ func TestStackEndToEnd(t *testing.T) {
 	if final.Status != "ORDER_STATUS_CONFIRMED" || final.PaymentID == "" {
 		t.Fatalf("order ended %+v, want CONFIRMED with a payment", final)
 	}
+	// The order is CONFIRMED before inventory has taken the reservation out of stock (it does
+	// so on OrderConfirmed): wait for it, bounded.
 	var after item
-	st.call(t, "GET", "/v1/inventory/items/sku-apple", "", "", &after)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st.call(t, "GET", "/v1/inventory/items/sku-apple", "", "", &after)
+		if after.Reserved == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if after.Available != before.Available-2 || after.Reserved != 0 {
 		t.Fatalf("stock %+v after ordering 2 of %+v", after, before)
 	}
