@@ -17,7 +17,8 @@
 //     connection; the client reconnects forever and the relay and consumers resume by themselves.
 //   - Relay publishes a service's outbox: committed rows in commit order, marked published after
 //     the broker's ack; Notify wakes it at once after a commit, a poll interval is the safety net;
-//     failed rounds back off; old published rows are pruned after a retention.
+//     failed rounds back off; old published rows are pruned after a retention (24h), and inbox
+//     entries once no redelivery can bring their event back (8 days).
 //   - A consumer acknowledges a message only after its handler returned nil; a failure is
 //     redelivered with backoff, and after Config.MaxAttempts (5) the message goes to the
 //     dead-letter subject <prefix>deadletter.<consumer>.<type>, with a log line and the

@@ -28,7 +28,11 @@ type RelayConfig struct {
 	// Retention is how long published rows stay in the outbox before they are pruned.
 	// Default 24h.
 	Retention time.Duration
-	// PruneInterval is how often published rows are pruned. Default 1m.
+	// InboxRetention is how long the inbox remembers that an event was handled. It must outlast
+	// any redelivery of that event: the stream drops messages after its MaxAge (7 days by
+	// default), and the outbox keeps a row for Retention. Default 8 days.
+	InboxRetention time.Duration
+	// PruneInterval is how often published rows and old inbox entries are pruned. Default 1m.
 	PruneInterval time.Duration
 	// Now is the clock used to stamp and prune rows. Default time.Now.
 	Now func() time.Time
@@ -62,6 +66,9 @@ func (c RelayConfig) withDefaults() (RelayConfig, error) {
 	if c.Retention == 0 {
 		c.Retention = 24 * time.Hour
 	}
+	if c.InboxRetention == 0 {
+		c.InboxRetention = 8 * 24 * time.Hour
+	}
 	if c.PruneInterval == 0 {
 		c.PruneInterval = time.Minute
 	}
@@ -74,7 +81,7 @@ func (c RelayConfig) withDefaults() (RelayConfig, error) {
 	switch {
 	case c.BatchSize < 1:
 		return c, fmt.Errorf("batch size %d < 1", c.BatchSize)
-	case c.PollInterval < 0 || c.MinBackoff < 0 || c.Retention < 0 || c.PruneInterval < 0:
+	case c.PollInterval < 0 || c.MinBackoff < 0 || c.Retention < 0 || c.InboxRetention < 0 || c.PruneInterval < 0:
 		return c, errors.New("durations must not be negative")
 	case c.MaxBackoff < c.MinBackoff:
 		return c, fmt.Errorf("max backoff %v < min backoff %v", c.MaxBackoff, c.MinBackoff)
@@ -196,6 +203,9 @@ func (r *Relay) run(ctx context.Context) {
 			if _, err := r.Prune(ctx); err != nil && ctx.Err() == nil {
 				r.cfg.Logger.Warn("pruning the outbox", "relay", r.cfg.Name, "err", err)
 			}
+			if _, err := r.PruneInbox(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Warn("pruning the inbox", "relay", r.cfg.Name, "err", err)
+			}
 		}
 	}
 }
@@ -273,6 +283,16 @@ func (r *Relay) Prune(ctx context.Context) (int64, error) {
 		r.cfg.Now().Add(-r.cfg.Retention).UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("pruning the outbox: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// PruneInbox deletes the inbox entries of events handled longer than InboxRetention ago, which
+// no redelivery can bring back any more, and reports how many.
+func (r *Relay) PruneInbox(ctx context.Context) (int64, error) {
+	res, err := r.db.ExecContext(ctx, `DELETE FROM inbox WHERE processed_at < ?`, r.cfg.Now().Add(-r.cfg.InboxRetention).UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("pruning the inbox: %w", err)
 	}
 	return res.RowsAffected()
 }

@@ -186,6 +186,51 @@ func TestRelayPrunesPublishedRowsAfterRetention(t *testing.T) {
 	}
 }
 
+// TestRelayPrunesTheInboxAfterItsRetention: handled event ids are remembered for
+// InboxRetention (past any redelivery), then forgotten; a younger entry stays and still
+// makes its event a duplicate.
+func TestRelayPrunesTheInboxAfterItsRetention(t *testing.T) {
+	e := startEmbedded(t, t.TempDir(), events.EmbeddedConfig{})
+	b := connectEmbedded(t, e, events.Config{})
+	db := openDB(t)
+	now := time.Now()
+	r, err := events.NewRelay(db, b, events.RelayConfig{InboxRetention: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 10*time.Second)
+	// MarkProcessed stamps with the wall clock: write the two entries with the ages wanted.
+	for id, age := range map[string]time.Duration{"old": 61 * time.Minute, "young": 31 * time.Minute} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO inbox (consumer, event_id, processed_at) VALUES ('svc', ?, ?)`,
+			id, now.Add(-age).UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark := func(id string) bool {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := events.MarkProcessed(ctx, tx, "svc", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+	if n, err := r.PruneInbox(ctx); err != nil || n != 1 {
+		t.Fatalf("PruneInbox = %d, %v; want 1 (the old entry)", n, err)
+	}
+	if mark("young") {
+		t.Fatal("the young entry was pruned: its event would take effect twice")
+	}
+	if !mark("old") {
+		t.Fatal("the old entry is still there")
+	}
+}
+
 func TestNewRelayValidatesConfig(t *testing.T) {
 	e := startEmbedded(t, t.TempDir(), events.EmbeddedConfig{})
 	b := connectEmbedded(t, e, events.Config{})
