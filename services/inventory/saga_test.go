@@ -11,6 +11,7 @@ import (
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	"github.com/acme/shopgate/services/events"
+	"github.com/acme/shopgate/services/events/eventstest"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -24,40 +25,21 @@ func (h *harness) outbox(t *testing.T, orderID string) []string {
 	return types
 }
 
-// envelopes returns the envelopes recorded in the outbox for orderID, oldest first.
+// envelopes returns the envelopes recorded in the outbox for orderID, oldest first, each
+// checked to come from inventory.
 func (h *harness) envelopes(t *testing.T, orderID string) []*eventsv1.Envelope {
 	t.Helper()
-	rows, err := h.store.DB().Query(`SELECT envelope FROM outbox ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var envs []*eventsv1.Envelope
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			t.Fatal(err)
-		}
-		env := &eventsv1.Envelope{}
-		if err := proto.Unmarshal(b, env); err != nil {
-			t.Fatal(err)
-		}
-		if env.GetOrderId() == orderID {
-			if env.GetSource() != "inventory" {
-				t.Fatalf("source %q", env.GetSource())
-			}
-			envs = append(envs, env)
+	envs := eventstest.Outbox(t, h.store.DB(), orderID)
+	for _, env := range envs {
+		if env.GetSource() != "inventory" {
+			t.Fatalf("source %q", env.GetSource())
 		}
 	}
 	return envs
 }
 
-// The W3C trace contexts of the OrderCreated and the OrderCancelled the saga tests hand over,
-// in the handler's ctx as events.On puts them.
-var (
-	createdTrace   = map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "acme=1"}
-	cancelledTrace = map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
-)
+// The trace contexts the saga tests hand over (eventstest).
+var createdTrace, cancelledTrace = eventstest.CreatedTrace, eventstest.CancelledTrace
 
 func (h *harness) stock(t *testing.T, sku string) (available, reserved int32) {
 	t.Helper()

@@ -14,6 +14,7 @@ import (
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/services/events/eventstest"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/order"
@@ -22,7 +23,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
-	"google.golang.org/protobuf/proto"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -162,26 +162,7 @@ func (h *harness) outbox(t *testing.T, orderID string) []*eventsv1.Envelope {
 // readOutbox returns the envelopes recorded for orderID in the outbox of db, oldest first.
 func readOutbox(t *testing.T, db *sql.DB, orderID string) []*eventsv1.Envelope {
 	t.Helper()
-	rows, err := db.Query(`SELECT envelope FROM outbox ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []*eventsv1.Envelope
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			t.Fatal(err)
-		}
-		env := &eventsv1.Envelope{}
-		if err := proto.Unmarshal(b, env); err != nil {
-			t.Fatal(err)
-		}
-		if env.GetOrderId() == orderID {
-			out = append(out, env)
-		}
-	}
-	return out
+	return eventstest.Outbox(t, db, orderID)
 }
 
 // Two W3C trace contexts a client sends (the "traceparent" and "tracestate" metadata).

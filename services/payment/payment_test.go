@@ -13,6 +13,7 @@ import (
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	"github.com/acme/shopgate/services/events"
+	"github.com/acme/shopgate/services/events/eventstest"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/passport"
 	"github.com/acme/shopgate/services/payment"
@@ -92,34 +93,11 @@ func (h *harness) outbox(t *testing.T, orderID string) []string {
 // envelopes returns the envelopes recorded for orderID, oldest first.
 func (h *harness) envelopes(t *testing.T, orderID string) []*eventsv1.Envelope {
 	t.Helper()
-	rows, err := h.store.DB().Query(`SELECT envelope FROM outbox ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []*eventsv1.Envelope
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			t.Fatal(err)
-		}
-		env := &eventsv1.Envelope{}
-		if err := proto.Unmarshal(b, env); err != nil {
-			t.Fatal(err)
-		}
-		if env.GetOrderId() == orderID {
-			out = append(out, env)
-		}
-	}
-	return out
+	return eventstest.Outbox(t, h.store.DB(), orderID)
 }
 
-// The W3C trace contexts of the OrderCreated and the OrderCancelled the saga tests hand over,
-// in the handler's ctx as events.On puts them.
-var (
-	createdTrace   = map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "acme=1"}
-	cancelledTrace = map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
-)
+// The trace contexts the saga tests hand over (eventstest).
+var createdTrace, cancelledTrace = eventstest.CreatedTrace, eventstest.CancelledTrace
 
 func (h *harness) paymentOf(t *testing.T, orderID string) *paymentv1.Payment {
 	t.Helper()
