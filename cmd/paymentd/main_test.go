@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -66,24 +64,5 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
-	t.Run("misspelt yaml key", func(t *testing.T) {
-		bad := filepath.Join(t.TempDir(), "bad.yaml")
-		if err := os.WriteFile(bad, []byte("listen: 127.0.0.1:0\nlisten_adress: x\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		err := run(context.Background(), []string{"-config", bad}, io.Discard, io.Discard)
-		if err == nil || !strings.Contains(err.Error(), "listen_adress") {
-			t.Fatalf("got %v, want an error naming the key", err)
-		}
-	})
-	t.Run("bad flag", func(t *testing.T) {
-		if err := run(context.Background(), []string{"-nope"}, io.Discard, io.Discard); err == nil {
-			t.Fatal("unknown flag accepted")
-		}
-	})
-	t.Run("bad log level", func(t *testing.T) {
-		if err := run(context.Background(), []string{"-log-level", "loud"}, io.Discard, io.Discard); err == nil {
-			t.Fatal("bad log level accepted")
-		}
-	})
+	t.Run("config errors", func(t *testing.T) { svcmaintest.ConfigErrors(t, run) })
 }

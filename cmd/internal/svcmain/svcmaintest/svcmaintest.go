@@ -5,6 +5,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,4 +46,31 @@ func Start(t *testing.T, run RunFunc, args ...string) (string, func() error) {
 		t.Fatal("no listening line")
 	}
 	return "", nil
+}
+
+// ConfigErrors checks that run refuses, before serving, a YAML key it does not know (naming
+// it), an unknown flag and a bad log level.
+func ConfigErrors(t *testing.T, run RunFunc) {
+	t.Helper()
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("listen: 127.0.0.1:0\nlisten_adress: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string // in the error; "" for any error
+	}{
+		{"misspelt yaml key", []string{"-config", bad}, "listen_adress"},
+		{"bad flag", []string{"-nope"}, ""},
+		{"bad log level", []string{"-log-level", "loud", "-listen", "127.0.0.1:0"}, "log level"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(context.Background(), tc.args, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run %q: %v, want an error naming %q", tc.args, err, tc.want)
+			}
+		})
+	}
 }
