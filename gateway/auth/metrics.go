@@ -1,9 +1,9 @@
 package auth
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	gwmetrics "github.com/acme/shopgate/gateway/metrics"
 )
 
 // result is the outcome of one request at this stage: the result label of
@@ -50,13 +50,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"source", "result"})
 	if reg != nil {
 		var err error
-		if requests, err = register(reg, requests); err != nil {
+		if requests, err = gwmetrics.RegisterOrReuse(reg, requests); err != nil {
 			return nil, err
 		}
-		if cache, err = register(reg, cache); err != nil {
+		if cache, err = gwmetrics.RegisterOrReuse(reg, cache); err != nil {
 			return nil, err
 		}
-		if fetch, err = register(reg, fetch); err != nil {
+		if fetch, err = gwmetrics.RegisterOrReuse(reg, fetch); err != nil {
 			return nil, err
 		}
 	}
@@ -66,17 +66,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.results[r] = requests.WithLabelValues(name)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector an earlier Authenticator registered (the
-// gateway builds a new one on each reload, on the same registry).
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/shopgate/gateway/metrics"
 )
 
 // Options carries what the process provides. Zero values are replaced by defaults.
@@ -70,29 +72,15 @@ func New(cfg Config, opts Options) (*Breakers, error) {
 		}, []string{"breaker"}),
 	}
 	if opts.Registerer != nil {
-		if b.state, err = registerOrReuse(opts.Registerer, b.state); err != nil {
+		if b.state, err = metrics.RegisterOrReuse(opts.Registerer, b.state); err != nil {
 			return nil, fmt.Errorf("creating circuit breakers: %w", err)
 		}
-		if b.reject, err = registerOrReuse(opts.Registerer, b.reject); err != nil {
+		if b.reject, err = metrics.RegisterOrReuse(opts.Registerer, b.reject); err != nil {
 			return nil, fmt.Errorf("creating circuit breakers: %w", err)
 		}
 	}
 	b.current.Store(&generation{cfg: cfg, m: make(map[string]*breaker)})
 	return b, nil
-}
-
-// registerOrReuse registers c, or returns the collector already registered under its name.
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("registering metrics: %w", err)
-	}
-	return c, nil
 }
 
 // Update replaces the settings on a configuration reload. Unchanged settings keep every

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acme/shopgate/gateway/metrics"
 )
 
 // Defaults of Config.
@@ -149,16 +151,9 @@ func New(cfg Config, opts Options) (*CORS, error) {
 		Help: "CORS preflights answered at the edge, by result (allowed or refused).",
 	}, []string{"result"})
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(preflights); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			existing, ok := (*prometheus.CounterVec)(nil), false
-			if errors.As(err, &are) {
-				existing, ok = are.ExistingCollector.(*prometheus.CounterVec)
-			}
-			if !ok {
-				return nil, fmt.Errorf("creating cors: registering metrics: %w", err)
-			}
-			preflights = existing
+		var err error
+		if preflights, err = metrics.RegisterOrReuse(opts.Registerer, preflights); err != nil {
+			return nil, fmt.Errorf("creating cors: %w", err)
 		}
 	}
 	s.preflightAllowed = preflights.WithLabelValues("allowed")

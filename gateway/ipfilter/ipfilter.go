@@ -1,7 +1,6 @@
 package ipfilter
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/clientip"
 	"github.com/acme/shopgate/gateway/httperror"
+	"github.com/acme/shopgate/gateway/metrics"
 	"github.com/acme/shopgate/gateway/policy"
 )
 
@@ -88,7 +88,7 @@ func New(cfg Config, opts Options) (*Filter, error) {
 		Help: "Requests refused by the IP allow/deny rules, by scope (global or route).",
 	}, []string{"scope"})
 	if opts.Registerer != nil {
-		if denied, err = register(opts.Registerer, denied); err != nil {
+		if denied, err = metrics.RegisterOrReuse(opts.Registerer, denied); err != nil {
 			return nil, fmt.Errorf("creating ip filter: %w", err)
 		}
 	}
@@ -96,21 +96,6 @@ func New(cfg Config, opts Options) (*Filter, error) {
 	f.deniedGlobal = denied.WithLabelValues("global")
 	f.deniedRoute = denied.WithLabelValues("route")
 	return f, nil
-}
-
-// register registers c, or returns the collector already registered under its name (a reload
-// builds a new stage against the same registry).
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing, nil
-			}
-		}
-		return nil, fmt.Errorf("registering metrics: %w", err)
-	}
-	return c, nil
 }
 
 // Middleware wraps next with the global rules (Config). It belongs at the edge, before routing.

@@ -1,11 +1,11 @@
 package ratelimit
 
 import (
-	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	gwmetrics "github.com/acme/shopgate/gateway/metrics"
 )
 
 // metrics are the stage's collectors. Per-RPC children are resolved once per RPC, not per
@@ -43,31 +43,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.requests, err = registerOrReuse(reg, m.requests); err != nil {
+	if m.requests, err = gwmetrics.RegisterOrReuse(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.backendErrors, err = registerOrReuse(reg, m.backendErrors); err != nil {
+	if m.backendErrors, err = gwmetrics.RegisterOrReuse(reg, m.backendErrors); err != nil {
 		return nil, err
 	}
-	if m.degraded, err = registerOrReuse(reg, m.degraded); err != nil {
+	if m.degraded, err = gwmetrics.RegisterOrReuse(reg, m.degraded); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// registerOrReuse registers c, or returns the collector of the same name already registered (a
-// reload builds a new stage against the same registry).
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("registering metrics: %w", err)
-	}
-	return c, nil
 }
 
 func (m *metrics) forRPC(rpc string) *rpcMetrics {
