@@ -10,20 +10,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"text/tabwriter"
-	"time"
 
+	"github.com/acme/shopgate/cmd/internal/gwmain"
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
@@ -74,41 +72,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", *path))
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	for {
-		select {
-		case err := <-serveErr:
-			_ = srv.Close()
-			return fmt.Errorf("serving: %w", err)
-		case <-hup:
-			reload(srv, *path, logger)
-		case <-ctx.Done():
-			logger.Info("gateway shutting down", slog.Duration("timeout", cfg.Server.ShutdownTimeout))
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-			err := srv.Shutdown(sctx)
-			cancel()
-			if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
-				err = errors.Join(err, serr)
-			}
-			logger.Info("gateway stopped")
-			return err
-		}
+	loop := gwmain.Loop{
+		Server: srv, Logger: logger, Path: *path, ShutdownTimeout: cfg.Server.ShutdownTimeout,
+		Load: func() (*config.Config, error) { return loadConfig(*path) },
 	}
-}
-
-// reload re-reads the file and swaps the reloadable parts; a bad file leaves the old config.
-func reload(srv *server.Server, path string, logger *slog.Logger) {
-	start := time.Now()
-	cfg, err := loadConfig(path)
-	if err == nil {
-		err = srv.Reload(cfg)
-	}
-	if err != nil {
-		logger.Error("config reload refused; the previous configuration stays", slog.String("config", path), slog.Any("error", err))
-		return
-	}
-	logger.Info("config reloaded", slog.String("config", path), slog.Duration("took", time.Since(start)))
+	return loop.Serve(ctx, ln, hup)
 }
 
 // EnvRedisPassword names the environment variable that holds the rate limiter's Redis password

@@ -28,8 +28,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
+	"github.com/acme/shopgate/cmd/internal/gwmain"
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/devkey"
@@ -187,28 +187,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 	logger.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("data", o.data))
 	fmt.Fprintf(stdout, "gateway listening on %s\n", ln.Addr())
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- gw.Serve(ln) }()
-	for {
-		select {
-		case err := <-serveErr:
-			_ = gw.Close()
-			return fmt.Errorf("gateway serving: %w", err)
-		case <-hup:
-			reload(gw, o.config, load, logger)
-		case <-ctx.Done():
-			logger.Info("stack shutting down", slog.Duration("timeout", cfg.Server.ShutdownTimeout))
-			ord.Close() // end the :watch streams first, or they would hold the gateway's drain
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-			err := gw.Shutdown(sctx)
-			cancel()
-			if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
-				err = errors.Join(err, serr)
-			}
-			// the deferred stops run now: services (order, payment, inventory), stores, broker.
-			return err
-		}
+	loop := gwmain.Loop{
+		Server: gw, Logger: logger, Path: o.config, Load: load, ShutdownTimeout: cfg.Server.ShutdownTimeout,
+		BeforeShutdown: ord.Close, // end the :watch streams first, or they would hold the drain
 	}
+	return loop.Serve(ctx, ln, hup) // then the deferred stops: services, stores, broker
 }
 
 // gatewayConfig is the gateway's configuration: the YAML file when there is one (else the
@@ -233,22 +216,4 @@ func gatewayConfig(o options, upstreams map[string]config.Upstream, key *devkey.
 	cfg.Upstreams = upstreams
 	cfg.Auth.Sources = append(cfg.Auth.Sources, key.AuthSource())
 	return cfg, nil
-}
-
-// reload re-reads the gateway's file on SIGHUP; a bad file leaves the old configuration.
-func reload(gw *server.Server, path string, load func() (*config.Config, error), logger *slog.Logger) {
-	if path == "" {
-		logger.Info("SIGHUP: no -config file to reload")
-		return
-	}
-	start := time.Now()
-	cfg, err := load()
-	if err == nil {
-		err = gw.Reload(cfg)
-	}
-	if err != nil {
-		logger.Error("config reload refused; the previous configuration stays", slog.String("config", path), slog.Any("error", err))
-		return
-	}
-	logger.Info("config reloaded", slog.String("config", path), slog.Duration("took", time.Since(start)))
 }
