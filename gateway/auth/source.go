@@ -101,7 +101,7 @@ func (v *verifier) verify(ctx context.Context, token string, h header) (identity
 	}
 	// The cache hands the same Roles to every request of the token: clipped, an append by a
 	// later stage copies instead of writing into the shared array.
-	return identity.Identity{Subject: c.Subject, Roles: slices.Clip(c.roles), Method: identity.MethodJWT}, c.ExpiresAt.Time, nil
+	return identity.Identity{Subject: c.Subject, Roles: slices.Clip(c.roles), Method: identity.MethodJWT}.WithPassport(), c.ExpiresAt.Time, nil
 }
 
 // tokenClaims are the registered claims plus the roles, read from configurable claim names.

@@ -42,6 +42,8 @@ type Identity struct {
 	Roles []string
 	// Method is how the caller authenticated; empty for an anonymous caller.
 	Method Method
+
+	passport []string // the rendered passport (WithPassport), shared and never modified
 }
 
 // Anonymous reports whether id carries no verified subject.
@@ -80,11 +82,36 @@ func Metadata(id Identity) metadata.MD {
 	if id.Anonymous() {
 		return nil
 	}
-	return metadata.Pairs(
+	return metadata.Pairs(id.Passport()...)
+}
+
+// Passport returns the passport of id as metadata key/value pairs (the keys in lower case, as
+// metadata.AppendToOutgoingContext takes them): one value per key, nil for an anonymous caller.
+// The slice may be shared: callers must not modify it.
+func (id Identity) Passport() []string {
+	if id.passport != nil || id.Anonymous() {
+		return id.passport
+	}
+	return id.render()
+}
+
+// WithPassport returns id with its passport rendered once, so that every request made with it
+// (a cached token, an API key) sends the passport without building it again. Fields changed
+// after WithPassport are not reflected in the passport: call it last.
+func (id Identity) WithPassport() Identity {
+	id.passport = nil
+	if !id.Anonymous() {
+		id.passport = id.render()
+	}
+	return id
+}
+
+func (id Identity) render() []string {
+	return []string{
 		MDSubject, id.Subject,
 		MDRoles, strings.Join(id.Roles, ","),
 		MDAuthMethod, string(id.Method),
-	)
+	}
 }
 
 // reservedPrefix is the namespace of the passport: every key in it belongs to the gateway.

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"slices"
 	"testing"
 )
 
@@ -42,6 +43,36 @@ func TestMetadataOneValuePerKey(t *testing.T) {
 	}
 	if md := Metadata(Identity{}); md.Len() != 0 {
 		t.Errorf("anonymous passport = %v, want empty", md)
+	}
+}
+
+func TestPassportRenderedOnceIsTheSame(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		id   Identity
+		want []string
+	}{
+		{"anonymous", Identity{}, nil},
+		{"jwt", Identity{Subject: "alice", Roles: []string{"customer", "admin"}, Method: MethodJWT},
+			[]string{MDSubject, "alice", MDRoles, "customer,admin", MDAuthMethod, "jwt"}},
+		{"apikey without roles", Identity{Subject: "svc", Method: MethodAPIKey},
+			[]string{MDSubject, "svc", MDRoles, "", MDAuthMethod, "apikey"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, got := range [][]string{tt.id.Passport(), tt.id.WithPassport().Passport()} {
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("Passport() = %q, want %q", got, tt.want)
+				}
+			}
+		})
+	}
+	// WithPassport renders what the identity holds when it is called, even over an older rendering.
+	id := Identity{Subject: "alice", Method: MethodJWT}.WithPassport()
+	id.Subject = "bob"
+	if got := id.WithPassport().Passport()[1]; got != "bob" {
+		t.Errorf("re-rendered subject = %q, want bob", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/acme/shopgate/gateway/identity"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -44,15 +45,29 @@ func incomingHeader(key string) (string, bool) {
 // (content-type, grpc-status, ...) and whatever a service sets stay inside.
 func outgoingHeader(string) (string, bool) { return "", false }
 
-// passport is the one place the verified identity becomes upstream metadata: exactly one value
-// per key, nothing for an anonymous caller. Client-sent identity never got this far
-// (incomingHeader).
-func passport(ctx context.Context, _ *http.Request) metadata.MD {
+// withPassport is the one place the verified identity becomes upstream metadata: exactly one
+// value per key, nothing for an anonymous caller. Client-sent identity never got this far
+// (incomingHeader). It runs in the upstream client interceptors (passportUnary,
+// passportStream) rather than as a grpc-gateway metadata annotator, which would copy the
+// request's whole metadata on every request, identified or not; appending the identity's
+// pre-rendered pairs copies nothing.
+func withPassport(ctx context.Context) context.Context {
 	id, ok := identity.FromContext(ctx)
 	if !ok {
-		return nil
+		return ctx
 	}
-	return identity.Metadata(id)
+	if pairs := id.Passport(); len(pairs) > 0 {
+		return metadata.AppendToOutgoingContext(ctx, pairs...)
+	}
+	return ctx
+}
+
+func passportUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(withPassport(ctx), method, req, reply, cc, opts...)
+}
+
+func passportStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(withPassport(ctx), desc, cc, method, opts...)
 }
 
 // stripForwarding removes what grpc-gateway would forward on its own regardless of the header

@@ -118,8 +118,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.addrs[name] = u.Addresses
 	}
 	s.dial = upstream.Options{
-		UnaryInterceptors:  []grpc.UnaryClientInterceptor{s.breakers.UnaryClientInterceptor()},                // breaker, then retries (service config)
-		StreamInterceptors: []grpc.StreamClientInterceptor{s.breakers.StreamClientInterceptor(), refuseEarly}, // idem for streams; an early refusal fails the call
+		UnaryInterceptors:  []grpc.UnaryClientInterceptor{passportUnary, s.breakers.UnaryClientInterceptor()},                 // passport, breaker, then retries (service config)
+		StreamInterceptors: []grpc.StreamClientInterceptor{passportStream, s.breakers.StreamClientInterceptor(), refuseEarly}, // idem for streams; an early refusal fails the call
 		DialOptions:        opts.DialOptions,
 		MethodConfigs:      opts.MethodConfigs,   // after the retry policies of each snapshot
 		RetryThrottling:    opts.RetryThrottling, // nil: each snapshot's, from cfg.Retry

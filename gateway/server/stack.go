@@ -19,9 +19,9 @@ import (
 //	  -> 5 IP rules (global) -> 6 body limit -> 7 grpc-gateway mux (route match)
 //	after the route matched (runtime.WithMiddlewares; the route is in the context):
 //	  8 IP rules (route) -> 9 auth (authenticate, authorize, identity in context)
-//	  -> 10 rate limit -> 11 deadline -> 12 generated handler (decode, passport, gRPC call)
+//	  -> 10 rate limit -> 11 deadline -> 12 generated handler (decode, gRPC call)
 //	gRPC client (upstream.Dial, set once in New):
-//	  13 breaker interceptor -> 14 retries (service config) -> upstream
+//	  13 passport interceptor -> 14 breaker interceptor -> 15 retries (service config) -> upstream
 func (s *Server) assemble(snap *snapshot) error {
 	snap.mux = runtime.NewServeMux(
 		runtime.WithMiddlewares(s.routeStage(snap)),                      // 7 -> 8: find the route, run the route layers
@@ -32,7 +32,6 @@ func (s *Server) assemble(snap *snapshot) error {
 		runtime.WithIncomingHeaderMatcher(incomingHeader),                // allow-list of client headers
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),                // no upstream headers out
 		runtime.WithOutgoingTrailerMatcher(outgoingHeader),               // no upstream trailers out
-		runtime.WithMetadata(passport),                                   // the verified identity, once per key
 		runtime.WithDisableHTTPMethodOverride(),                          // the method routed is the method sent
 		runtime.WithDisablePathLengthFallback(),                          // no POST-as-GET
 	)
