@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/identity"
 	"github.com/acme/shopgate/gateway/policy"
 )
@@ -127,7 +128,7 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		a.m.results[res].Inc()
-		next.ServeHTTP(w, r.WithContext(identity.NewContext(r.Context(), id)))
+		next.ServeHTTP(w, edge.WithIdentity(r, id)) // in the edge state when there is one: no request copy
 	})
 }
 

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/gateway/identity"
 	"github.com/acme/shopgate/gateway/metrics"
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/prometheus/client_golang/prometheus"
@@ -298,4 +300,52 @@ func TestStateIsTheContext(t *testing.T) {
 	if before != nil || after != rt || inherited != "parent value" {
 		t.Errorf("before = %v, after = %v, inherited = %v", before, after, inherited)
 	}
+}
+
+// TestWithIdentityAndBound: inside the edge the State carries the identity and adopts the
+// bounded context without a copy of the request; outside it both fall back to a new context.
+func TestWithIdentityAndBound(t *testing.T) {
+	t.Parallel()
+	type key struct{}
+	id := identity.Identity{Subject: "alice", Method: identity.MethodJWT}
+	check := func(t *testing.T, r *http.Request, wantSame bool) {
+		t.Helper()
+		r2 := edge.WithIdentity(r, id)
+		var cancel context.CancelFunc
+		r3 := edge.Bound(r2, func(ctx context.Context) context.Context {
+			ctx, cancel = context.WithTimeout(ctx, time.Hour)
+			return ctx
+		})
+		defer cancel()
+		if same := r3 == r; same != wantSame {
+			t.Errorf("request kept = %v, want %v", same, wantSame)
+		}
+		ctx := r3.Context()
+		if got, ok := identity.FromContext(ctx); !ok || got.Subject != "alice" {
+			t.Errorf("identity = %+v, %v", got, ok)
+		}
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) < 59*time.Minute {
+			t.Errorf("deadline = %v, %v; want about an hour", dl, ok)
+		}
+		if v := ctx.Value(key{}); v != "parent value" {
+			t.Errorf("parent value = %v", v)
+		}
+		cancel()
+		if !errors.Is(ctx.Err(), context.Canceled) {
+			t.Errorf("Err after cancel = %v", ctx.Err())
+		}
+	}
+	base := func() *http.Request {
+		req := httptest.NewRequest("GET", "/", nil)
+		return req.WithContext(context.WithValue(req.Context(), key{}, "parent value"))
+	}
+	t.Run("in the edge", func(t *testing.T) {
+		edge.RequestID(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			check(t, r, true)
+			if edge.StateFrom(r.Context()) == nil {
+				t.Error("State lost")
+			}
+		})).ServeHTTP(httptest.NewRecorder(), base())
+	})
+	t.Run("outside the edge", func(t *testing.T) { check(t, base(), false) })
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/acme/shopgate/gateway/identity"
 	"github.com/acme/shopgate/gateway/policy"
 )
 
@@ -31,6 +32,9 @@ type State struct {
 	// Data is a free slot for the factory's own per-request data.
 	Data any
 
+	identity    identity.Identity // the verified caller (WithIdentity); valid when hasIdentity
+	hasIdentity bool
+
 	body         limitedBody
 	bodyTooLarge bool
 	idBuf        [1]string // backs the forwarded X-Request-Id header value
@@ -48,11 +52,43 @@ func (s *State) Value(key any) any {
 		if s.Route != nil {
 			return s.Route
 		}
+	case identityKey:
+		if s.hasIdentity {
+			return &s.identity
+		}
 	}
 	return s.parent.Value(key)
 }
 
-var routeKey = policy.ContextKey()
+var (
+	routeKey    = policy.ContextKey()
+	identityKey = identity.ContextKey()
+)
+
+// WithIdentity returns r carrying id for identity.FromContext. When r's context is the edge
+// State (the gateway's stack), the State keeps id and r is returned as it is: no new context
+// and no copy of the request. Otherwise it is r.WithContext(identity.NewContext(...)).
+func WithIdentity(r *http.Request, id identity.Identity) *http.Request {
+	if s, ok := r.Context().(*State); ok {
+		s.identity, s.hasIdentity = id, true
+		return r
+	}
+	return r.WithContext(identity.NewContext(r.Context(), id))
+}
+
+// Bound returns r with its context replaced by bound(r's context), for a stage that shortens
+// the request's lifetime (the route deadline): bound must return a context derived from the
+// one it is given. When r's context is the edge State, the State adopts the derived context as
+// its own parent (its own values still answer first) and r is returned as it is, which saves
+// copying the request. The State keeps that parent for the rest of the request: layers above
+// see the bound context's Done and Err once they resume, as they would see a cancelled request.
+func Bound(r *http.Request, bound func(context.Context) context.Context) *http.Request {
+	if s, ok := r.Context().(*State); ok {
+		s.parent = bound(s.parent)
+		return r
+	}
+	return r.WithContext(bound(r.Context()))
+}
 
 type stateKey struct{}
 

@@ -66,15 +66,22 @@ func (id Identity) HasAnyRole(roles ...string) bool {
 
 type ctxKey struct{}
 
+// ContextKey is the context key under which NewContext stores a *Identity. A context type that
+// carries the identity itself (the gateway's per-request edge state) answers Value(ContextKey())
+// with a *Identity, and FromContext finds it.
+func ContextKey() any { return ctxKey{} }
+
 // NewContext returns a copy of ctx carrying id.
 func NewContext(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, ctxKey{}, id)
+	return context.WithValue(ctx, ctxKey{}, &id)
 }
 
 // FromContext returns the identity stored in ctx, and whether there was one.
 func FromContext(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(ctxKey{}).(Identity)
-	return id, ok
+	if id, ok := ctx.Value(ctxKey{}).(*Identity); ok && id != nil {
+		return *id, true
+	}
+	return Identity{}, false
 }
 
 // Metadata returns the passport of id: one value per key, nothing for an anonymous caller.

@@ -25,17 +25,21 @@ func deadline(writeTimeout bool) func(http.Handler) http.Handler {
 }
 
 func serveWithDeadline(next http.Handler, writeTimeout bool, w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if rt := policy.FromContext(ctx); rt != nil && rt.Policy.Timeout > 0 {
+	if rt := policy.FromContext(r.Context()); rt != nil && rt.Policy.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = breaker.WithTimeout(ctx, rt.Policy.Timeout) // marked: its expiry counts against the upstream
+		r = edge.Bound(r, func(ctx context.Context) context.Context {
+			ctx, cancel = breaker.WithTimeout(ctx, rt.Policy.Timeout) // marked: its expiry counts against the upstream
+			return ctx
+		})
 		defer cancel()
 		if writeTimeout && rt.ServerStreaming {
 			// Errors mean the writer cannot move its deadline; the server's WriteTimeout stays.
 			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(rt.Policy.Timeout + time.Second))
 		}
 	}
-	r = r.WithContext(ctx)
+	if _, own := r.Context().(*edge.State); !own {
+		r = r.WithContext(r.Context()) // stripForwarding edits r: the edge's copy, never the caller's
+	}
 	stripForwarding(r)
 	next.ServeHTTP(w, r)
 }
