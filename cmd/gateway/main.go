@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 
@@ -51,14 +52,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	logs := &lockedWriter{w: stderr} // the logger and the access log write lines to it from many goroutines
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := server.New(cfg, server.Options{Logger: logger, Registerer: reg})
+	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: logs, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -132,4 +134,16 @@ func printRoutes(w io.Writer, rs []*policy.Route) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\n", r.HTTPMethod, r.Path, r.RPC, p.Auth, roles, limit, p.Timeout, p.Idempotent, fallback)
 	}
 	return tw.Flush()
+}
+
+// lockedWriter serializes writes to w: the logger and the access log share it.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -17,7 +17,7 @@ import (
 // authentication against the development key (the token cache on, its default, unless
 // noCache), the in-memory rate limiter (with a limit the benchmark cannot reach, so that every
 // request pays for the check and none is refused), CORS, global IP rules (a deny list the
-// loopback client is not on), breakers, deadlines, retries, access log (JSON, discarded) and
+// loopback client is not on), breakers, deadlines, retries, access log (JSON lines, as cmd/gateway writes them, discarded) and
 // metrics. It returns the base URL and a customer token.
 func startGateway(tb testing.TB, upstream string, noCache bool) (baseURL, token string) {
 	tb.Helper()
@@ -48,7 +48,7 @@ auth:
 		tb.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	gw, err := server.New(cfg, server.Options{Logger: logger})
+	gw, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: io.Discard}) // as cmd/gateway wires it
 	if err != nil {
 		tb.Fatal(err)
 	}

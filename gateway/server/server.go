@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,6 +33,11 @@ type Options struct {
 	// AccessLog receives one line per request. Default: Logger. A logger not enabled at Info
 	// (slog.New(slog.DiscardHandler)) turns the access log off at no cost per request.
 	AccessLog *slog.Logger
+	// AccessLogWriter, when set, receives the access log instead of AccessLog: one JSON line
+	// per request, written by the gateway's own encoder in slog.JSONHandler's format (the same
+	// fields, without the logger's own attributes), at a fraction of a slog record's cost; one
+	// Write per line, serialized. Default: nil (AccessLog).
+	AccessLogWriter io.Writer
 	// Registerer receives every metric of the gateway. Default: a private registry.
 	Registerer prometheus.Registerer
 	// Gatherer is what GET /metrics serves. Default: Registerer when it is a Gatherer (a
@@ -57,6 +63,7 @@ type Options struct {
 type Server struct {
 	logger    *slog.Logger
 	accessLog *slog.Logger
+	accessW   io.Writer      // Options.AccessLogWriter; when set, the access log goes there
 	static    *config.Config // the configuration the process started with (listen, upstreams)
 	reg       prometheus.Registerer
 	gatherer  prometheus.Gatherer
@@ -86,7 +93,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	s.accessLog = opts.AccessLog
+	s.accessLog, s.accessW = opts.AccessLog, opts.AccessLogWriter
 	if s.accessLog == nil {
 		s.accessLog = s.logger
 	}

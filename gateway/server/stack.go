@@ -39,14 +39,23 @@ func (s *Server) assemble(snap *snapshot) error {
 		return err
 	}
 	snap.handler = s.chain([]layer{
-		{"recover", edge.Recover(s.logger)},                                            // 1 panic -> 500 Status, connection kept
-		{"request-id", edge.RequestID},                                                 // 2 X-Request-Id kept or made
-		{"access-log", edge.AccessLog(s.accessLog, s.metrics, snap.clientIP.ClientIP)}, // 3 access log + metrics
-		{"cors", snap.cors.Middleware},                                                 // 4 CORS; preflights answered here
-		{"ip-global", snap.ipFilter.Middleware},                                        // 5 IP rules (global)
-		{"body-limit", edge.BodyLimit(snap.cfg.Limits.MaxBodyBytes)},                   // 6 body limit: 413
+		{"recover", edge.Recover(s.logger)},                          // 1 panic -> 500 Status, connection kept
+		{"request-id", edge.RequestID},                               // 2 X-Request-Id kept or made
+		{"access-log", s.accessLayer(snap)},                          // 3 access log + metrics
+		{"cors", snap.cors.Middleware},                               // 4 CORS; preflights answered here
+		{"ip-global", snap.ipFilter.Middleware},                      // 5 IP rules (global)
+		{"body-limit", edge.BodyLimit(snap.cfg.Limits.MaxBodyBytes)}, // 6 body limit: 413
 	}, snap.mux) // 7 grpc-gateway mux: route match, then routeStage
 	return nil
+}
+
+// accessLayer is the access log and request metrics: the gateway's own JSON encoder when the
+// process gave a writer, else the access logger.
+func (s *Server) accessLayer(snap *snapshot) func(http.Handler) http.Handler {
+	if s.accessW != nil {
+		return edge.AccessLogJSON(s.accessW, s.metrics, snap.clientIP.ClientIP)
+	}
+	return edge.AccessLog(s.accessLog, s.metrics, snap.clientIP.ClientIP)
 }
 
 // routeLayers are the layers after the route matched (8 to 11), in order; the generated
