@@ -339,13 +339,26 @@ func TestWithIdentityAndBound(t *testing.T) {
 		req := httptest.NewRequest("GET", "/", nil)
 		return req.WithContext(context.WithValue(req.Context(), key{}, "parent value"))
 	}
-	t.Run("in the edge", func(t *testing.T) {
-		edge.RequestID(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-			check(t, r, true)
-			if edge.StateFrom(r.Context()) == nil {
-				t.Error("State lost")
-			}
-		})).ServeHTTP(httptest.NewRecorder(), base())
-	})
+	inEdge := func(name string, derive func(*http.Request) *http.Request, wantSame bool) {
+		t.Run(name, func(t *testing.T) {
+			edge.RequestID(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+				r = derive(r)
+				check(t, r, wantSame)
+				if edge.StateFrom(r.Context()) == nil {
+					t.Error("State lost")
+				}
+			})).ServeHTTP(httptest.NewRecorder(), base())
+		})
+	}
+	type other struct{}
+	inEdge("in the edge", func(r *http.Request) *http.Request { return r }, true)
+	inEdge("below a value context", func(r *http.Request) *http.Request { // as grpc-gateway's route pattern
+		return r.WithContext(context.WithValue(r.Context(), other{}, 1))
+	}, true)
+	inEdge("below a cancel context", func(r *http.Request) *http.Request { // its Done would not see the bound
+		ctx, cancel := context.WithCancel(r.Context())
+		t.Cleanup(cancel)
+		return r.WithContext(ctx)
+	}, false)
 	t.Run("outside the edge", func(t *testing.T) { check(t, base(), false) })
 }

@@ -37,7 +37,7 @@ func serveWithDeadline(next http.Handler, writeTimeout bool, w http.ResponseWrit
 			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(rt.Policy.Timeout + time.Second))
 		}
 	}
-	if _, own := r.Context().(*edge.State); !own {
+	if !edge.Owned(r) {
 		r = r.WithContext(r.Context()) // stripForwarding edits r: the edge's copy, never the caller's
 	}
 	stripForwarding(r)
