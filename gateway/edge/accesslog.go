@@ -34,10 +34,7 @@ type AccessEntry struct {
 func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Request) netip.Addr) func(http.Handler) http.Handler {
 	var write func(context.Context, *AccessEntry)
 	if logger != nil {
-		write = func(ctx context.Context, e *AccessEntry) {
-			if !logger.Enabled(ctx, slog.LevelInfo) {
-				return
-			}
+		write = func(ctx context.Context, e *AccessEntry) { // only when enabled (accessLog checks)
 			// A record with no source position: Logger.LogAttrs would walk the stack
 			// (runtime.Callers) on every request for a position nobody reads here.
 			rec := slog.NewRecord(e.Time, slog.LevelInfo, "request", 0)
