@@ -76,28 +76,6 @@ func WithIdentity(r *http.Request, id identity.Identity) *http.Request {
 	return r.WithContext(identity.NewContext(r.Context(), id))
 }
 
-// Bound returns r with its context replaced by bound(r's context), for a stage that shortens
-// the request's lifetime (the route deadline): bound must return a context derived from the
-// one it is given. When r's context holds the edge State with nothing that cancels in between
-// (only values, as grpc-gateway's route pattern: the same Done channel), the State adopts
-// the derived context as its own parent (its own values still answer first) and r is returned
-// as it is, which saves copying the request. The State keeps that parent for the rest of the
-// request: layers above see the bound context's Done and Err once they resume, as they would
-// see a cancelled request.
-func Bound(r *http.Request, bound func(context.Context) context.Context) *http.Request {
-	ctx := r.Context()
-	if s := StateFrom(ctx); s != nil && ctx.Done() == s.Done() {
-		s.parent = bound(s.parent)
-		return r
-	}
-	return r.WithContext(bound(ctx))
-}
-
-// Owned reports whether r is a request the edge made (its context holds the State, which the
-// edge creates together with its own shallow copy of the request): a layer below may then
-// edit r's own fields (not its Header map, which the caller's request shares).
-func Owned(r *http.Request) bool { return StateFrom(r.Context()) != nil }
-
 type stateKey struct{}
 
 // StateFrom returns the request's State, or nil outside the edge.

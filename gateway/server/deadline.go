@@ -25,21 +25,20 @@ func deadline(writeTimeout bool) func(http.Handler) http.Handler {
 }
 
 func serveWithDeadline(next http.Handler, writeTimeout bool, w http.ResponseWriter, r *http.Request) {
-	if rt := policy.FromContext(r.Context()); rt != nil && rt.Policy.Timeout > 0 {
+	ctx := r.Context()
+	if rt := policy.FromContext(ctx); rt != nil && rt.Policy.Timeout > 0 {
 		var cancel context.CancelFunc
-		r = edge.Bound(r, func(ctx context.Context) context.Context {
-			ctx, cancel = breaker.WithTimeout(ctx, rt.Policy.Timeout) // marked: its expiry counts against the upstream
-			return ctx
-		})
+		ctx, cancel = breaker.WithTimeout(ctx, rt.Policy.Timeout) // marked: its expiry counts against the upstream
 		defer cancel()
 		if writeTimeout && rt.ServerStreaming {
 			// Errors mean the writer cannot move its deadline; the server's WriteTimeout stays.
 			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(rt.Policy.Timeout + time.Second))
 		}
 	}
-	if !edge.Owned(r) {
-		r = r.WithContext(r.Context()) // stripForwarding edits r: the edge's copy, never the caller's
-	}
+	// A new context, not a rebased edge State: a context derived from the State earlier (the
+	// Redis limiter's call timeout) may be cancelled by its timer at any moment and then reads
+	// its parents' Done from that timer's goroutine.
+	r = r.WithContext(ctx)
 	stripForwarding(r)
 	next.ServeHTTP(w, r)
 }
