@@ -2,7 +2,7 @@
 // that turns it into the gRPC metadata a service receives.
 //
 // The gateway authenticates a request once, stores the result in the request's context with
-// NewContext, and the passport stage writes it upstream with Metadata. Services read the same
+// NewContext, and the passport interceptor appends Passport to the upstream call's metadata. Services read the same
 // metadata keys; they never parse a token. Any identity a client sent itself is dropped first:
 // IsReserved names every header and metadata key that only the gateway may set.
 package identity
@@ -10,8 +10,6 @@ package identity
 import (
 	"context"
 	"strings"
-
-	"google.golang.org/grpc/metadata"
 )
 
 // The metadata keys of the passport. A service receives exactly one value of each, set by the
@@ -82,14 +80,6 @@ func FromContext(ctx context.Context) (Identity, bool) {
 		return *id, true
 	}
 	return Identity{}, false
-}
-
-// Metadata returns the passport of id: one value per key, nothing for an anonymous caller.
-func Metadata(id Identity) metadata.MD {
-	if id.Anonymous() {
-		return nil
-	}
-	return metadata.Pairs(id.Passport()...)
 }
 
 // Passport returns the passport of id as metadata key/value pairs (the keys in lower case, as

@@ -72,8 +72,7 @@ func passportStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientC
 
 // stripForwarding removes what grpc-gateway would forward on its own regardless of the header
 // matcher: Authorization (as "authorization") and X-Forwarded-For/Host (from the client's
-// values, RemoteAddr and Host). r must be the gateway's own shallow copy of the request (the
-// one the edge made when it created the request's State).
+// values, RemoteAddr and Host). r must be the gateway's own shallow copy of the request.
 func stripForwarding(r *http.Request) {
 	h := r.Header
 	delete(h, "Authorization")
