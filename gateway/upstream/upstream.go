@@ -21,7 +21,7 @@ import (
 )
 
 // Options carries what Dial needs besides the addresses. The zero value dials plaintext
-// connections with round_robin, health checking and no retries.
+// connections with round_robin, health checking, fixed flow-control windows and no retries.
 type Options struct {
 	// MethodConfigs are added to every connection's service config (gateway/retry provides them).
 	// Each names its service; a config for another service is harmless.
@@ -37,6 +37,34 @@ type Options struct {
 	DialOptions []grpc.DialOption
 	// DisableHealthCheck leaves out healthCheckConfig. Default: false (health checking on).
 	DisableHealthCheck bool
+	// StreamWindow and ConnWindow are the fixed HTTP/2 flow-control windows, in bytes, that the
+	// gateway grants each upstream stream and connection (at least 64 KiB each; less is
+	// raised to 64 KiB). Fixed windows turn off grpc-go's bandwidth-delay estimation, which
+	// otherwise follows nearly every response with a window update and a PING (one more write
+	// and read on each side per call) to grow windows that a gateway next to its services
+	// never needs past these. Default: 4 MiB per stream (grpc-go's default largest message,
+	// so one reply never waits for a window update), 16 MiB per connection (the ceiling the
+	// estimation itself would reach).
+	StreamWindow, ConnWindow int32
+}
+
+// Default flow-control windows (Options.StreamWindow, Options.ConnWindow).
+const (
+	DefaultStreamWindow int32 = 4 << 20
+	DefaultConnWindow   int32 = 16 << 20
+	minWindow           int32 = 64 << 10 // grpc-go ignores smaller windows
+)
+
+// windows returns the stream and connection windows of o, defaults and floor applied.
+func (o Options) windows() (stream, conn int32) {
+	stream, conn = o.StreamWindow, o.ConnWindow
+	if stream == 0 {
+		stream = DefaultStreamWindow
+	}
+	if conn == 0 {
+		conn = DefaultConnWindow
+	}
+	return max(stream, minWindow), max(conn, minWindow)
 }
 
 // Set is the gateway's upstream connections, by full service name.
@@ -95,11 +123,14 @@ func dialOne(service string, addrs []string, opts Options) (*grpc.ClientConn, er
 		state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
 	}
 	r.InitialState(state)
+	streamWin, connWin := opts.windows()
 	dopts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithResolvers(r),
 		grpc.WithDefaultServiceConfig(scJSON),
 		grpc.WithIdleTimeout(0), // never idle: readiness reflects the real connection state
+		grpc.WithStaticStreamWindowSize(streamWin),
+		grpc.WithStaticConnWindowSize(connWin),
 		grpc.WithChainUnaryInterceptor(opts.UnaryInterceptors...),
 		grpc.WithChainStreamInterceptor(opts.StreamInterceptors...),
 	}
