@@ -2,7 +2,8 @@
 // has the sub-benchmarks a_direct, b_bare and c_gateway, the gateway's ratios to the bare
 // grpc-gateway mux (c/b, the 1.10x target) and to a direct gRPC call (c/a), for ns/op, B/op and
 // allocs/op. Other sub-benchmarks named x_<variant> (d_gateway_nocache) are listed after them
-// with their ns/op as a ratio of c's. Repeated runs (-count) give their median.
+// with their ns/op as a ratio of c's. Repeated runs (-count) give their median. A benchmark that
+// reports "cpu-ns/op" (the process's CPU time per request) gets that column too.
 //
 //	go test -run '^$' -bench . -benchmem ./gateway/bench | go run ./cmd/benchratio
 //
@@ -34,8 +35,8 @@ var errOverTarget = errors.New("the gateway is over its target")
 
 // metrics are the figures of one sub-benchmark: the median over its n runs.
 type metrics struct {
-	n                           int
-	nsPerOp, bytesPerOp, allocs float64
+	n                                     int
+	nsPerOp, cpuPerOp, bytesPerOp, allocs float64
 }
 
 func run(args []string, in io.Reader, out io.Writer) error {
@@ -66,18 +67,18 @@ func run(args []string, in io.Reader, out io.Writer) error {
 		}
 		found = true
 		fmt.Fprintf(out, "\n%s (median of %d run(s))\n", name, c.n)
-		fmt.Fprintf(out, "  %-12s %12s %10s %10s\n", "", "ns/op", "B/op", "allocs/op")
+		fmt.Fprintf(out, "  %-12s %12s %12s %10s %10s\n", "", "ns/op", "cpu-ns/op", "B/op", "allocs/op")
 		for _, row := range []struct {
 			label string
 			m     metrics
 		}{{"a direct", a}, {"b bare", b}, {"c gateway", c}} {
-			fmt.Fprintf(out, "  %-12s %12.0f %10.0f %10.0f\n", row.label, row.m.nsPerOp, row.m.bytesPerOp, row.m.allocs)
+			fmt.Fprintf(out, "  %-12s %12.0f %12s %10.0f %10.0f\n", row.label, row.m.nsPerOp, figure(row.m.cpuPerOp), row.m.bytesPerOp, row.m.allocs)
 		}
-		fmt.Fprintf(out, "  %-12s %12s %10s %10s\n", "c/b", ratio(c.nsPerOp, b.nsPerOp), ratio(c.bytesPerOp, b.bytesPerOp), ratio(c.allocs, b.allocs))
-		fmt.Fprintf(out, "  %-12s %12s %10s %10s\n", "c/a", ratio(c.nsPerOp, a.nsPerOp), ratio(c.bytesPerOp, a.bytesPerOp), ratio(c.allocs, a.allocs))
+		fmt.Fprintf(out, "  %-12s %12s %12s %10s %10s\n", "c/b", ratio(c.nsPerOp, b.nsPerOp), ratio(c.cpuPerOp, b.cpuPerOp), ratio(c.bytesPerOp, b.bytesPerOp), ratio(c.allocs, b.allocs))
+		fmt.Fprintf(out, "  %-12s %12s %12s %10s %10s\n", "c/a", ratio(c.nsPerOp, a.nsPerOp), ratio(c.cpuPerOp, a.cpuPerOp), ratio(c.bytesPerOp, a.bytesPerOp), ratio(c.allocs, a.allocs))
 		for _, sub := range extraSubs(subs) { // variants of the gateway, against c
 			m := subs[sub]
-			fmt.Fprintf(out, "  %-12s %12.0f %10.0f %10.0f   (%s, %s of c's ns/op)\n", sub[:1]+" "+sub[2:], m.nsPerOp, m.bytesPerOp, m.allocs, sub, ratio(m.nsPerOp, c.nsPerOp))
+			fmt.Fprintf(out, "  %-12s %12.0f %12s %10.0f %10.0f   (%s, %s of c's ns/op)\n", sub[:1]+" "+sub[2:], m.nsPerOp, figure(m.cpuPerOp), m.bytesPerOp, m.allocs, sub, ratio(m.nsPerOp, c.nsPerOp))
 		}
 		verdict := "within"
 		if b.nsPerOp > 0 && c.nsPerOp/b.nsPerOp > *target {
@@ -110,8 +111,16 @@ func extraSubs(subs map[string]metrics) []string {
 	return out
 }
 
+// figure prints a measured value, or "-" where the benchmark did not report it.
+func figure(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
 func ratio(x, y float64) string {
-	if y == 0 {
+	if x == 0 || y == 0 {
 		return "-"
 	}
 	return strconv.FormatFloat(x/y, 'f', 2, 64) + "x"
@@ -146,6 +155,8 @@ func parse(in io.Reader) (map[string]map[string]metrics, error) {
 			switch fields[i+1] {
 			case "ns/op":
 				m.nsPerOp = v
+			case "cpu-ns/op":
+				m.cpuPerOp = v
 			case "B/op":
 				m.bytesPerOp = v
 			case "allocs/op":
@@ -164,6 +175,7 @@ func parse(in io.Reader) (map[string]map[string]metrics, error) {
 			results[name][sub] = metrics{
 				n:          len(ms),
 				nsPerOp:    median(ms, func(m metrics) float64 { return m.nsPerOp }),
+				cpuPerOp:   median(ms, func(m metrics) float64 { return m.cpuPerOp }),
 				bytesPerOp: median(ms, func(m metrics) float64 { return m.bytesPerOp }),
 				allocs:     median(ms, func(m metrics) float64 { return m.allocs }),
 			}

@@ -49,6 +49,14 @@ BenchmarkGet/c_gateway-2 1 212000 ns/op
 `,
 			contains: []string{"median of 3 run(s)", "1.06x", "c/b ns/op within the 1.10x target"},
 		},
+		{
+			name: "process CPU per request, where reported",
+			input: `BenchmarkGet/a_direct-2 1 100000 ns/op 120000 cpu-ns/op
+BenchmarkGet/b_bare-2 1 200000 ns/op 240000 cpu-ns/op
+BenchmarkGet/c_gateway-2 1 210000 ns/op 252000 cpu-ns/op
+`,
+			contains: []string{"cpu-ns/op", "240000", "252000", "1.05x", "2.10x"},
+		},
 		{name: "strict fails over target", args: []string{"-strict"}, input: sample, wantErr: errOverTarget},
 		{name: "strict passes with a looser target", args: []string{"-strict", "-target", "1.6"}, input: sample},
 		{name: "no benchmarks", input: "PASS\n", wantErr: errors.New("no benchmark")},
