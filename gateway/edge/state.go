@@ -9,6 +9,7 @@ package edge
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/acme/shopgate/gateway/identity"
@@ -106,11 +107,16 @@ func ensure(w http.ResponseWriter, r *http.Request) (*State, http.ResponseWriter
 	return s, &s.rec, r.WithContext(s)
 }
 
-// recorder remembers the status and size of the response.
+// recorder remembers the status and size of the response, and sends a response whose
+// Content-Length is declared as soon as its last byte is written: the client then has its
+// answer while the layers around the handler (access log, metrics, the route deadline's
+// cleanup) finish, instead of after them. A response without a declared length (a stream, or
+// one net/http measures itself) is sent as net/http decides.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	length int64 // the declared Content-Length, read at the first Write; -1 when none
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -124,9 +130,28 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
+	if r.bytes == 0 { // the header is final from the first byte on
+		r.length = declaredLength(r.ResponseWriter.Header())
+	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
+	if r.length > 0 && r.bytes == r.length {
+		r.Flush()
+	}
 	return n, err
+}
+
+// declaredLength is the response's Content-Length, or -1 when it has none (or a bad one).
+func declaredLength(h http.Header) int64 {
+	v := h["Content-Length"]
+	if len(v) != 1 {
+		return -1
+	}
+	n, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // Flush lets streaming responses (server streaming RPCs) through.

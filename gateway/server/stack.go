@@ -34,6 +34,7 @@ func (s *Server) assemble(snap *snapshot) error {
 		runtime.WithOutgoingTrailerMatcher(outgoingHeader),               // no upstream trailers out
 		runtime.WithDisableHTTPMethodOverride(),                          // the method routed is the method sent
 		runtime.WithDisablePathLengthFallback(),                          // no POST-as-GET
+		runtime.WithWriteContentLength(),                                 // Content-Length: the edge sends the reply at its last byte
 	)
 	if err := s.registerUpstreams(snap.mux, snap.conns.set); err != nil {
 		return err
