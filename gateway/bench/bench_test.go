@@ -206,3 +206,39 @@ func BenchmarkPost(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPaired sends the same request to the bare mux (b) and to the gateway (c) in turns,
+// one of each per iteration (the order alternating), and reports each front's mean wall time
+// per request (b-ns/op, c-ns/op) and their ratio (c/b): a slow spell of the machine falls on
+// both fronts alike, which separate sub-benchmarks, seconds apart, cannot promise.
+func BenchmarkPaired(b *testing.B) {
+	t := setup(b)
+	for _, req := range []struct {
+		name, method, path, body string
+		signedIn                 bool
+	}{
+		{"get", http.MethodGet, getPath, "", false},
+		{"post", http.MethodPost, postPath, postBody, true},
+	} {
+		b.Run(req.name, func(b *testing.B) {
+			var bare, gw time.Duration
+			i := 0
+			for b.Loop() {
+				first, second, df, ds := t.bare, t.gateway, &bare, &gw
+				if i%2 == 1 {
+					first, second, df, ds = t.gateway, t.bare, &gw, &bare
+				}
+				i++
+				start := time.Now()
+				first.do(b, req.method, req.path, req.body, req.signedIn)
+				mid := time.Now()
+				second.do(b, req.method, req.path, req.body, req.signedIn)
+				*df += mid.Sub(start)
+				*ds += time.Since(mid)
+			}
+			b.ReportMetric(float64(bare)/float64(b.N), "b-ns/op")
+			b.ReportMetric(float64(gw)/float64(b.N), "c-ns/op")
+			b.ReportMetric(float64(gw)/float64(bare), "c/b")
+		})
+	}
+}
