@@ -97,7 +97,7 @@ func run(args []string, in io.Reader, out io.Writer) error {
 			subs = append(subs, sub)
 		}
 		sort.Strings(subs)
-		fmt.Fprintf(out, "\n%s: b and c in turns, one request each per iteration (median of %d run(s))\n", pairedName, paired[subs[0]].n)
+		fmt.Fprintf(out, "\n%s: b and c in turns, in blocks of requests (median of %d run(s))\n", pairedName, paired[subs[0]].n)
 		fmt.Fprintf(out, "  %-12s %12s %12s %8s\n", "", "b ns/op", "c ns/op", "c/b")
 		for _, sub := range subs {
 			m := paired[sub]

@@ -10,7 +10,7 @@
 // of it, not of a database. `make bench` runs the benchmarks and prints the ratios c/b and c/a
 // (cmd/benchratio).
 //
-// BenchmarkPaired measures b and c in turns, one request to each per iteration, and reports
-// their mean wall times and c/b: the figure the 1.10x target is checked on, since a slow spell
-// of a shared machine then falls on both fronts alike.
+// BenchmarkPaired measures b and c in turns, in alternating blocks of requests within one loop,
+// and reports their mean wall times and c/b: the figure the 1.10x target is checked on, since
+// a slow spell of a shared machine then falls on both fronts alike.
 package bench
