@@ -93,3 +93,38 @@ func TestReplyLeavesAtItsLastByte(t *testing.T) {
 		})
 	}
 }
+
+// TestWhenTheRecorderFlushes pins when the edge sends a reply before the handler returns: at
+// the last byte of a declared Content-Length, on HTTP/1 only.
+func TestWhenTheRecorderFlushes(t *testing.T) {
+	tests := []struct {
+		name       string
+		protoMajor int
+		length     string // Content-Length declared, if any
+		writes     []string
+		wantFlush  bool
+	}{
+		{"HTTP/1, declared, written whole", 1, "5", []string{"he", "llo"}, true},
+		{"HTTP/1, declared, not yet whole", 1, "6", []string{"hello"}, false},
+		{"HTTP/1, no length", 1, "", []string{"hello"}, false},
+		{"HTTP/1, a bad length", 1, "five", []string{"hello"}, false},
+		{"HTTP/2, declared, written whole", 2, "5", []string{"hello"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.ProtoMajor = tt.protoMajor
+			_, w, _ := edge.Ensure(rec, req)
+			if tt.length != "" {
+				w.Header().Set("Content-Length", tt.length)
+			}
+			for _, part := range tt.writes {
+				_, _ = io.WriteString(w, part)
+			}
+			if rec.Flushed != tt.wantFlush {
+				t.Errorf("flushed = %t, want %t", rec.Flushed, tt.wantFlush)
+			}
+		})
+	}
+}

@@ -104,6 +104,7 @@ func ensure(w http.ResponseWriter, r *http.Request) (*State, http.ResponseWriter
 	}
 	s := &State{parent: r.Context()}
 	s.rec.ResponseWriter = w
+	s.rec.early = r.ProtoMajor == 1
 	return s, &s.rec, r.WithContext(s)
 }
 
@@ -111,12 +112,14 @@ func ensure(w http.ResponseWriter, r *http.Request) (*State, http.ResponseWriter
 // Content-Length is declared as soon as its last byte is written: the client then has its
 // answer while the layers around the handler (access log, metrics, the route deadline's
 // cleanup) finish, instead of after them. A response without a declared length (a stream, or
-// one net/http measures itself) is sent as net/http decides.
+// one net/http measures itself), or to an HTTP/2 request (where the flush would cost a frame of
+// its own before the one that ends the stream), is sent as net/http decides.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
 	length int64 // the declared Content-Length, read at the first Write; -1 when none
+	early  bool  // send the reply at its last declared byte (HTTP/1 requests)
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -130,7 +133,7 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	if r.bytes == 0 { // the header is final from the first byte on
+	if r.bytes == 0 && r.early { // the header is final from the first byte on
 		r.length = declaredLength(r.ResponseWriter.Header())
 	}
 	n, err := r.ResponseWriter.Write(b)
