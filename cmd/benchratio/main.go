@@ -41,6 +41,14 @@ type metrics struct {
 	pairedB, pairedC, pairedRatio float64
 }
 
+// figures are m's fields by the unit a benchmark line gives them in.
+func (m *metrics) figures() map[string]*float64 {
+	return map[string]*float64{
+		"ns/op": &m.nsPerOp, "cpu-ns/op": &m.cpuPerOp, "B/op": &m.bytesPerOp, "allocs/op": &m.allocs,
+		"b-ns/op": &m.pairedB, "c-ns/op": &m.pairedC, "c/b": &m.pairedRatio,
+	}
+}
+
 func run(args []string, in io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("benchratio", flag.ContinueOnError)
 	target := fs.Float64("target", 1.10, "c/b ratio of ns/op to check against")
@@ -191,21 +199,8 @@ func parse(in io.Reader) (map[string]map[string]metrics, error) {
 			if err != nil {
 				continue
 			}
-			switch fields[i+1] {
-			case "ns/op":
-				m.nsPerOp = v
-			case "cpu-ns/op":
-				m.cpuPerOp = v
-			case "b-ns/op":
-				m.pairedB = v
-			case "c-ns/op":
-				m.pairedC = v
-			case "c/b":
-				m.pairedRatio = v
-			case "B/op":
-				m.bytesPerOp = v
-			case "allocs/op":
-				m.allocs = v
+			if p, ok := m.figures()[fields[i+1]]; ok {
+				*p = v
 			}
 		}
 		if runs[name] == nil {
@@ -217,16 +212,11 @@ func parse(in io.Reader) (map[string]map[string]metrics, error) {
 	for name, subs := range runs {
 		results[name] = make(map[string]metrics, len(subs))
 		for sub, ms := range subs {
-			results[name][sub] = metrics{
-				n:           len(ms),
-				nsPerOp:     median(ms, func(m metrics) float64 { return m.nsPerOp }),
-				cpuPerOp:    median(ms, func(m metrics) float64 { return m.cpuPerOp }),
-				pairedB:     median(ms, func(m metrics) float64 { return m.pairedB }),
-				pairedC:     median(ms, func(m metrics) float64 { return m.pairedC }),
-				pairedRatio: median(ms, func(m metrics) float64 { return m.pairedRatio }),
-				bytesPerOp:  median(ms, func(m metrics) float64 { return m.bytesPerOp }),
-				allocs:      median(ms, func(m metrics) float64 { return m.allocs }),
+			med := metrics{n: len(ms)}
+			for unit, p := range med.figures() {
+				*p = median(ms, func(m metrics) float64 { return *m.figures()[unit] })
 			}
+			results[name][sub] = med
 		}
 	}
 	return results, sc.Err()
