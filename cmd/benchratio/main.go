@@ -37,8 +37,10 @@ var errOverTarget = errors.New("the gateway is over its target")
 type metrics struct {
 	n                                     int
 	nsPerOp, cpuPerOp, bytesPerOp, allocs float64
-	// pairedB, pairedC and pairedRatio are a paired benchmark's b-ns/op, c-ns/op and c/b.
+	// pairedB, pairedC and pairedRatio are a paired benchmark's b-ns/op, c-ns/op and c/b;
+	// ratioMin and ratioMax the lowest and highest c/b of the runs.
 	pairedB, pairedC, pairedRatio float64
+	ratioMin, ratioMax            float64
 }
 
 // figures are m's fields by the unit a benchmark line gives them in.
@@ -106,10 +108,10 @@ func run(args []string, in io.Reader, out io.Writer) error {
 		}
 		sort.Strings(subs)
 		fmt.Fprintf(out, "\n%s: b and c in turns, in blocks of requests (median of %d run(s))\n", pairedName, paired[subs[0]].n)
-		fmt.Fprintf(out, "  %-12s %12s %12s %8s\n", "", "b ns/op", "c ns/op", "c/b")
+		fmt.Fprintf(out, "  %-12s %12s %12s %8s   %s\n", "", "b ns/op", "c ns/op", "c/b", "c/b of the runs")
 		for _, sub := range subs {
 			m := paired[sub]
-			fmt.Fprintf(out, "  %-12s %12.0f %12.0f %7.2fx\n", sub, m.pairedB, m.pairedC, m.pairedRatio)
+			fmt.Fprintf(out, "  %-12s %12.0f %12.0f %7.2fx   %.2fx to %.2fx\n", sub, m.pairedB, m.pairedC, m.pairedRatio, m.ratioMin, m.ratioMax)
 		}
 		for _, sub := range subs {
 			if verdict(out, sub+" c/b", paired[sub].pairedRatio, *target) {
@@ -212,7 +214,10 @@ func parse(in io.Reader) (map[string]map[string]metrics, error) {
 	for name, subs := range runs {
 		results[name] = make(map[string]metrics, len(subs))
 		for sub, ms := range subs {
-			med := metrics{n: len(ms)}
+			med := metrics{n: len(ms), ratioMin: ms[0].pairedRatio, ratioMax: ms[0].pairedRatio}
+			for _, m := range ms {
+				med.ratioMin, med.ratioMax = min(med.ratioMin, m.pairedRatio), max(med.ratioMax, m.pairedRatio)
+			}
 			for unit, p := range med.figures() {
 				*p = median(ms, func(m metrics) float64 { return *m.figures()[unit] })
 			}

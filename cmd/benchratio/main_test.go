@@ -70,7 +70,8 @@ BenchmarkPaired/post-2 1 500000 ns/op 260000 b-ns/op 270000 c-ns/op 1.038 c/b
 			// get: median 1.083 within; post: median 1.120 over. The separate runs' Post c/b of
 			// 1.50x gets no verdict of its own.
 			contains: []string{"BenchmarkPaired: b and c in turns, in blocks", "median of 3 run(s)", "250000", "270000",
-				"get c/b 1.08x: within the 1.10x target", "post c/b 1.12x: OVER the 1.10x target"},
+				"get c/b 1.08x: within the 1.10x target", "post c/b 1.12x: OVER the 1.10x target",
+				"1.08x to 1.15x", "1.04x to 1.21x"},
 			absent: []string{"c/b ns/op 1.50x"},
 		},
 		{name: "strict checks the paired ratio", args: []string{"-strict", "-target", "1.13"},
