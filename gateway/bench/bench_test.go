@@ -125,10 +125,12 @@ func setup(b *testing.B) targets {
 	}
 }
 
-// cpuPerOp reports the process's CPU time (user and system, every goroutine: client, front
-// and upstream) per request as "cpu-ns/op" when the benchmark ends. Wall time (ns/op) on a
-// small shared machine moves with scheduling and wake-ups; CPU time shows the work done.
-func cpuPerOp(b *testing.B) func() {
+// measure reports allocations, and the process's CPU time (user and system, every goroutine:
+// client, front and upstream) per request as "cpu-ns/op" when the returned func runs at the
+// end of the benchmark. Wall time (ns/op) on a small shared machine moves with scheduling and
+// wake-ups; CPU time shows the work done.
+func measure(b *testing.B) func() {
+	b.ReportAllocs()
 	start := processCPU()
 	return func() { b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op") }
 }
@@ -145,8 +147,7 @@ func BenchmarkGet(b *testing.B) {
 	b.Run("a_direct", func(b *testing.B) {
 		c := inventoryv1.NewInventoryServiceClient(t.direct)
 		ctx := context.Background()
-		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer measure(b)()
 		for b.Loop() {
 			if _, err := c.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "sku-apple"}); err != nil {
 				b.Fatal(err)
@@ -154,15 +155,13 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 	b.Run("b_bare", func(b *testing.B) {
-		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer measure(b)()
 		for b.Loop() {
 			t.bare.do(b, http.MethodGet, getPath, "", false)
 		}
 	})
 	b.Run("c_gateway", func(b *testing.B) {
-		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer measure(b)()
 		for b.Loop() {
 			t.gateway.do(b, http.MethodGet, getPath, "", false)
 		}
@@ -176,8 +175,7 @@ func BenchmarkPost(b *testing.B) {
 		c := orderv1.NewOrderServiceClient(t.direct)
 		ctx := context.Background()
 		req := &orderv1.CreateOrderRequest{Items: []*orderv1.OrderLine{{Sku: "sku-apple", Quantity: 2}}, PaymentMethod: "pm_card_ok"}
-		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer measure(b)()
 		for b.Loop() {
 			if _, err := c.CreateOrder(ctx, req); err != nil {
 				b.Fatal(err)
@@ -185,22 +183,19 @@ func BenchmarkPost(b *testing.B) {
 		}
 	})
 	b.Run("b_bare", func(b *testing.B) {
-		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer measure(b)()
 		for b.Loop() {
 			t.bare.do(b, http.MethodPost, postPath, postBody, true)
 		}
 	})
 	b.Run("c_gateway", func(b *testing.B) {
-		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer measure(b)()
 		for b.Loop() {
 			t.gateway.do(b, http.MethodPost, postPath, postBody, true)
 		}
 	})
 	b.Run("d_gateway_nocache", func(b *testing.B) { // every request verifies its EdDSA signature
-		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer measure(b)()
 		for b.Loop() {
 			t.noCache.do(b, http.MethodPost, postPath, postBody, true)
 		}
