@@ -105,7 +105,14 @@ func TestRedisStopsRespondingThenRecovers(t *testing.T) {
 			g := serve(t, l, route(1000, time.Hour, 0))
 			degraded := func() float64 { return testutil.ToFloat64(l.metrics.degraded.WithLabelValues(BackendRedis)) }
 
-			// Redis up: answered by Redis.
+			// Redis up: answered by Redis. The first call dials through the proxy and loads the
+			// script; on a loaded machine it may outlast the 100 ms timeout and count as an outage
+			// of its own, so the counts below are taken from here on.
+			pollUntil(t, 10*time.Second, "Redis answering before the cut", func() bool {
+				resp, _ := g.get(t, nil)
+				return resp.StatusCode == 200 && degraded() == 0
+			})
+			outages, recoveries := logs.count("rate limit backend unreachable"), logs.count("rate limit backend recovered")
 			for range 3 {
 				if resp, body := g.get(t, nil); resp.StatusCode != 200 {
 					t.Fatalf("before the cut: %d %s", resp.StatusCode, body)
@@ -143,10 +150,10 @@ func TestRedisStopsRespondingThenRecovers(t *testing.T) {
 				resp, _ := g.get(t, nil)
 				return resp.StatusCode == 200 && degraded() == 0
 			})
-			if n := logs.count("rate limit backend unreachable"); n != 1 {
+			if n := logs.count("rate limit backend unreachable") - outages; n != 1 {
 				t.Fatalf("logged the outage %d times, want once", n)
 			}
-			if n := logs.count("rate limit backend recovered"); n != 1 {
+			if n := logs.count("rate limit backend recovered") - recoveries; n != 1 {
 				t.Fatalf("logged the recovery %d times, want once", n)
 			}
 		})
