@@ -6,6 +6,8 @@ package metrics
 import (
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,20 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+
+	// series caches each RPC's children of the vectors (copy on write): WithLabelValues hashes
+	// and validates its label values and takes the vector's lock on every call, which Done
+	// would pay twice per request. It holds what the vectors hold (one entry per RPC and
+	// status seen), no more.
+	series   atomic.Pointer[map[string]*series]
+	seriesMu sync.Mutex
+}
+
+// series are one RPC's children: its latency histogram and its request counters by status.
+type series struct {
+	latency  prometheus.Observer
+	requests atomic.Pointer[map[int]prometheus.Counter] // copy on write
+	mu       sync.Mutex
 }
 
 // New creates the metrics and registers them on reg (nil: not registered, still usable).
@@ -70,8 +86,51 @@ func (m *Metrics) Done(rpc string, status int, elapsed time.Duration) {
 	if rpc == "" {
 		rpc = "none"
 	}
-	m.requests.WithLabelValues(rpc, statusText(status)).Inc()
-	m.latency.WithLabelValues(rpc).Observe(elapsed.Seconds())
+	se := m.seriesOf(rpc)
+	se.counter(m.requests, rpc, status).Inc()
+	se.latency.Observe(elapsed.Seconds())
+}
+
+// seriesOf returns rpc's series, creating them on its first request.
+func (m *Metrics) seriesOf(rpc string) *series {
+	return loadOrAdd(&m.series, &m.seriesMu, rpc, func() *series {
+		return &series{latency: m.latency.WithLabelValues(rpc)}
+	})
+}
+
+// counter returns the requests counter of the series' RPC and status, creating it on first use.
+func (se *series) counter(vec *prometheus.CounterVec, rpc string, status int) prometheus.Counter {
+	return loadOrAdd(&se.requests, &se.mu, status, func() prometheus.Counter {
+		return vec.WithLabelValues(rpc, statusText(status))
+	})
+}
+
+// loadOrAdd returns (*p)[k], adding create() under mu when k is missing: readers take no lock,
+// a writer copies the map (entries are few and added once).
+func loadOrAdd[K comparable, V any](p *atomic.Pointer[map[K]V], mu *sync.Mutex, k K, create func() V) V {
+	if cur := p.Load(); cur != nil {
+		if v, ok := (*cur)[k]; ok {
+			return v
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	cur := p.Load()
+	var old map[K]V
+	if cur != nil {
+		old = *cur
+		if v, ok := old[k]; ok {
+			return v
+		}
+	}
+	next := make(map[K]V, len(old)+1)
+	for key, v := range old {
+		next[key] = v
+	}
+	v := create()
+	next[k] = v
+	p.Store(&next)
+	return v
 }
 
 // statusCodes holds the decimal text of every HTTP status, so that labelling allocates nothing.

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,4 +61,65 @@ func TestDoneDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { m.Start(); m.Done("/a.B/C", 200, time.Millisecond) }); n > 0 {
 		t.Errorf("Done allocates %v times per request", n)
 	}
+}
+
+// TestDoneConcurrent records from many goroutines at once, on series that exist and series
+// they create, and checks every request is counted once.
+func TestDoneConcurrent(t *testing.T) {
+	m, err := metrics.New(metrics.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpcs := []string{"/a.B/C", "/a.B/D", ""}
+	codes := []int{200, 404, 503}
+	const workers, each = 8, 300
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				m.Start()
+				m.Done(rpcs[(w+i)%len(rpcs)], codes[i%len(codes)], time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	var total float64
+	for _, rpc := range []string{"/a.B/C", "/a.B/D", "none"} {
+		for _, code := range []string{"200", "404", "503"} {
+			total += testutil.ToFloat64(m.RequestsCounter().WithLabelValues(rpc, code))
+		}
+	}
+	if total != workers*each {
+		t.Errorf("counted %v requests, want %d", total, workers*each)
+	}
+}
+
+// BenchmarkDone compares Done (children cached per RPC and status) with looking the children up
+// by their label values on every request, as Done did before:
+//
+//	go test -run '^$' -bench Done -benchmem ./gateway/metrics
+func BenchmarkDone(b *testing.B) {
+	m, err := metrics.New(metrics.Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "l", Buckets: metrics.DefaultBuckets}, []string{"rpc"})
+	const rpc = "/shop.inventory.v1.InventoryService/GetItem"
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.Start()
+			m.Done(rpc, 200, time.Millisecond)
+		}
+	})
+	b.Run("by-labels", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.Start()
+			m.RequestsCounter().WithLabelValues(rpc, "200").Inc()
+			latency.WithLabelValues(rpc).Observe(time.Millisecond.Seconds())
+		}
+	})
 }
