@@ -201,8 +201,8 @@ var (
 
 // outcome classifies a call's result: nil (the upstream answered, even with a client error such
 // as INVALID_ARGUMENT or NOT_FOUND), errFailure (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL,
-// UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled, or the call ran out of a deadline
-// that is not the gateway's own: see WithTimeout).
+// UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled, or the call ran out of the caller's
+// deadline: see callerDeadline).
 func outcome(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -230,42 +230,16 @@ func outcome(ctx context.Context, err error) error {
 // time, so its own answer may come back a little before the local timer fires.
 const deadlineSlack = 20 * time.Millisecond
 
-type ownDeadlineKey struct{}
-
-// ownDeadline is the context WithTimeout returns: one allocation where WithValue would add
-// two to the timeout's own.
-type ownDeadline struct {
-	context.Context
-	deadline time.Time
-}
-
-func (c *ownDeadline) Value(key any) any {
-	if key == (ownDeadlineKey{}) {
-		return c
-	}
-	return c.Context.Value(key)
-}
-
-// WithTimeout is context.WithTimeout that also marks the deadline as the gateway's own (the
-// route's timeout). A call that runs out of it counts as an upstream failure; a call that runs
-// out of a shorter deadline set below it (a client's Grpc-Timeout), or of any deadline when
-// none is marked, does not: one client's impatience must not open the circuit for everyone.
-// A DEADLINE_EXCEEDED answered well before the context's deadline is the upstream's own and
-// always counts.
-func WithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	dl, _ := ctx.Deadline()
-	return &ownDeadline{Context: ctx, deadline: dl}, cancel
-}
-
-// callerDeadline reports whether ctx ran out (or nearly) of a deadline the gateway did not set.
+// callerDeadline reports whether the call ran out (or nearly) of its caller's deadline: the
+// deadline on the context the interceptor sees, which is a client's (grpc-gateway applies a
+// Grpc-Timeout header there). The route's timeout is not on it: it is the connection's
+// per-method timeout (service config), applied by grpc-go below the interceptors, so a call that
+// runs out of it counts as an upstream failure, while one client's impatience must not open the
+// circuit for everyone. A DEADLINE_EXCEEDED answered well before the caller's deadline is the
+// upstream's own (or the route's) and counts.
 func callerDeadline(ctx context.Context) bool {
 	dl, ok := ctx.Deadline()
-	if !ok || time.Until(dl) > deadlineSlack {
-		return false // no deadline, or far from it: the upstream's own DEADLINE_EXCEEDED
-	}
-	own, marked := ctx.Value(ownDeadlineKey{}).(*ownDeadline)
-	return !marked || !own.deadline.Equal(dl)
+	return ok && time.Until(dl) <= deadlineSlack
 }
 
 // allow asks br for a slot; the error is the UNAVAILABLE status to return at once.

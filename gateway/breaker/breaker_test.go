@@ -3,6 +3,7 @@ package breaker
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -149,32 +150,27 @@ func TestWhatCountsAsFailure(t *testing.T) {
 }
 
 // TestCallerCancellationDoesNotCount cancels calls that reached a slow upstream: the caller went
-// away, the upstream did nothing wrong. The gateway's own deadline (WithTimeout, the route's
-// timeout), by contrast, counts; a shorter deadline of the client's below it does not, nor does
-// a deadline nobody marked as the gateway's.
+// away, the upstream did nothing wrong. The route's timeout (the connection's per-method
+// timeout, as the gateway dials its upstreams), by contrast, counts; a client's shorter deadline
+// on the call's context does not.
 func TestCallerCancellationDoesNotCount(t *testing.T) {
 	t.Parallel()
 	const short = 50 * time.Millisecond
+	routeTimeout := func(d time.Duration) grpc.DialOption {
+		return grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"methodConfig":[{"name":[{"service":%q}],"timeout":%q}]}`,
+			inventoryService, fmt.Sprintf("%gs", d.Seconds())))
+	}
 	tests := []struct {
 		name     string
-		cancel   bool // cancel the call; otherwise let its deadline expire
-		ctx      func() (context.Context, context.CancelFunc)
+		route    time.Duration // the connection's per-method timeout
+		client   time.Duration // the call context's deadline; 0: none
+		cancel   bool          // cancel the call; otherwise let a deadline expire
 		wantOpen bool
 	}{
-		{"cancelled by the caller", true, func() (context.Context, context.CancelFunc) {
-			return WithTimeout(context.Background(), 10*time.Second)
-		}, false},
-		{"the gateway's own deadline", false, func() (context.Context, context.CancelFunc) {
-			return WithTimeout(context.Background(), short)
-		}, true},
-		{"a client's shorter deadline below the gateway's", false, func() (context.Context, context.CancelFunc) {
-			ctx, cancel := WithTimeout(context.Background(), 10*time.Second)
-			ctx, cancel2 := context.WithTimeout(ctx, short) // what grpc-gateway does with Grpc-Timeout
-			return ctx, func() { cancel2(); cancel() }
-		}, false},
-		{"a deadline not marked as the gateway's", false, func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), short)
-		}, false},
+		{"cancelled by the caller", 10 * time.Second, 0, true, false},
+		{"the route's timeout", short, 0, false, true},
+		{"the route's timeout, before a client's longer deadline", short, 10 * time.Second, false, true},
+		{"a client's deadline, shorter than the route's", 10 * time.Second, short, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,8 +181,11 @@ func TestCallerCancellationDoesNotCount(t *testing.T) {
 			}
 			up := newUpstream(t)
 			up.block.Store(true)
-			inventory := inventoryv1.NewInventoryServiceClient(dial(t, up.addr, b))
-			ctx, cancel := tt.ctx()
+			inventory := inventoryv1.NewInventoryServiceClient(dial(t, up.addr, b, routeTimeout(tt.route)))
+			ctx, cancel := context.WithCancel(context.Background())
+			if tt.client > 0 {
+				ctx, cancel = context.WithTimeout(context.Background(), tt.client) // what grpc-gateway does with Grpc-Timeout
+			}
 			defer cancel()
 			errc := make(chan error, 1)
 			go func() {

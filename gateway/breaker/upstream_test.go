@@ -105,16 +105,16 @@ func (u *upstream) WatchOrder(req *orderv1.WatchOrderRequest, stream grpc.Server
 }
 
 // dial connects to addr through the breakers' interceptors, reconnecting fast after an outage.
-func dial(t *testing.T, addr string, b *Breakers) *grpc.ClientConn {
+func dial(t *testing.T, addr string, b *Breakers, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	cc, err := grpc.NewClient(addr,
+	cc, err := grpc.NewClient(addr, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(b.UnaryClientInterceptor()),
 		grpc.WithStreamInterceptor(b.StreamClientInterceptor()),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
 			BaseDelay: 10 * time.Millisecond, Multiplier: 1.2, MaxDelay: 50 * time.Millisecond,
 		}, MinConnectTimeout: time.Second}),
-	)
+	}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,9 +65,9 @@ type Config struct {
 	RateLimiting ratelimit.Config `yaml:"rate_limiting"`
 	// Breaker configures the circuit breakers (gateway/breaker).
 	Breaker breaker.Config `yaml:"breaker"`
-	// Retry configures the gRPC retries of idempotent RPCs (gateway/retry). Retry policies are
-	// part of the upstream connections' service config: a reload that changes them (here or
-	// through a route's idempotent flag) dials new connections.
+	// Retry configures the gRPC retries of idempotent RPCs (gateway/retry). Retry policies, like
+	// route timeouts, are part of the upstream connections' service config: a reload that
+	// changes them (here or through a route's idempotent flag or timeout) dials new connections.
 	Retry retry.Config `yaml:"retry"`
 	// CORS configures cross-origin requests (gateway/cors).
 	CORS cors.Config `yaml:"cors"`

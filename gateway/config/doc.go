@@ -31,6 +31,8 @@
 // `gateway routes -config file.yaml` prints the resolved table.
 //
 // Everything but listen, upstreams and server is reloadable (SIGHUP): a reload that
-// changes those, or fails validation, leaves the running configuration unchanged. Retry
-// policies follow the route table of each reload (idempotent RPCs only).
+// changes those, or fails validation, leaves the running configuration unchanged. Route
+// timeouts and retry policies (idempotent RPCs only) follow the route table of each reload;
+// they are the upstream connections' service config, so a reload that changes them dials new
+// connections.
 package config

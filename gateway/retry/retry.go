@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -143,13 +142,13 @@ func MethodConfigs(routes []policy.Route, cfg Config) ([]upstream.MethodConfig, 
 	idempotent := make(map[string]bool) // RPC -> every binding idempotent
 	names := make(map[string]upstream.MethodName)
 	for _, rt := range routes {
-		svc, method, ok := split(rt.RPC)
+		name, ok := upstream.ParseMethod(rt.RPC)
 		if !ok {
 			return nil, fmt.Errorf("building retry policies: route %s %s: malformed RPC name %q", rt.HTTPMethod, rt.Path, rt.RPC)
 		}
 		prev, seen := idempotent[rt.RPC]
 		idempotent[rt.RPC] = rt.Policy.Idempotent && (!seen || prev)
-		names[rt.RPC] = upstream.MethodName{Service: svc, Method: method}
+		names[rt.RPC] = name
 	}
 	rpcs := make([]string, 0, len(idempotent))
 	for rpc, ok := range idempotent {
@@ -160,8 +159,8 @@ func MethodConfigs(routes []policy.Route, cfg Config) ([]upstream.MethodConfig, 
 	slices.Sort(rpcs)
 	policyTemplate := upstream.RetryPolicy{
 		MaxAttempts:          cfg.MaxAttempts,
-		InitialBackoff:       jsonDuration(cfg.InitialBackoff),
-		MaxBackoff:           jsonDuration(cfg.MaxBackoff),
+		InitialBackoff:       upstream.Duration(cfg.InitialBackoff),
+		MaxBackoff:           upstream.Duration(cfg.MaxBackoff),
 		BackoffMultiplier:    cfg.BackoffMultiplier,
 		RetryableStatusCodes: cfg.RetryableStatusCodes,
 	}
@@ -195,22 +194,4 @@ func Apply(routes []policy.Route, cfg Config, opts *upstream.Options) error {
 	opts.MethodConfigs = append(opts.MethodConfigs, mcs...)
 	opts.RetryThrottling = thr
 	return nil
-}
-
-// split cuts "/pkg.Service/Method" into its service and method.
-func split(rpc string) (service, method string, ok bool) {
-	s, found := strings.CutPrefix(rpc, "/")
-	if !found {
-		return "", "", false
-	}
-	service, method, ok = strings.Cut(s, "/")
-	if !ok || service == "" || method == "" || strings.Contains(method, "/") {
-		return "", "", false
-	}
-	return service, method, true
-}
-
-// jsonDuration renders d as a protobuf JSON duration ("0.1s").
-func jsonDuration(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	"google.golang.org/grpc"
@@ -148,6 +149,58 @@ func TestReloadChangesRetries(t *testing.T) {
 		}
 		if got := attemptsOf(); got != st.attempts {
 			t.Errorf("%s: %d attempts, want %d", st.name, got, st.attempts)
+		}
+	}
+}
+
+// TestReloadChangesTimeouts: route timeouts are the upstream connections' per-method timeouts
+// (service config), so a reload that changes one, for an RPC or a whole service, dials new
+// connections and the upstream sees the new deadline at once; one that changes none keeps the
+// connections.
+func TestReloadChangesTimeouts(t *testing.T) {
+	be := startBackend(t)
+	yaml := func(inventory, getOrder string) string {
+		return baseYAML(be.addr, "routes:\n  shop.inventory.v1.InventoryService: {timeout: "+inventory+"}\n  shop.order.v1.OrderService/GetOrder: {timeout: "+getOrder+"}\n")
+	}
+	g := startGateway(t, yaml("2s", "2s"), Options{Logger: discardLogger()})
+	g.waitReady(t)
+	// deadlineOf is the deadline the upstream saw for one request.
+	deadlineOf := func(path string) time.Duration {
+		if r := do(t, nil, "GET", g.url+path, nil, customer()); r.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+		}
+		return be.last(t).deadline
+	}
+	conns := func() *sharedConns { return g.cur.Load().conns }
+	steps := []struct {
+		name              string
+		yaml              string
+		getOrder, getItem time.Duration // the timeouts the upstream must see
+		sameConns         bool
+	}{
+		{"at start", yaml("2s", "2s"), 2 * time.Second, 2 * time.Second, true},
+		{"the same file again keeps the connections", yaml("2s", "2s"), 2 * time.Second, 2 * time.Second, true},
+		{"GetOrder's timeout changed", yaml("2s", "7s"), 7 * time.Second, 2 * time.Second, false},
+		{"the inventory service's timeout changed", yaml("4s", "7s"), 7 * time.Second, 4 * time.Second, false},
+	}
+	for i, st := range steps {
+		before := conns()
+		if i > 0 {
+			if err := g.Reload(parse(t, st.yaml)); err != nil {
+				t.Fatalf("%s: reload: %v", st.name, err)
+			}
+		}
+		if same := conns() == before; same != st.sameConns {
+			t.Errorf("%s: connections kept = %v, want %v", st.name, same, st.sameConns)
+		}
+		for _, c := range []struct {
+			path string
+			want time.Duration
+		}{{"/v1/orders/o-1", st.getOrder}, {"/v1/inventory/items/sku-1", st.getItem}} {
+			// The deadline the upstream sees is the timeout minus the time in transit.
+			if d := deadlineOf(c.path); d > c.want || d < c.want-time.Second {
+				t.Errorf("%s: GET %s: upstream deadline in %v, want in (%v, %v]", st.name, c.path, d, c.want-time.Second, c.want)
+			}
 		}
 	}
 }

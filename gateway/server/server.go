@@ -43,8 +43,10 @@ type Options struct {
 	// Gatherer is what GET /metrics serves. Default: Registerer when it is a Gatherer (a
 	// *prometheus.Registry), else the private registry.
 	Gatherer prometheus.Gatherer
-	// MethodConfigs are added to every upstream's gRPC service config, after the retry
-	// policies New derives from cfg.Retry and the route table (gateway/retry). Default: none.
+	// MethodConfigs are added to every upstream's gRPC service config, after the entries New
+	// derives from the route table (each RPC's timeout and, for idempotent ones, retry policy:
+	// see methodConfigs); an entry here replaces the derived entry of every name it lists.
+	// Default: none.
 	MethodConfigs []upstream.MethodConfig
 	// RetryThrottling replaces the throttling derived from cfg.Retry. Default: nil (keep it).
 	RetryThrottling *upstream.RetryThrottling
@@ -248,11 +250,12 @@ func (s *Server) Close() error {
 }
 
 // Reload builds a new snapshot from cfg (route table, auth, rate limit, IP rules, CORS, client
-// IP, body limit, retry policies) with the same factory as New and swaps it in atomically;
-// requests in flight finish on the old one, which is closed once they are done. When the
-// retry policies change (the retry section, or a route's idempotent flag), the new snapshot
-// dials new upstream connections and waits (up to reloadReadyTimeout) until those the old
-// ones had READY are READY too; otherwise it shares the old connections. Breaker settings are
+// IP, body limit, route timeouts and retry policies) with the same factory as New and swaps it
+// in atomically; requests in flight finish on the old one, which is closed once they are done.
+// Timeouts and retry policies are the upstream connections' service config: when they change
+// (a route's timeout or idempotent flag, the retry section), the new snapshot dials new upstream
+// connections and waits (up to reloadReadyTimeout) until those the old ones had READY are READY
+// too; otherwise it shares the old connections. Breaker settings are
 // applied through Breakers.Update. The listen address, the upstreams and the server section
 // (HTTP timeouts and sizes) cannot be reloaded: a cfg that changes them is refused. On any
 // error nothing changes.

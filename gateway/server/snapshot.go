@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync/atomic"
 
 	"github.com/acme/shopgate/gateway/auth"
@@ -89,8 +91,8 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 }
 
 // sharedConns is one upstream.Set shared by the snapshots whose service config is the same: a
-// reload that changes no retry policy keeps the connections, one that does dials new ones, and
-// the old ones close when the last snapshot using them is released.
+// reload that changes no timeout and no retry policy keeps the connections, one that does dials
+// new ones, and the old ones close when the last snapshot using them is released.
 type sharedConns struct {
 	set  *upstream.Set
 	key  string // the service config's inputs, as JSON
@@ -104,21 +106,23 @@ func (c *sharedConns) release() error {
 	return nil
 }
 
-// connsFor returns the connections for table's retry policies under cfg.Retry: the current
-// snapshot's when its policies are the same, else new ones.
+// connsFor returns the connections for table's timeouts and retry policies (methodConfigs)
+// under cfg: the current snapshot's when they are the same, else new ones.
 func (s *Server) connsFor(cfg *config.Config, table *routes.Table) (*sharedConns, error) {
 	rs := make([]policy.Route, 0, len(table.Routes()))
 	for _, r := range table.Routes() {
 		rs = append(rs, *r)
 	}
 	opts := s.dial
-	opts.MethodConfigs = nil
-	if err := retry.Apply(rs, cfg.Retry, &opts); err != nil { // a retryPolicy per idempotent RPC
-		return nil, fmt.Errorf("retry: %w", err)
+	services := slices.Sorted(maps.Keys(s.addrs))
+	var err error
+	if opts.MethodConfigs, err = methodConfigs(rs, services, cfg.Defaults.Timeout, cfg.Retry, s.dial.MethodConfigs); err != nil {
+		return nil, fmt.Errorf("upstream method configs: %w", err)
 	}
-	opts.MethodConfigs = append(opts.MethodConfigs, s.dial.MethodConfigs...)
-	if s.dial.RetryThrottling != nil {
-		opts.RetryThrottling = s.dial.RetryThrottling
+	if opts.RetryThrottling == nil {
+		if opts.RetryThrottling, err = retry.Throttling(cfg.Retry); err != nil {
+			return nil, fmt.Errorf("retry: %w", err)
+		}
 	}
 	key, err := json.Marshal(struct {
 		M []upstream.MethodConfig

@@ -19,9 +19,11 @@ import (
 //	  -> 5 IP rules (global) -> 6 body limit -> 7 grpc-gateway mux (route match)
 //	after the route matched (runtime.WithMiddlewares; the route is in the context):
 //	  8 IP rules (route) -> 9 auth (authenticate, authorize, identity in context)
-//	  -> 10 rate limit -> 11 deadline -> 12 generated handler (decode, gRPC call)
+//	  -> 10 rate limit -> 11 deadline (forwarding headers, stream write deadline)
+//	  -> 12 generated handler (decode, gRPC call)
 //	gRPC client (upstream.Dial, set once in New):
-//	  13 passport interceptor -> 14 breaker interceptor -> 15 retries (service config) -> upstream
+//	  13 passport interceptor -> 14 breaker interceptor
+//	  -> 15 route timeout and retries (the connection's service config: methodConfigs) -> upstream
 func (s *Server) assemble(snap *snapshot) error {
 	snap.mux = runtime.NewServeMux(
 		runtime.WithMiddlewares(s.routeStage(snap)),                      // 7 -> 8: find the route, run the route layers
@@ -66,7 +68,7 @@ func (s *Server) routeLayers(snap *snapshot) []layer {
 		{"ip-route", snap.ipFilter.RouteMiddleware},              // 8 IP rules of the route
 		{"auth", snap.auth.Middleware},                           // 9 authenticate, authorize, identity in context
 		{"rate-limit", snap.limiter.Middleware},                  // 10 rate limit per caller and route
-		{"deadline", deadline(s.static.Server.WriteTimeout > 0)}, // 11 route timeout, forwarding headers stripped
+		{"deadline", deadline(s.static.Server.WriteTimeout > 0)}, // 11 forwarding headers stripped; the timeout is 15
 	}
 }
 

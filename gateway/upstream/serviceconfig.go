@@ -1,6 +1,11 @@
 package upstream
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // ServiceConfig is the gRPC service config (https://github.com/grpc/grpc/blob/master/doc/service_config.md)
 // the gateway gives every upstream connection: round_robin over the upstream's addresses, gRPC
@@ -25,7 +30,9 @@ type HealthCheckConfig struct {
 type MethodConfig struct {
 	// Name selects methods: {service} for all of a service, {service, method} for one.
 	Name []MethodName `json:"name"`
-	// Timeout as a gRPC JSON duration ("1.5s"). Empty: none (the gateway's route timeout applies).
+	// Timeout as a gRPC JSON duration ("1.5s"): grpc-go bounds each call (all its attempts) by
+	// it and sends it upstream as grpc-timeout. Empty: none. The gateway puts each route's
+	// timeout here.
 	Timeout string `json:"timeout,omitempty"`
 	// RetryPolicy retries failed attempts; nil: no retries.
 	RetryPolicy *RetryPolicy `json:"retryPolicy,omitempty"`
@@ -69,4 +76,23 @@ func (sc ServiceConfig) JSON() (string, error) {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// Duration renders d as a service config (protobuf JSON) duration: "0.1s", "10s".
+func Duration(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
+
+// ParseMethod cuts a full method name ("/pkg.Service/Method") into the MethodName that selects
+// it; ok is false for a malformed name.
+func ParseMethod(fullMethod string) (name MethodName, ok bool) {
+	s, found := strings.CutPrefix(fullMethod, "/")
+	if !found {
+		return MethodName{}, false
+	}
+	service, method, ok := strings.Cut(s, "/")
+	if !ok || service == "" || method == "" || strings.Contains(method, "/") {
+		return MethodName{}, false
+	}
+	return MethodName{Service: service, Method: method}, true
 }
