@@ -13,7 +13,9 @@
 // together.
 //
 // Use: MethodConfigs(routes, cfg) and Throttling(cfg) feed gateway/upstream.Options
-// (MethodConfigs, RetryThrottling), or Apply(routes, cfg, &opts) does both.
+// (MethodConfigs, RetryThrottling), or Apply(routes, cfg, &opts) does both. The gateway merges
+// the retry policies into the per-method entries that also carry each route's timeout (a method
+// may have one entry only), in gateway/server.
 //
 // Config example (YAML section `retry`):
 //
