@@ -125,7 +125,6 @@ func TestReloadChangesRetries(t *testing.T) {
 		}
 		return int(n.Load())
 	}
-	conns := func() *sharedConns { return g.cur.Load().conns }
 	steps := []struct {
 		name      string
 		yaml      string
@@ -138,14 +137,8 @@ func TestReloadChangesRetries(t *testing.T) {
 		{"max_attempts 2", baseYAML(be.addr, "retry: {max_attempts: 2, initial_backoff: 1ms, max_backoff: 2ms, throttling: {max_tokens: 1000}}\n"), 2, false},
 	}
 	for i, st := range steps {
-		before := conns()
 		if i > 0 {
-			if err := g.Reload(parse(t, st.yaml)); err != nil {
-				t.Fatalf("%s: reload: %v", st.name, err)
-			}
-		}
-		if same := conns() == before; same != st.sameConns {
-			t.Errorf("%s: connections kept = %v, want %v", st.name, same, st.sameConns)
+			g.reloadChecksConns(t, st.name, st.yaml, st.sameConns)
 		}
 		if got := attemptsOf(); got != st.attempts {
 			t.Errorf("%s: %d attempts, want %d", st.name, got, st.attempts)
@@ -171,7 +164,6 @@ func TestReloadChangesTimeouts(t *testing.T) {
 		}
 		return be.last(t).deadline
 	}
-	conns := func() *sharedConns { return g.cur.Load().conns }
 	steps := []struct {
 		name              string
 		yaml              string
@@ -184,14 +176,8 @@ func TestReloadChangesTimeouts(t *testing.T) {
 		{"the inventory service's timeout changed", yaml("4s", "7s"), 7 * time.Second, 4 * time.Second, false},
 	}
 	for i, st := range steps {
-		before := conns()
 		if i > 0 {
-			if err := g.Reload(parse(t, st.yaml)); err != nil {
-				t.Fatalf("%s: reload: %v", st.name, err)
-			}
-		}
-		if same := conns() == before; same != st.sameConns {
-			t.Errorf("%s: connections kept = %v, want %v", st.name, same, st.sameConns)
+			g.reloadChecksConns(t, st.name, st.yaml, st.sameConns)
 		}
 		for _, c := range []struct {
 			path string
@@ -250,5 +236,17 @@ func TestStreamRefusedBeforeItsFirstMessage(t *testing.T) {
 				t.Fatalf("body %s, want a plain Status with code %d and no internal text", r.body, tt.wantCode)
 			}
 		})
+	}
+}
+
+// reloadChecksConns reloads g with yaml and checks whether the upstream connections were kept.
+func (g *gateway) reloadChecksConns(t *testing.T, step, yaml string, wantKept bool) {
+	t.Helper()
+	before := g.cur.Load().conns
+	if err := g.Reload(parse(t, yaml)); err != nil {
+		t.Fatalf("%s: reload: %v", step, err)
+	}
+	if kept := g.cur.Load().conns == before; kept != wantKept {
+		t.Errorf("%s: connections kept = %v, want %v", step, kept, wantKept)
 	}
 }
