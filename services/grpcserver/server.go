@@ -23,6 +23,10 @@ const (
 	DefaultKeepaliveTime        = 2 * time.Minute
 	DefaultKeepaliveTimeout     = 20 * time.Second
 	DefaultMaxRecvMsgSize       = 4 << 20
+	// DefaultStreamWindow and DefaultConnWindow are the flow-control windows (Options).
+	DefaultStreamWindow int32 = 4 << 20
+	DefaultConnWindow   int32 = 16 << 20
+	minWindow           int32 = 64 << 10 // grpc-go ignores smaller windows
 )
 
 // Options configures New. The zero value means the defaults.
@@ -45,6 +49,13 @@ type Options struct {
 	KeepaliveTimeout time.Duration
 	// MaxRecvMsgSize caps a received message, in bytes. Default: 4 MiB.
 	MaxRecvMsgSize int
+	// StreamWindow and ConnWindow are the fixed HTTP/2 flow-control windows, in bytes, the
+	// server grants each stream and each connection. Fixed windows turn off grpc-go's
+	// bandwidth-delay estimation, which otherwise answers nearly every request that carries a
+	// message with a PING the client must acknowledge (the gateway dials its upstreams with the
+	// same windows: gateway/upstream). Default: DefaultStreamWindow (4 MiB) and
+	// DefaultConnWindow (16 MiB); smaller than 64 KiB is raised to 64 KiB (grpc-go's floor).
+	StreamWindow, ConnWindow int32
 	// DisableReflection leaves server reflection out. Default: false (reflection on).
 	DisableReflection bool
 	// Metrics records every call (see NewMetrics). Default: nil, no metrics.
@@ -75,10 +86,17 @@ func (o *Options) withDefaults() {
 	if o.MaxRecvMsgSize <= 0 {
 		o.MaxRecvMsgSize = DefaultMaxRecvMsgSize
 	}
+	if o.StreamWindow <= 0 {
+		o.StreamWindow = DefaultStreamWindow
+	}
+	if o.ConnWindow <= 0 {
+		o.ConnWindow = DefaultConnWindow
+	}
+	o.StreamWindow, o.ConnWindow = max(o.StreamWindow, minWindow), max(o.ConnWindow, minWindow)
 }
 
 // New returns a gRPC server with logging, metrics (opts.Metrics) and recovery interceptors,
-// stream and keepalive limits, the health service (every name in opts.Services and ""
+// stream and keepalive limits, fixed flow-control windows, the health service (every name in opts.Services and ""
 // SERVING) and reflection. Register the services on it, then Serve.
 func New(opts Options) *grpc.Server {
 	opts.withDefaults()
@@ -97,6 +115,8 @@ func New(opts Options) *grpc.Server {
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
+		grpc.InitialWindowSize(opts.StreamWindow),
+		grpc.InitialConnWindowSize(opts.ConnWindow),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             opts.KeepaliveMinTime,
 			PermitWithoutStream: true,
