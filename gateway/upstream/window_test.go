@@ -74,19 +74,7 @@ func TestFixedWindows(t *testing.T) {
 				}
 			}
 			_ = closeConn()
-			got, ok := frames.Counts()
-			if !ok {
-				t.Fatal("the client's connections were not closed")
-			}
-			if got.StreamWindow != tt.wantStreamWin {
-				t.Errorf("stream window granted = %d, want %d", got.StreamWindow, tt.wantStreamWin)
-			}
-			if tt.wantConnWin != 0 && got.ConnWindow != tt.wantConnWin {
-				t.Errorf("connection window granted = %d, want %d", got.ConnWindow, tt.wantConnWin)
-			}
-			if !tt.wantPings(got.Pings) {
-				t.Errorf("client started %d PINGs over %d calls", got.Pings, calls)
-			}
+			frames.Check(t, "client", h2frames.Want{StreamWindow: tt.wantStreamWin, ConnWindow: tt.wantConnWin, Pings: tt.wantPings})
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -113,4 +114,30 @@ func (c *teeConn) Write(b []byte) (int, error) {
 func (c *teeConn) Close() error {
 	_ = c.w.Close()
 	return c.Conn.Close()
+}
+
+// Want is what a test expects of a Recorder's counts.
+type Want struct {
+	StreamWindow uint32
+	ConnWindow   uint32         // 0: not checked
+	Pings        func(int) bool // whether the number of PINGs started is right
+}
+
+// Check waits for the wrapped connections to close (Counts) and reports every count that
+// differs from want; side names the writer in the messages ("client", "server").
+func (f *Recorder) Check(t testing.TB, side string, want Want) {
+	t.Helper()
+	got, ok := f.Counts()
+	if !ok {
+		t.Fatalf("the %s's connections were not closed", side)
+	}
+	if got.StreamWindow != want.StreamWindow {
+		t.Errorf("%s granted a stream window of %d, want %d", side, got.StreamWindow, want.StreamWindow)
+	}
+	if want.ConnWindow != 0 && got.ConnWindow != want.ConnWindow {
+		t.Errorf("%s granted a connection window of %d, want %d", side, got.ConnWindow, want.ConnWindow)
+	}
+	if !want.Pings(got.Pings) {
+		t.Errorf("%s started %d PINGs", side, got.Pings)
+	}
 }

@@ -75,19 +75,7 @@ func TestFixedWindows(t *testing.T) {
 			_ = cc.Close()
 			srv.Stop()
 			<-done
-			got, ok := rec.Counts()
-			if !ok {
-				t.Fatal("the server's connections were not closed")
-			}
-			if got.StreamWindow != tt.wantStreamWin {
-				t.Errorf("stream window granted = %d, want %d", got.StreamWindow, tt.wantStreamWin)
-			}
-			if tt.wantConnWin != 0 && got.ConnWindow != tt.wantConnWin {
-				t.Errorf("connection window granted = %d, want %d", got.ConnWindow, tt.wantConnWin)
-			}
-			if !tt.wantPings(got.Pings) {
-				t.Errorf("server started %d PINGs over %d calls", got.Pings, calls)
-			}
+			rec.Check(t, "server", h2frames.Want{StreamWindow: tt.wantStreamWin, ConnWindow: tt.wantConnWin, Pings: tt.wantPings})
 		})
 	}
 }
