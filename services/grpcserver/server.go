@@ -96,8 +96,8 @@ func (o *Options) withDefaults() {
 }
 
 // New returns a gRPC server with logging, metrics (opts.Metrics) and recovery interceptors,
-// stream and keepalive limits, fixed flow-control windows, the health service (every name in opts.Services and ""
-// SERVING) and reflection. Register the services on it, then Serve.
+// stream and keepalive limits, fixed flow-control windows, the health service (every name in
+// opts.Services and "" SERVING) and reflection. Register the services on it, then Serve.
 func New(opts Options) *grpc.Server {
 	opts.withDefaults()
 	log := opts.Logger
