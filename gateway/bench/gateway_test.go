@@ -10,6 +10,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/devkey"
+	"github.com/acme/shopgate/gateway/linebuf"
 	"github.com/acme/shopgate/gateway/server"
 )
 
@@ -17,8 +18,9 @@ import (
 // authentication against the development key (the token cache on, its default, unless
 // noCache), the in-memory rate limiter (with a limit the benchmark cannot reach, so that every
 // request pays for the check and none is refused), CORS, global IP rules (a deny list the
-// loopback client is not on), breakers, deadlines, retries, access log (JSON lines, as cmd/gateway writes them, discarded) and
-// metrics. It returns the base URL and a customer token.
+// loopback client is not on), breakers, deadlines, retries, access log (JSON lines, buffered
+// as cmd/gateway writes them, then discarded) and metrics. It returns the base URL and a
+// customer token.
 func startGateway(tb testing.TB, upstream string, noCache bool) (baseURL, token string) {
 	tb.Helper()
 	key, err := devkey.LoadOrCreate(filepath.Join(tb.TempDir(), "devkeys"))
@@ -48,11 +50,12 @@ auth:
 		tb.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	gw, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: io.Discard}) // as cmd/gateway wires it
+	access := linebuf.New(io.Discard, linebuf.Options{}) // buffered, as cmd/gateway wires it
+	gw, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = gw.Close() })
+	tb.Cleanup(func() { _ = gw.Close(); _ = access.Close() })
 	token, err = key.Mint(devkey.Claims{Subject: "alice", Roles: []string{"customer"}, TTL: time.Hour})
 	if err != nil {
 		tb.Fatal(err)
