@@ -9,7 +9,6 @@ package edge
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/acme/shopgate/gateway/identity"
@@ -104,22 +103,17 @@ func ensure(w http.ResponseWriter, r *http.Request) (*State, http.ResponseWriter
 	}
 	s := &State{parent: r.Context()}
 	s.rec.ResponseWriter = w
-	s.rec.early = r.ProtoMajor == 1
 	return s, &s.rec, r.WithContext(s)
 }
 
-// recorder remembers the status and size of the response, and sends a response whose
-// Content-Length is declared as soon as its last byte is written: the client then has its
-// answer while the layers around the handler (access log, metrics, the route deadline's
-// cleanup) finish, instead of after them. A response without a declared length (a stream, or
-// one net/http measures itself), or to an HTTP/2 request (where the flush would cost a frame of
-// its own before the one that ends the stream), is sent as net/http decides.
+// recorder remembers the status and size of the response. Flush passes through (streams
+// flush each message); a unary reply is sent by net/http when the handler returns, after the
+// access log and metrics, which take a copy of a line and a few counters and never wait on a
+// sink (gateway/linebuf).
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
-	length int64 // the declared Content-Length, read at the first Write; -1 when none
-	early  bool  // send the reply at its last declared byte (HTTP/1 requests)
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -133,31 +127,12 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	if r.bytes == 0 && r.early { // the header is final from the first byte on
-		r.length = declaredLength(r.ResponseWriter.Header())
-	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
-	if r.length > 0 && r.bytes == r.length {
-		r.Flush()
-	}
 	return n, err
 }
 
-// declaredLength is the response's Content-Length, or -1 when it has none (or a bad one).
-func declaredLength(h http.Header) int64 {
-	v := h["Content-Length"]
-	if len(v) != 1 {
-		return -1
-	}
-	n, err := strconv.ParseInt(v[0], 10, 64)
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-// Flush lets streaming responses (server streaming RPCs) through.
+// Flush sends what was written so far (streams).
 func (r *recorder) Flush() {
 	if r.status == 0 {
 		r.status = http.StatusOK

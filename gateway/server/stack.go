@@ -36,7 +36,7 @@ func (s *Server) assemble(snap *snapshot) error {
 		runtime.WithOutgoingTrailerMatcher(outgoingHeader),               // no upstream trailers out
 		runtime.WithDisableHTTPMethodOverride(),                          // the method routed is the method sent
 		runtime.WithDisablePathLengthFallback(),                          // no POST-as-GET
-		runtime.WithWriteContentLength(),                                 // Content-Length: the edge sends the reply at its last byte
+		runtime.WithWriteContentLength(),                                 // every unary reply declares its Content-Length
 	)
 	if err := s.registerUpstreams(snap.mux, snap.conns.set); err != nil {
 		return err
