@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,6 +195,14 @@ func TestServeReloadStop(t *testing.T) {
 	}
 	if logs.logLine("gateway stopped") == nil {
 		t.Error("no stop log line")
+	}
+	// The access log is buffered; by the time run returns, every request's line is written.
+	var statuses []float64
+	for _, l := range logs.logLines("request") {
+		statuses = append(statuses, l["status"].(float64))
+	}
+	if want := []float64{503, 401, 401}; !slices.Equal(statuses, want) {
+		t.Errorf("access log statuses %v, want %v", statuses, want)
 	}
 }
 
