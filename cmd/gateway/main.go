@@ -4,8 +4,10 @@
 //	gateway routes -config gateway.yaml   print the route table and exit
 //
 // The YAML file is described in gateway/config (example.yaml there). Logs are JSON on stderr,
-// one access log line per request (buffered: written in batches, at most 200ms late). $GATEWAY_REDIS_PASSWORD holds the rate limiter's Redis
-// password when rate_limiting.backend is redis.
+// one access log line per request (buffered: written in batches, at most 200ms late; lines
+// are dropped, and counted in gateway_access_log_dropped_total, if stderr falls 4 MiB behind).
+// $GATEWAY_REDIS_PASSWORD holds the rate limiter's Redis password when rate_limiting.backend
+// is redis.
 package main
 
 import (

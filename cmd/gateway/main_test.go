@@ -158,6 +158,15 @@ func TestServeReloadStop(t *testing.T) {
 	if got := get("/healthz"); got != 200 {
 		t.Fatalf("/healthz = %d", got)
 	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if !strings.Contains(string(scrape), "\ngateway_access_log_dropped_total 0\n") {
+		t.Errorf("/metrics has no gateway_access_log_dropped_total 0:\n%s", scrape)
+	}
 	// ListItems is public; with no credential it reaches the (dead) upstream: 503.
 	if got := get("/v1/inventory/items"); got != 503 {
 		t.Fatalf("before reload: %d, want 503", got)

@@ -36,7 +36,9 @@ type Options struct {
 	// AccessLogWriter, when set, receives the access log instead of AccessLog: one JSON line
 	// per request, written by the gateway's own encoder in slog.JSONHandler's format (the same
 	// fields, without the logger's own attributes), at a fraction of a slog record's cost; one
-	// Write per line, serialized. Default: nil (AccessLog).
+	// Write per line, serialized, in the request's goroutine after its handler: a writer that
+	// can block (a pipe, a file) belongs behind gateway/linebuf, as cmd/gateway puts it.
+	// Default: nil (AccessLog).
 	AccessLogWriter io.Writer
 	// Registerer receives every metric of the gateway. Default: a private registry.
 	Registerer prometheus.Registerer
