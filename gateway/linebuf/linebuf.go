@@ -151,15 +151,15 @@ func (w *Writer) run() {
 // flush hands the pending lines to the sink, outside the lock: writers go on filling pending
 // meanwhile.
 func (w *Writer) flush() {
+	select {
+	case <-w.full: // this batch answers the size signals raised so far; later ones stay
+	default:
+	}
 	w.mu.Lock()
 	batch := w.pending
 	w.pending = w.spare[:0]
 	w.inFlight = len(batch)
 	w.mu.Unlock()
-	select {
-	case <-w.full: // this batch answers any size signal it caused
-	default:
-	}
 	if len(batch) > 0 {
 		_, _ = w.sink.Write(batch) // a failing sink loses the batch; nothing else can be done with it
 	}
