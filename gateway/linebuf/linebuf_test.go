@@ -93,6 +93,22 @@ func TestBatches(t *testing.T) {
 	}
 }
 
+// TestBurstAfterBurst: each FlushSize burst is written at once, not only the first.
+func TestBurstAfterBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &sink{}
+		w := linebuf.New(s, linebuf.Options{FlushInterval: time.Hour, FlushSize: 90})
+		defer w.Close()
+		for burst := range 3 {
+			write(t, w, burst*10, burst*10+10)
+			synctest.Wait()
+			if batches, all := s.got(); batches != burst+1 || all != lines(0, burst*10+10) {
+				t.Fatalf("after burst %d: %d batches, %q", burst, batches, all)
+			}
+		}
+	})
+}
+
 // TestStalledSinkDropsNotBlocks: while the sink is stuck, Write still returns at once; what does
 // not fit in MaxBuffered is dropped and counted; once the sink moves again, the kept lines
 // arrive in order and later lines flow.
