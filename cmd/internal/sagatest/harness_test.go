@@ -320,7 +320,7 @@ func newStack(t *testing.T, b *broker, opts stackOptions) *stack {
 		}
 		if t.Failed() {
 			for _, p := range []*proc{s.order, s.payment, s.inventory} {
-				t.Logf("--- %s log:\n%s", p.name, tail(p.logs(), 60))
+				t.Logf("--- %s log (successful RPCs left out: the tests poll):\n%s", p.name, tail(withoutPolls(p.logs()), 200))
 			}
 		}
 	})
@@ -334,6 +334,19 @@ func newStack(t *testing.T, b *broker, opts stackOptions) *stack {
 	s.pay = paymentv1.NewPaymentServiceClient(dial(t, s.payment.addr))
 	s.ord = orderv1.NewOrderServiceClient(dial(t, s.order.addr))
 	return s
+}
+
+// withoutPolls drops the access lines of successful RPCs, which the tests' polling repeats by
+// the hundred, so that a failure shows the saga's own lines.
+func withoutPolls(s string) string {
+	var kept []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, `"msg":"rpc"`) && strings.Contains(l, `"code":"OK"`) {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	return strings.Join(kept, "\n")
 }
 
 func tail(s string, n int) string {
