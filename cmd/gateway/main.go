@@ -23,6 +23,7 @@ import (
 	"sync"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/acme/shopgate/cmd/internal/gwmain"
 	"github.com/acme/shopgate/gateway/config"
@@ -64,7 +65,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The access log is buffered (gateway/linebuf): a request costs a copy of its line, and a
 	// stalled stderr holds no request. What is buffered is written on the way out.
 	access := linebuf.New(logs, linebuf.Options{})
-	defer access.Close()
+	defer func() { // a stuck stderr must not hold the exit
+		ctx, cancel := context.WithTimeout(context.Background(), accessFlushTimeout)
+		defer cancel()
+		_ = access.Shutdown(ctx)
+	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -91,6 +96,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	return loop.Serve(ctx, ln, hup)
 }
+
+// accessFlushTimeout bounds how long the exit waits for the access log's last lines.
+const accessFlushTimeout = 5 * time.Second
 
 // EnvRedisPassword names the environment variable that holds the rate limiter's Redis password
 // (never written in the YAML file).

@@ -8,6 +8,7 @@
 package linebuf
 
 import (
+	"context"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -108,8 +109,13 @@ func signal(c chan struct{}) {
 func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
 
 // Close writes what is buffered, stops the goroutine and returns. Later writes are dropped.
-// Safe to call more than once.
-func (w *Writer) Close() error {
+// Safe to call more than once. It waits for the sink as long as the sink takes: a program
+// exiting past a sink that may be stuck uses Shutdown.
+func (w *Writer) Close() error { return w.Shutdown(context.Background()) }
+
+// Shutdown is Close that gives up waiting when ctx ends, returning ctx's error: the last batch
+// is then left to a sink that may never take it, and the goroutine ends when the sink returns.
+func (w *Writer) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
 	already := w.closed
 	w.closed = true
@@ -117,8 +123,12 @@ func (w *Writer) Close() error {
 	if !already {
 		close(w.closing)
 	}
-	<-w.stopped
-	return nil
+	select {
+	case <-w.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // run waits for a first line, gives the batch FlushInterval (or until FlushSize) to grow, and

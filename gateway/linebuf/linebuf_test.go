@@ -2,6 +2,8 @@ package linebuf_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -163,6 +165,32 @@ func TestCloseFlushes(t *testing.T) {
 		}
 		if got := w.Dropped(); got != 1 {
 			t.Fatalf("Dropped = %d, want 1 (the write after Close)", got)
+		}
+	})
+}
+
+// TestShutdownGivesUpOnAStuckSink: a sink that never returns does not hold Shutdown past its
+// context; the goroutine ends once the sink returns.
+func TestShutdownGivesUpOnAStuckSink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &sink{gate: make(chan struct{})}
+		w := linebuf.New(s, linebuf.Options{FlushInterval: time.Hour})
+		write(t, w, 0, 2)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := w.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
+		}
+		if waited := time.Since(start); waited != time.Second {
+			t.Fatalf("Shutdown waited %v, want 1s", waited)
+		}
+		close(s.gate) // the sink moves: the last batch lands and the goroutine ends
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, all := s.got(); all != lines(0, 2) {
+			t.Fatalf("sink got %q, want %q", all, lines(0, 2))
 		}
 	})
 }
