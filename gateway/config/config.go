@@ -12,6 +12,7 @@ import (
 	"github.com/acme/shopgate/gateway/clientip"
 	"github.com/acme/shopgate/gateway/cors"
 	"github.com/acme/shopgate/gateway/ipfilter"
+	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
 	"go.yaml.in/yaml/v3"
@@ -111,26 +112,9 @@ type Limits struct {
 type Defaults struct {
 	// Timeout of an upstream call. Default: DefaultTimeout (10s).
 	Timeout time.Duration `yaml:"timeout"`
-	// RateLimit per caller. Default: 100 requests per 60s, burst 100.
-	RateLimit RateLimit `yaml:"rate_limit"`
-}
-
-// RateLimit allows Requests per Per with bursts up to Burst.
-type RateLimit struct {
-	// Requests per period; must be positive.
-	Requests int `yaml:"requests"`
-	// Per is the period; must be positive.
-	Per time.Duration `yaml:"per"`
-	// Burst. Default: Requests.
-	Burst int `yaml:"burst"`
-}
-
-// Fallback is a static answer served while an upstream is unavailable.
-type Fallback struct {
-	// HTTPStatus. Default: 200.
-	HTTPStatus int `yaml:"http_status"`
-	// JSONBody must be valid JSON. Required.
-	JSONBody string `yaml:"json_body"`
+	// RateLimit per caller. Default: 100 requests per 60s, burst 100 (a burst left out is the
+	// limit's requests, set by gateway/routes).
+	RateLimit policy.RateLimit `yaml:"rate_limit"`
 }
 
 // RouteOverride overrides the policy of a service or an RPC. A field left out (nil) keeps what
@@ -141,13 +125,13 @@ type RouteOverride struct {
 	// Roles: the caller needs one of them; [] clears the roles of lower layers.
 	Roles []string `yaml:"roles"`
 	// RateLimit per caller.
-	RateLimit *RateLimit `yaml:"rate_limit"`
+	RateLimit *policy.RateLimit `yaml:"rate_limit"`
 	// Timeout of the upstream call.
 	Timeout *time.Duration `yaml:"timeout"`
 	// Idempotent says whether the RPC may be retried.
 	Idempotent *bool `yaml:"idempotent"`
 	// Fallback served while the upstream is unavailable.
-	Fallback *Fallback `yaml:"fallback"`
+	Fallback *policy.Fallback `yaml:"fallback"`
 	// AllowCIDRs admits only these client prefixes on the route.
 	AllowCIDRs []string `yaml:"allow_cidrs"`
 	// DenyCIDRs refuses these client prefixes on the route.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/policy"
 )
 
 func TestExampleParses(t *testing.T) {
@@ -19,7 +20,7 @@ func TestExampleParses(t *testing.T) {
 		t.Errorf("upstreams = %d, want 3", got)
 	}
 	o := cfg.Routes["shop.order.v1.OrderService/CreateOrder"]
-	if o.Auth == nil || *o.Auth != config.AuthRequired || len(o.Roles) != 2 || o.RateLimit == nil || o.RateLimit.Requests != 20 {
+	if o.Auth == nil || *o.Auth != "required" || len(o.Roles) != 2 || o.RateLimit == nil || o.RateLimit.Requests != 20 {
 		t.Errorf("CreateOrder override decoded as %+v", o)
 	}
 	if cfg.Server.WriteTimeout != 0 || cfg.Limits.MaxBodyBytes != 1<<20 {
@@ -39,7 +40,7 @@ func TestDefaults(t *testing.T) {
 			MaxHeaderBytes: 65536, ShutdownTimeout: 20 * time.Second,
 		},
 		Limits:   config.Limits{MaxBodyBytes: 1 << 20},
-		Defaults: config.Defaults{Timeout: 10 * time.Second, RateLimit: config.RateLimit{Requests: 100, Per: time.Minute, Burst: 100}},
+		Defaults: config.Defaults{Timeout: 10 * time.Second, RateLimit: policy.RateLimit{Requests: 100, Per: time.Minute, Burst: 100}},
 	}
 	if cfg.Listen != want.Listen || cfg.Server != want.Server || cfg.Limits != want.Limits || cfg.Defaults != want.Defaults {
 		t.Errorf("defaults = %+v\nwant %+v", cfg, want)
@@ -87,8 +88,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad auth mode", "routes:\n  a.B/C: {auth: maybe}\n", []string{"routes.a.B/C", "auth", "maybe"}},
 		{"bad rate limit", "routes:\n  a.B/C: {rate_limit: {requests: 0, per: 1s}}\n", []string{"routes.a.B/C", "rate_limit", "requests"}},
 		{"rate limit without period", "defaults: {rate_limit: {requests: 5}}\n", []string{"defaults.rate_limit", "per"}},
-		{"fallback not JSON", "routes:\n  a.B/C: {fallback: {json_body: '{items'}}\n", []string{"routes.a.B/C", "fallback.json_body"}},
-		{"fallback bad status", "routes:\n  a.B/C: {fallback: {http_status: 42, json_body: '{}'}}\n", []string{"fallback.http_status"}},
+		{"fallback not JSON", "routes:\n  a.B/C: {fallback: {json_body: '{items'}}\n", []string{"routes.a.B/C", "fallback: json_body"}},
+		{"fallback bad status", "routes:\n  a.B/C: {fallback: {http_status: 42, json_body: '{}'}}\n", []string{"fallback: http_status"}},
 		{"bad cidr", "routes:\n  a.B/C: {allow_cidrs: [10.0.0.0/33]}\n", []string{"allow_cidrs", "10.0.0.0/33"}},
 		{"bad deny cidr", "routes:\n  a.B/C: {deny_cidrs: [nope]}\n", []string{"deny_cidrs", "nope"}},
 	}

@@ -1,8 +1,7 @@
 package config
 
 import (
-	"encoding/json"
-	"errors"
+		"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/acme/shopgate/gateway/policy"
 )
 
 var errEOF = io.EOF
@@ -42,11 +43,8 @@ func (c *Config) ApplyDefaults() {
 	if c.Defaults.Timeout == 0 {
 		c.Defaults.Timeout = DefaultTimeout
 	}
-	if c.Defaults.RateLimit == (RateLimit{}) {
-		c.Defaults.RateLimit = RateLimit{Requests: DefaultRateLimitRequests, Per: DefaultRateLimitPer, Burst: DefaultRateLimitBurst}
-	}
-	if c.Defaults.RateLimit.Burst == 0 {
-		c.Defaults.RateLimit.Burst = c.Defaults.RateLimit.Requests
+	if c.Defaults.RateLimit == (policy.RateLimit{}) {
+		c.Defaults.RateLimit = policy.RateLimit{Requests: DefaultRateLimitRequests, Per: DefaultRateLimitPer, Burst: DefaultRateLimitBurst}
 	}
 }
 
@@ -104,70 +102,40 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Validate checks a rate limit: positive requests and period, burst not negative.
-func (r RateLimit) Validate() error {
-	if r.Requests <= 0 {
-		return fmt.Errorf("requests: must be positive, got %d", r.Requests)
-	}
-	if r.Per <= 0 {
-		return fmt.Errorf("per: must be a positive duration, got %s", r.Per)
-	}
-	if r.Burst < 0 {
-		return fmt.Errorf("burst: must not be negative, got %d", r.Burst)
-	}
-	return nil
-}
-
-// Validate checks an override's values: auth mode, durations, rate limit, fallback JSON, CIDRs.
+// Validate checks an override's values (auth mode, timeout, rate limit, fallback, CIDRs) and
+// reports every problem at once. It is the only check of a YAML override: gateway/routes
+// applies a validated configuration as it is.
 func (o RouteOverride) Validate() error {
+	var errs []error
 	if o.Auth != nil {
-		if _, err := ParseAuthMode(*o.Auth); err != nil {
-			return fmt.Errorf("auth: %w", err)
+		if _, err := policy.ParseAuthMode(*o.Auth); err != nil {
+			errs = append(errs, fmt.Errorf("auth: %w", err))
 		}
 	}
 	if o.Timeout != nil && *o.Timeout <= 0 {
-		return fmt.Errorf("timeout: must be a positive duration, got %s", *o.Timeout)
+		errs = append(errs, fmt.Errorf("timeout: must be a positive duration, got %s", *o.Timeout))
 	}
 	if o.RateLimit != nil {
 		if err := o.RateLimit.Validate(); err != nil {
-			return fmt.Errorf("rate_limit: %w", err)
+			errs = append(errs, fmt.Errorf("rate_limit: %w", err))
 		}
 	}
-	if f := o.Fallback; f != nil {
-		if f.HTTPStatus != 0 && (f.HTTPStatus < 200 || f.HTTPStatus > 599) {
-			return fmt.Errorf("fallback.http_status: %d is not an HTTP status", f.HTTPStatus)
-		}
-		if !json.Valid([]byte(f.JSONBody)) {
-			return fmt.Errorf("fallback.json_body: not valid JSON")
+	if o.Fallback != nil {
+		if err := o.Fallback.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("fallback: %w", err))
 		}
 	}
 	for _, c := range o.AllowCIDRs {
 		if _, err := netip.ParsePrefix(c); err != nil {
-			return fmt.Errorf("allow_cidrs: %q is not a CIDR prefix", c)
+			errs = append(errs, fmt.Errorf("allow_cidrs: %q is not a CIDR prefix", c))
 		}
 	}
 	for _, c := range o.DenyCIDRs {
 		if _, err := netip.ParsePrefix(c); err != nil {
-			return fmt.Errorf("deny_cidrs: %q is not a CIDR prefix", c)
+			errs = append(errs, fmt.Errorf("deny_cidrs: %q is not a CIDR prefix", c))
 		}
 	}
-	return nil
-}
-
-// AuthMode values as the YAML spells them.
-const (
-	AuthRequired = "required"
-	AuthOptional = "optional"
-	AuthNone     = "none"
-)
-
-// ParseAuthMode checks an auth mode spelling ("required", "optional", "none").
-func ParseAuthMode(s string) (string, error) {
-	switch s {
-	case AuthRequired, AuthOptional, AuthNone:
-		return s, nil
-	}
-	return "", fmt.Errorf("%q is not one of required, optional, none", s)
+	return errors.Join(errs...)
 }
 
 func validServiceName(s string) bool {

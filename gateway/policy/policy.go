@@ -9,6 +9,9 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -26,6 +29,19 @@ const (
 	AuthNone
 )
 
+// ParseAuthMode reads an auth mode as the YAML spells it: "required", "optional" or "none".
+func ParseAuthMode(s string) (AuthMode, error) {
+	switch s {
+	case "required":
+		return AuthRequired, nil
+	case "optional":
+		return AuthOptional, nil
+	case "none":
+		return AuthNone, nil
+	}
+	return AuthRequired, fmt.Errorf("%q is not one of required, optional, none", s)
+}
+
 // String returns "required", "optional" or "none", as the YAML and `gateway routes` spell it.
 func (m AuthMode) String() string {
 	switch m {
@@ -38,26 +54,76 @@ func (m AuthMode) String() string {
 	}
 }
 
-// RateLimit allows Requests per Per for each caller, with bursts up to Burst.
-// The zero value means "no limit".
+// RateLimit allows Requests per Per for each caller, with bursts up to Burst. It is the one type
+// of a rate limit wherever one is written: the YAML (`defaults.rate_limit`, `routes.*.rate_limit`),
+// the proto option (gateway.v1.policy rate_limit) and the resolved route. The zero value means
+// "no limit".
 type RateLimit struct {
-	// Requests allowed per period.
-	Requests int
-	// Per is the period.
-	Per time.Duration
-	// Burst is how many requests may arrive at once. Default: Requests.
-	Burst int
+	// Requests allowed per period; must be positive.
+	Requests int `yaml:"requests"`
+	// Per is the period; must be positive.
+	Per time.Duration `yaml:"per"`
+	// Burst is how many requests may arrive at once. Default: Requests, applied by Resolved
+	// when the route table is built, so every limit a stage sees has Burst >= 1.
+	Burst int `yaml:"burst"`
 }
 
 // Enabled reports whether the limit applies.
 func (r RateLimit) Enabled() bool { return r.Requests > 0 && r.Per > 0 }
 
+// Validate checks a written limit: positive requests and period, burst not negative. It
+// reports every problem at once.
+func (r RateLimit) Validate() error {
+	var errs []error
+	if r.Requests <= 0 {
+		errs = append(errs, fmt.Errorf("requests: must be positive, got %d", r.Requests))
+	}
+	if r.Per <= 0 {
+		errs = append(errs, fmt.Errorf("per: must be a positive duration, got %s", r.Per))
+	}
+	if r.Burst < 0 {
+		errs = append(errs, fmt.Errorf("burst: must not be negative, got %d", r.Burst))
+	}
+	return errors.Join(errs...)
+}
+
+// Resolved returns r with its default applied: Burst = Requests when unset.
+func (r RateLimit) Resolved() RateLimit {
+	if r.Burst == 0 {
+		r.Burst = r.Requests
+	}
+	return r
+}
+
 // Fallback is a static response served while the upstream is unavailable or its circuit open.
+// It is the one type of a fallback in the YAML (`routes.*.fallback`), the proto option and the
+// resolved route.
 type Fallback struct {
-	// HTTPStatus of the response. Default: 200.
-	HTTPStatus int
-	// JSONBody is the response body, valid JSON.
-	JSONBody []byte
+	// HTTPStatus of the response, 200 to 599. Default: 200, applied by Resolved.
+	HTTPStatus int `yaml:"http_status"`
+	// JSONBody is the response body; must be valid JSON. Required.
+	JSONBody string `yaml:"json_body"`
+}
+
+// Validate checks a written fallback: a status in 200..599 (or 0, the default) and a JSON
+// body. It reports every problem at once.
+func (f Fallback) Validate() error {
+	var errs []error
+	if f.HTTPStatus != 0 && (f.HTTPStatus < 200 || f.HTTPStatus > 599) {
+		errs = append(errs, fmt.Errorf("http_status: %d is not an HTTP status", f.HTTPStatus))
+	}
+	if !json.Valid([]byte(f.JSONBody)) {
+		errs = append(errs, errors.New("json_body: not valid JSON"))
+	}
+	return errors.Join(errs...)
+}
+
+// Resolved returns f with its default applied: HTTPStatus 200 when unset.
+func (f Fallback) Resolved() Fallback {
+	if f.HTTPStatus == 0 {
+		f.HTTPStatus = 200
+	}
+	return f
 }
 
 // Policy is the effective policy of one RPC. Every field is resolved: no field means

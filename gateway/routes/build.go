@@ -1,8 +1,7 @@
 package routes
 
 import (
-	"encoding/json"
-	"errors"
+		"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -20,8 +19,10 @@ import (
 )
 
 // Build resolves the route table of services (their google.api.http bindings) under cfg's
-// defaults and overrides. An override naming a service or RPC that is not among services, an
-// invalid proto policy or two services binding the same method and path are errors.
+// defaults and overrides. cfg must come from config.Parse or Load, which validated its YAML
+// overrides; the proto options are validated here. An override naming a service or RPC that is
+// not among services, an invalid proto policy or two services binding the same method and path
+// are errors, all reported at once.
 func Build(cfg *config.Config, services []protoreflect.ServiceDescriptor) (*Table, error) {
 	t := &Table{byKey: map[string]*policy.Route{}, def: defaultRoute(cfg)}
 	known := map[string]bool{}
@@ -118,24 +119,22 @@ func resolve(r *policy.Route, cfg *config.Config, svcPolicy, methodPolicy *gatew
 	}
 	// 5. YAML service override.
 	if o, ok := cfg.Routes[r.Service]; ok {
-		if err := applyOverride(&r.Policy, o); err != nil {
-			return fmt.Errorf("routes.%s: %w", r.Service, err)
-		}
+		applyOverride(&r.Policy, o)
 	}
 	// 6. YAML RPC override.
-	rpc := strings.TrimPrefix(r.RPC, "/")
-	if o, ok := cfg.Routes[rpc]; ok {
-		if err := applyOverride(&r.Policy, o); err != nil {
-			return fmt.Errorf("routes.%s: %w", rpc, err)
-		}
+	if o, ok := cfg.Routes[strings.TrimPrefix(r.RPC, "/")]; ok {
+		applyOverride(&r.Policy, o)
 	}
 	return nil
 }
 
+// applyProto applies a proto policy option; it is where such an option is validated (every
+// problem at once).
 func applyProto(p *policy.Policy, pp *gatewayv1.Policy) error {
 	if pp == nil {
 		return nil
 	}
+	var errs []error
 	switch pp.GetAuth() {
 	case gatewayv1.AuthMode_AUTH_MODE_NONE:
 		p.Auth = policy.AuthNone
@@ -150,18 +149,18 @@ func applyProto(p *policy.Policy, pp *gatewayv1.Policy) error {
 	if rl := pp.GetRateLimit(); rl != nil {
 		per, err := time.ParseDuration(rl.GetPer())
 		if err != nil {
-			return fmt.Errorf("rate_limit.per: %q is not a duration", rl.GetPer())
+			errs = append(errs, fmt.Errorf("rate_limit.per: %q is not a duration", rl.GetPer()))
 		}
-		c := config.RateLimit{Requests: int(rl.GetRequests()), Per: per, Burst: int(rl.GetBurst())}
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("rate_limit: %w", err)
+		limit := policy.RateLimit{Requests: int(rl.GetRequests()), Per: per, Burst: int(rl.GetBurst())}
+		if err := limit.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("rate_limit: %w", err))
 		}
-		p.RateLimit = toRateLimit(c)
+		p.RateLimit = limit.Resolved()
 	}
 	if s := pp.GetTimeout(); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("timeout: %q is not a positive duration", s)
+			errs = append(errs, fmt.Errorf("timeout: %q is not a positive duration", s))
 		}
 		p.Timeout = d
 	}
@@ -169,34 +168,27 @@ func applyProto(p *policy.Policy, pp *gatewayv1.Policy) error {
 		p.Idempotent = pp.GetIdempotent()
 	}
 	if f := pp.GetFallback(); f != nil {
-		fb, err := fallback(int(f.GetHttpStatus()), f.GetJsonBody())
-		if err != nil {
-			return err
+		fb := policy.Fallback{HTTPStatus: int(f.GetHttpStatus()), JSONBody: f.GetJsonBody()}
+		if err := fb.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("fallback: %w", err))
 		}
-		p.Fallback = fb
+		fb = fb.Resolved()
+		p.Fallback = &fb
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func applyOverride(p *policy.Policy, o config.RouteOverride) error {
-	if err := o.Validate(); err != nil {
-		return err
-	}
+// applyOverride applies a YAML override, which config.Parse validated (RouteOverride.Validate):
+// nothing here can fail.
+func applyOverride(p *policy.Policy, o config.RouteOverride) {
 	if o.Auth != nil {
-		switch *o.Auth {
-		case config.AuthNone:
-			p.Auth = policy.AuthNone
-		case config.AuthOptional:
-			p.Auth = policy.AuthOptional
-		default:
-			p.Auth = policy.AuthRequired
-		}
+		p.Auth, _ = policy.ParseAuthMode(*o.Auth)
 	}
 	if o.Roles != nil {
 		p.Roles = append([]string{}, o.Roles...)
 	}
 	if o.RateLimit != nil {
-		p.RateLimit = toRateLimit(*o.RateLimit)
+		p.RateLimit = o.RateLimit.Resolved()
 	}
 	if o.Timeout != nil {
 		p.Timeout = *o.Timeout
@@ -205,11 +197,8 @@ func applyOverride(p *policy.Policy, o config.RouteOverride) error {
 		p.Idempotent = *o.Idempotent
 	}
 	if o.Fallback != nil {
-		fb, err := fallback(o.Fallback.HTTPStatus, o.Fallback.JSONBody)
-		if err != nil {
-			return err
-		}
-		p.Fallback = fb
+		fb := o.Fallback.Resolved()
+		p.Fallback = &fb
 	}
 	if o.AllowCIDRs != nil {
 		p.AllowCIDRs = prefixes(o.AllowCIDRs)
@@ -217,20 +206,6 @@ func applyOverride(p *policy.Policy, o config.RouteOverride) error {
 	if o.DenyCIDRs != nil {
 		p.DenyCIDRs = prefixes(o.DenyCIDRs)
 	}
-	return nil
-}
-
-func fallback(status int, body string) (*policy.Fallback, error) {
-	if status == 0 {
-		status = http.StatusOK
-	}
-	if status < 200 || status > 599 {
-		return nil, fmt.Errorf("fallback.http_status: %d is not an HTTP status", status)
-	}
-	if !json.Valid([]byte(body)) {
-		return nil, fmt.Errorf("fallback.json_body: not valid JSON")
-	}
-	return &policy.Fallback{HTTPStatus: status, JSONBody: []byte(body)}, nil
 }
 
 // prefixes parses CIDRs already checked by config.RouteOverride.Validate.

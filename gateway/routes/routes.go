@@ -84,21 +84,14 @@ func NormalizeTemplate(tpl string) string {
 	}
 }
 
-// defaultRoute is the safe default route of cfg.
+// defaultRoute is the safe default route of cfg: the YAML defaults (validated by config),
+// resolved.
 func defaultRoute(cfg *config.Config) *policy.Route {
 	return &policy.Route{Policy: policy.Policy{
 		Auth:      policy.AuthRequired,
-		RateLimit: toRateLimit(cfg.Defaults.RateLimit),
+		RateLimit: cfg.Defaults.RateLimit.Resolved(),
 		Timeout:   cfg.Defaults.Timeout,
 	}}
-}
-
-func toRateLimit(r config.RateLimit) policy.RateLimit {
-	burst := r.Burst
-	if burst == 0 {
-		burst = r.Requests
-	}
-	return policy.RateLimit{Requests: r.Requests, Per: r.Per, Burst: burst}
 }
 
 func contains(s []string, v string) bool {

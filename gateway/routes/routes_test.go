@@ -116,7 +116,7 @@ func TestPrecedence(t *testing.T) {
 			svcPolicy:    &gatewayv1.Policy{Timeout: "5s", Roles: []string{"staff"}},
 			methodPolicy: &gatewayv1.Policy{Timeout: "300s", Roles: []string{"admin"}, Idempotent: proto.Bool(true), RateLimit: &gatewayv1.RateLimit{Requests: 3, Per: "10s", Burst: 1}, Fallback: &gatewayv1.Fallback{JsonBody: `{"x":1}`}},
 			want: policy.Policy{Roles: []string{"admin"}, RateLimit: policy.RateLimit{Requests: 3, Per: 10 * time.Second, Burst: 1}, Timeout: 300 * time.Second, Idempotent: true,
-				Fallback: &policy.Fallback{HTTPStatus: 200, JSONBody: []byte(`{"x":1}`)}},
+				Fallback: &policy.Fallback{HTTPStatus: 200, JSONBody: `{"x":1}`}},
 		},
 		{
 			name: "method policy leaves unset fields to the service policy", method: "POST", path: "/v1/things/{id}:do",
@@ -138,7 +138,7 @@ func TestPrecedence(t *testing.T) {
 			methodPolicy: &gatewayv1.Policy{Timeout: "300s"},
 			want: policy.Policy{Roles: []string{"a"}, RateLimit: defaultRL, Timeout: time.Second, Idempotent: true,
 				AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, DenyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
-				Fallback: &policy.Fallback{HTTPStatus: 203, JSONBody: []byte(`[]`)}},
+				Fallback: &policy.Fallback{HTTPStatus: 203, JSONBody: `[]`}},
 		},
 		{
 			name: "YAML empty roles clear the proto roles", method: "POST", path: "/v1/things/{id}:do",
@@ -179,7 +179,7 @@ func TestBuildErrors(t *testing.T) {
 		{"bad proto timeout", "", &gatewayv1.Policy{Timeout: "soon"}, []string{"/test.v1.Svc/Do", "gateway.v1.policy", "timeout", "soon"}},
 		{"bad proto rate period", "", &gatewayv1.Policy{RateLimit: &gatewayv1.RateLimit{Requests: 1, Per: "x"}}, []string{"rate_limit.per"}},
 		{"zero proto rate", "", &gatewayv1.Policy{RateLimit: &gatewayv1.RateLimit{Per: "1s"}}, []string{"rate_limit", "requests"}},
-		{"bad proto fallback", "", &gatewayv1.Policy{Fallback: &gatewayv1.Fallback{JsonBody: "nope"}}, []string{"fallback.json_body"}},
+		{"bad proto fallback", "", &gatewayv1.Policy{Fallback: &gatewayv1.Fallback{JsonBody: "nope"}}, []string{"fallback: json_body"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

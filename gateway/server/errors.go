@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 
@@ -104,7 +105,7 @@ func writeFallback(w http.ResponseWriter, fb *policy.Fallback) {
 	h.Set("Content-Type", "application/json")
 	h.Set(HeaderFallback, "true")
 	w.WriteHeader(fb.HTTPStatus)
-	_, _ = w.Write(fb.JSONBody)
+	_, _ = io.WriteString(w, fb.JSONBody)
 }
 
 // routingErrorHandler answers requests no route matched: 404 for an unknown path, 405 with
