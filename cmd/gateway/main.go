@@ -31,6 +31,7 @@ import (
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/server"
+	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -76,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Name: "gateway_access_log_dropped_total",
 			Help: "Access log lines dropped because stderr fell more than 4 MiB behind.",
 		}, func() float64 { return float64(access.Dropped()) }))
-	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg})
+	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg, Services: shopapi.Services()})
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func runRoutes(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	table, err := routes.Build(cfg, server.Services())
+	table, err := routes.Build(cfg, shopapi.Descriptors())
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/order"
@@ -170,6 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	gw, err := server.New(cfg, server.Options{
+		Services:   shopapi.Services(),
 		Logger:     logger.With("service", "gateway"),
 		Registerer: reg,
 		Handlers:   map[string]http.Handler{devkey.JWKSPath: key.Handler()},

@@ -12,6 +12,7 @@ import (
 	"github.com/acme/shopgate/gateway/devkey"
 	"github.com/acme/shopgate/gateway/linebuf"
 	"github.com/acme/shopgate/gateway/server"
+	"github.com/acme/shopgate/internal/shopapi"
 )
 
 // startGateway runs this gateway (c) with its whole chain in front of upstream: JWT
@@ -51,7 +52,7 @@ auth:
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	access := linebuf.New(io.Discard, linebuf.Options{}) // buffered, as cmd/gateway wires it
-	gw, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access})
+	gw, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Services: shopapi.Services()})
 	if err != nil {
 		tb.Fatal(err)
 	}

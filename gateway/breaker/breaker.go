@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/shopgate/gateway/deadline"
 	"github.com/acme/shopgate/gateway/metrics"
 )
 
@@ -201,8 +201,10 @@ var (
 
 // outcome classifies a call's result: nil (the upstream answered, even with a client error such
 // as INVALID_ARGUMENT or NOT_FOUND), errFailure (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL,
-// UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled, or the call ran out of the caller's
-// deadline: see callerDeadline).
+// UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled, or the call was bounded by the
+// caller's own deadline rather than the route's timeout: one client's impatience must not open
+// the circuit for everyone). Whose deadline bounded the call was decided when it was set, by
+// gateway/deadline, the stage above this one: no timing guess is needed here.
 func outcome(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -212,7 +214,7 @@ func outcome(ctx context.Context, err error) error {
 	}
 	switch status.Code(err) {
 	case codes.DeadlineExceeded:
-		if callerDeadline(ctx) {
+		if deadline.ClientBound(ctx) {
 			return errIgnored
 		}
 		return errFailure
@@ -223,23 +225,6 @@ func outcome(ctx context.Context, err error) error {
 	default:
 		return nil
 	}
-}
-
-// deadlineSlack is how close to its context's deadline a DEADLINE_EXCEEDED call must end to
-// count as having run out of that deadline: the upstream sees the deadline minus the transit
-// time, so its own answer may come back a little before the local timer fires.
-const deadlineSlack = 20 * time.Millisecond
-
-// callerDeadline reports whether the call ran out (or nearly) of its caller's deadline: the
-// deadline on the context the interceptor sees, which is a client's (grpc-gateway applies a
-// Grpc-Timeout header there). The route's timeout is not on it: it is the connection's
-// per-method timeout (service config), applied by grpc-go below the interceptors, so a call that
-// runs out of it counts as an upstream failure, while one client's impatience must not open the
-// circuit for everyone. A DEADLINE_EXCEEDED answered well before the caller's deadline is the
-// upstream's own (or the route's) and counts.
-func callerDeadline(ctx context.Context) bool {
-	dl, ok := ctx.Deadline()
-	return ok && time.Until(dl) <= deadlineSlack
 }
 
 // allow asks br for a slot; the error is the UNAVAILABLE status to return at once.

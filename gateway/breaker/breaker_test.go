@@ -3,13 +3,13 @@ package breaker
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/acme/shopgate/gateway/policy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -150,19 +150,15 @@ func TestWhatCountsAsFailure(t *testing.T) {
 }
 
 // TestCallerCancellationDoesNotCount cancels calls that reached a slow upstream: the caller went
-// away, the upstream did nothing wrong. The route's timeout (the connection's per-method
-// timeout, as the gateway dials its upstreams), by contrast, counts; a client's shorter deadline
-// on the call's context does not.
+// away, the upstream did nothing wrong. The route's timeout (set by gateway/deadline, the stage
+// above the breaker, from the route in the call's context), by contrast, counts; a client's
+// shorter deadline on the call's context does not.
 func TestCallerCancellationDoesNotCount(t *testing.T) {
 	t.Parallel()
 	const short = 50 * time.Millisecond
-	routeTimeout := func(d time.Duration) grpc.DialOption {
-		return grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"methodConfig":[{"name":[{"service":%q}],"timeout":%q}]}`,
-			inventoryService, fmt.Sprintf("%gs", d.Seconds())))
-	}
 	tests := []struct {
 		name     string
-		route    time.Duration // the connection's per-method timeout
+		route    time.Duration // the route's timeout
 		client   time.Duration // the call context's deadline; 0: none
 		cancel   bool          // cancel the call; otherwise let a deadline expire
 		wantOpen bool
@@ -181,12 +177,13 @@ func TestCallerCancellationDoesNotCount(t *testing.T) {
 			}
 			up := newUpstream(t)
 			up.block.Store(true)
-			inventory := inventoryv1.NewInventoryServiceClient(dial(t, up.addr, b, routeTimeout(tt.route)))
+			inventory := inventoryv1.NewInventoryServiceClient(dial(t, up.addr, b))
 			ctx, cancel := context.WithCancel(context.Background())
 			if tt.client > 0 {
 				ctx, cancel = context.WithTimeout(context.Background(), tt.client) // what grpc-gateway does with Grpc-Timeout
 			}
 			defer cancel()
+			ctx = policy.NewContext(ctx, &policy.Route{Policy: policy.Policy{Timeout: tt.route}}) // as the router does
 			errc := make(chan error, 1)
 			go func() {
 				_, err := inventory.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "s"})

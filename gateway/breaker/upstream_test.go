@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/shopgate/gateway/deadline"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -109,8 +110,8 @@ func dial(t *testing.T, addr string, b *Breakers, opts ...grpc.DialOption) *grpc
 	t.Helper()
 	cc, err := grpc.NewClient(addr, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(b.UnaryClientInterceptor()),
-		grpc.WithStreamInterceptor(b.StreamClientInterceptor()),
+		grpc.WithChainUnaryInterceptor(deadline.Unary, b.UnaryClientInterceptor()), // as the gateway's pipeline orders them
+		grpc.WithChainStreamInterceptor(deadline.Stream, b.StreamClientInterceptor()),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
 			BaseDelay: 10 * time.Millisecond, Multiplier: 1.2, MaxDelay: 50 * time.Millisecond,
 		}, MinConnectTimeout: time.Second}),

@@ -12,10 +12,10 @@
 // retried once the upstream has sent response headers, and a deadline bounds all attempts
 // together.
 //
-// Use: MethodConfigs(routes, cfg) and Throttling(cfg) feed gateway/upstream.Options
-// (MethodConfigs, RetryThrottling), or Apply(routes, cfg, &opts) does both. The gateway merges
-// the retry policies into the per-method entries that also carry each route's timeout (a method
-// may have one entry only), in gateway/server.
+// Use: New(cfg) applies the defaults and validates once; its MethodConfigs(routes) and
+// Throttling() feed gateway/upstream.Options (MethodConfigs, RetryThrottling). The route
+// timeout is not part of the service config: gateway/deadline sets it above the circuit
+// breaker, and it bounds all attempts together.
 //
 // Config example (YAML section `retry`):
 //

@@ -128,15 +128,27 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
+// Stage is the retry stage: a validated Config with its defaults applied once, which renders the
+// retry part of the upstream connections' service config. grpc-go runs it below the client
+// interceptors (see the package doc).
+type Stage struct {
+	cfg Config
+}
+
+// New applies cfg's defaults and validates it, reporting every problem at once.
+func New(cfg Config) (*Stage, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("creating retry policies: %w", err)
+	}
+	return &Stage{cfg: cfg}, nil
+}
+
 // MethodConfigs returns one service-config method entry per idempotent RPC of routes (an RPC
 // is idempotent when every route bound to it says so), sorted by RPC name. Non-idempotent RPCs
 // get no entry: grpc-go then never retries them. With MaxAttempts 1 the list is empty.
-func MethodConfigs(routes []policy.Route, cfg Config) ([]upstream.MethodConfig, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, fmt.Errorf("building retry policies: %w", err)
-	}
-	if cfg.MaxAttempts == 1 {
+func (s *Stage) MethodConfigs(routes []*policy.Route) ([]upstream.MethodConfig, error) {
+	if s.cfg.MaxAttempts == 1 {
 		return nil, nil
 	}
 	idempotent := make(map[string]bool) // RPC -> every binding idempotent
@@ -157,6 +169,7 @@ func MethodConfigs(routes []policy.Route, cfg Config) ([]upstream.MethodConfig, 
 		}
 	}
 	slices.Sort(rpcs)
+	cfg := s.cfg
 	policyTemplate := upstream.RetryPolicy{
 		MaxAttempts:          cfg.MaxAttempts,
 		InitialBackoff:       upstream.Duration(cfg.InitialBackoff),
@@ -172,26 +185,7 @@ func MethodConfigs(routes []policy.Route, cfg Config) ([]upstream.MethodConfig, 
 	return out, nil
 }
 
-// Throttling returns the retryThrottling of cfg.
-func Throttling(cfg Config) (*upstream.RetryThrottling, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, fmt.Errorf("building retry throttling: %w", err)
-	}
-	return &upstream.RetryThrottling{MaxTokens: cfg.Throttling.MaxTokens, TokenRatio: cfg.Throttling.TokenRatio}, nil
-}
-
-// Apply sets opts.MethodConfigs (appended) and opts.RetryThrottling from routes and cfg.
-func Apply(routes []policy.Route, cfg Config, opts *upstream.Options) error {
-	mcs, err := MethodConfigs(routes, cfg)
-	if err != nil {
-		return err
-	}
-	thr, err := Throttling(cfg)
-	if err != nil {
-		return err
-	}
-	opts.MethodConfigs = append(opts.MethodConfigs, mcs...)
-	opts.RetryThrottling = thr
-	return nil
+// Throttling returns the connections' retryThrottling.
+func (s *Stage) Throttling() *upstream.RetryThrottling {
+	return &upstream.RetryThrottling{MaxTokens: s.cfg.Throttling.MaxTokens, TokenRatio: s.cfg.Throttling.TokenRatio}
 }

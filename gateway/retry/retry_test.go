@@ -25,8 +25,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 const inventoryService = "shop.inventory.v1.InventoryService"
 
 // routes is a route table with GetItem idempotent (two bindings) and UpsertItem not.
-func routes() []policy.Route {
-	return []policy.Route{
+func routes() []*policy.Route {
+	return []*policy.Route{
 		{HTTPMethod: "GET", Path: "/v1/inventory/items/{sku}", RPC: "/" + inventoryService + "/GetItem", Service: inventoryService, Policy: policy.Policy{Idempotent: true}},
 		{HTTPMethod: "GET", Path: "/v1/items/{sku}", RPC: "/" + inventoryService + "/GetItem", Service: inventoryService, Policy: policy.Policy{Idempotent: true}},
 		{HTTPMethod: "PUT", Path: "/v1/inventory/items/{item.sku}", RPC: "/" + inventoryService + "/UpsertItem", Service: inventoryService, Policy: policy.Policy{Idempotent: false}},
@@ -78,14 +78,18 @@ func connect(t *testing.T, f *flaky, cfg Config) inventoryv1.InventoryServiceCli
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Stop(); <-done })
 
-	var opts upstream.Options
-	if err := Apply(routes(), cfg, &opts); err != nil {
+	stage, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcs, err := stage.MethodConfigs(routes())
+	if err != nil {
 		t.Fatal(err)
 	}
 	sc, err := upstream.ServiceConfig{
 		LoadBalancingConfig: []map[string]struct{}{{"round_robin": {}}},
-		MethodConfig:        opts.MethodConfigs,
-		RetryThrottling:     opts.RetryThrottling,
+		MethodConfig:        mcs,
+		RetryThrottling:     stage.Throttling(),
 	}.JSON()
 	if err != nil {
 		t.Fatal(err)
@@ -167,8 +171,12 @@ func TestMethodConfigs(t *testing.T) {
 	t.Parallel()
 	rs := routes()
 	// A second binding of ListItems that is not idempotent makes the RPC non-idempotent.
-	rs = append(rs, policy.Route{HTTPMethod: "POST", Path: "/v1/inventory/items:search", RPC: "/" + inventoryService + "/ListItems", Service: inventoryService})
-	mcs, err := MethodConfigs(rs, Config{})
+	rs = append(rs, &policy.Route{HTTPMethod: "POST", Path: "/v1/inventory/items:search", RPC: "/" + inventoryService + "/ListItems", Service: inventoryService})
+	stage, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcs, err := stage.MethodConfigs(rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,9 +186,8 @@ func TestMethodConfigs(t *testing.T) {
 	if string(got) != want {
 		t.Fatalf("MethodConfigs =\n%s\nwant\n%s", got, want)
 	}
-	thr, err := Throttling(Config{})
-	if err != nil || thr.MaxTokens != 10 || thr.TokenRatio != 0.1 {
-		t.Fatalf("Throttling = %+v, %v; want 10 and 0.1", thr, err)
+	if thr := stage.Throttling(); thr.MaxTokens != 10 || thr.TokenRatio != 0.1 {
+		t.Fatalf("Throttling = %+v; want 10 and 0.1", thr)
 	}
 }
 
@@ -203,16 +210,24 @@ func TestConfigValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := MethodConfigs(routes(), tt.cfg)
+			_, err := New(tt.cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want one about %s", err, tt.want)
 			}
 		})
 	}
-	if _, err := MethodConfigs([]policy.Route{{RPC: "GetItem"}}, Config{}); err == nil {
+	stage, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stage.MethodConfigs([]*policy.Route{{RPC: "GetItem"}}); err == nil {
 		t.Fatal("a malformed RPC name was accepted")
 	}
-	mcs, err := MethodConfigs(routes(), Config{RetryableStatusCodes: []string{"unavailable", "deadline_exceeded"}})
+	stage, err = New(Config{RetryableStatusCodes: []string{"unavailable", "deadline_exceeded"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcs, err := stage.MethodConfigs(routes())
 	if err != nil || strings.Join(mcs[0].RetryPolicy.RetryableStatusCodes, ",") != "UNAVAILABLE,DEADLINE_EXCEEDED" {
 		t.Fatalf("codes = %v, %v", mcs, err)
 	}

@@ -1,7 +1,7 @@
 package routes
 
 import (
-		"errors"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"

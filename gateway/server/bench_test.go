@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -46,7 +47,7 @@ func BenchmarkGatewayAPIKey(b *testing.B) {
 func benchGateway(b *testing.B) http.Handler {
 	b.Helper()
 	be := startBackend(b)
-	srv, err := New(parse(b, baseYAML(be.addr, benchYAML)), Options{Logger: discardLogger()})
+	srv, err := New(parse(b, baseYAML(be.addr, benchYAML)), Options{Logger: discardLogger(), Services: shopapi.Services()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/server"
+	"github.com/acme/shopgate/internal/shopapi"
 )
 
 // Build a gateway from YAML and serve it; here through httptest, in production with
@@ -21,7 +22,7 @@ upstreams:
 	if err != nil {
 		panic(err)
 	}
-	srv, err := server.New(cfg, server.Options{Logger: slog.New(slog.DiscardHandler)})
+	srv, err := server.New(cfg, server.Options{Logger: slog.New(slog.DiscardHandler), Services: shopapi.Services()})
 	if err != nil {
 		panic(err)
 	}
@@ -41,4 +42,42 @@ upstreams:
 	// /healthz 200
 	// /v1/nowhere 404
 	// /v1/orders 404
+}
+
+// The pipeline is the one ordered table of the stages a request passes, from the first net/http
+// middleware to grpc-go's retries; the gateway is wired from it, and TestStackOrder checks that a
+// real request passes exactly these stages.
+func ExampleServer_Pipeline() {
+	cfg, err := config.Parse([]byte(`
+upstreams:
+  shop.order.v1.OrderService: {addresses: ["127.0.0.1:9101"]}
+`))
+	if err != nil {
+		panic(err)
+	}
+	srv, err := server.New(cfg, server.Options{Logger: slog.New(slog.DiscardHandler), Services: shopapi.Services()})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+	fmt.Print(srv.Pipeline())
+	// Output:
+	// 1.  edge      recover           a panic becomes a 500 google.rpc.Status; the connection is kept
+	// 2.  edge      request-id        keeps a well-formed X-Request-Id or makes one; every answer carries it
+	// 3.  edge      access-log        one access log line and the request metrics per request
+	// 4.  edge      cors              CORS headers; preflights are answered here
+	// 5.  edge      ip-global         global IP allow and deny lists: 403
+	// 6.  edge      body-limit        a body over limits.max_body_bytes: 413
+	// 7.  router    router            grpc-gateway mux: method and path to a route; 404, or 405 with Allow
+	// 8.  route     ip-route          the route's allow_cidrs and deny_cidrs: 403
+	// 9.  route     auth              authenticates (JWT, API key) and authorizes (roles): 401, 403
+	// 10. route     rate-limit        per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down
+	// 11. route     strip-forwarding  Authorization, X-Forwarded-* and the client's address never go upstream
+	// 12. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
+	// 13. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
+	// 14. client    passport          the verified identity as x-user-* metadata, one value per key
+	// 15. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
+	// 16. client    breaker           per upstream service: 503 at once while open; counts upstream failures only
+	// 17. client    early-refusal     a stream refused before its first message answers with its status, not a 200
+	// 18. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
 }

@@ -19,6 +19,7 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	"github.com/acme/shopgate/internal/shopapi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -202,6 +203,9 @@ func startGateway(t testing.TB, yaml string, opts Options) *gateway {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if opts.Services == nil {
+		opts.Services = shopapi.Services()
 	}
 	srv, err := New(parse(t, yaml), opts)
 	if err != nil {

@@ -17,8 +17,10 @@ import (
 
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/policy"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,9 +39,16 @@ func poll(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestStackOrder pins the order of the layers a routed request passes (stack.go).
+// TestStackOrder checks that what a real request passes is the declared pipeline (declare in
+// pipeline.go, printed by ExampleServer_Pipeline): every stage in the table's order, the HTTP ones
+// and the gRPC client ones alike. A unary call passes every stage but the stream-only
+// early-refusal; a :watch passes that one too. The Transport stage (retry) is grpc-go's own,
+// below the interceptors: it has no hook, and contract_test's retry test covers it.
 func TestStackOrder(t *testing.T) {
 	be := startBackend(t)
+	be.watch = func(stream grpc.ServerStreamingServer[orderv1.Order]) error {
+		return stream.Send(&orderv1.Order{Id: "o-1"})
+	}
 	var mu sync.Mutex
 	var got []string
 	gw := startGateway(t, baseYAML(be.addr, ""), Options{trace: func(name string) {
@@ -48,17 +57,39 @@ func TestStackOrder(t *testing.T) {
 		mu.Unlock()
 	}})
 	gw.waitReady(t)
-	mu.Lock()
-	got = nil // readiness probes do not pass the stack, but start clean anyway
-	mu.Unlock()
-	if r := do(t, nil, "GET", gw.url+"/v1/orders/o-1", nil, customer()); r.status != 200 {
-		t.Fatalf("status %d: %s", r.status, r.body)
+	declared := gw.Pipeline()
+	want := func(stream bool) []string {
+		var out []string
+		for _, st := range declared.Stages() {
+			switch {
+			case st.Layer == pipeline.Transport:
+			case st.Layer == pipeline.Client && (stream && st.Stream == nil || !stream && st.Unary == nil):
+			default:
+				out = append(out, st.Name)
+			}
+		}
+		return out
 	}
-	want := []string{"recover", "request-id", "access-log", "cors", "ip-global", "body-limit", "ip-route", "auth", "rate-limit", "deadline"}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(got, want) {
-		t.Errorf("layers = %v\nwant     %v", got, want)
+	for _, tt := range []struct {
+		name, path string
+		stream     bool
+	}{
+		{"unary", "/v1/orders/o-1", false},
+		{"stream", "/v1/orders/o-1:watch", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			got = nil // readiness probes do not pass the pipeline, but start clean anyway
+			mu.Unlock()
+			if r := do(t, nil, "GET", gw.url+tt.path, nil, customer()); r.status != 200 {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if w := want(tt.stream); !slices.Equal(got, w) {
+				t.Errorf("stages = %v\nwant     %v", got, w)
+			}
+		})
 	}
 }
 
@@ -404,7 +435,7 @@ func TestNewErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(parse(t, tt.yaml), Options{})
+			_, err := New(parse(t, tt.yaml), Options{Services: shopapi.Services()})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New error = %v, want one naming %q", err, tt.want)
 			}
@@ -422,7 +453,7 @@ func TestExampleConfigBuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, Options{Logger: discardLogger()})
+	srv, err := New(cfg, Options{Logger: discardLogger(), Services: shopapi.Services()})
 	if err != nil {
 		t.Fatalf("server.New(example.yaml): %v", err)
 	}
@@ -457,7 +488,7 @@ func TestStreamOutlivesWriteTimeout(t *testing.T) {
 // TestMissingRouteGetsSafeDefault serves a binding the route table does not know: it gets the
 // table's safe default (auth required, default timeout), never an open policy.
 func TestMissingRouteGetsSafeDefault(t *testing.T) {
-	srv, err := New(parse(t, baseYAML("127.0.0.1:1", "defaults: {timeout: 3s}")), Options{Logger: discardLogger()})
+	srv, err := New(parse(t, baseYAML("127.0.0.1:1", "defaults: {timeout: 3s}")), Options{Logger: discardLogger(), Services: shopapi.Services()})
 	if err != nil {
 		t.Fatal(err)
 	}

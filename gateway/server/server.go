@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,8 @@ import (
 	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/httperror"
 	"github.com/acme/shopgate/gateway/metrics"
+	"github.com/acme/shopgate/gateway/pipeline"
+	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -45,13 +49,10 @@ type Options struct {
 	// Gatherer is what GET /metrics serves. Default: Registerer when it is a Gatherer (a
 	// *prometheus.Registry), else the private registry.
 	Gatherer prometheus.Gatherer
-	// MethodConfigs are added to every upstream's gRPC service config, after the entries New
-	// derives from the route table (each RPC's timeout and, for idempotent ones, retry policy:
-	// see methodConfigs); an entry here replaces the derived entry of every name it lists.
-	// Default: none.
-	MethodConfigs []upstream.MethodConfig
-	// RetryThrottling replaces the throttling derived from cfg.Retry. Default: nil (keep it).
-	RetryThrottling *upstream.RetryThrottling
+	// Services are the gRPC services the gateway can serve (their descriptors and generated
+	// registrations; internal/shopapi lists the shop's). Every route of every one is in the route
+	// table; those with an upstream in the configuration are served. Required for any upstream.
+	Services []routes.Service
 	// DialOptions are added to every upstream connection (tests add a bufconn dialer).
 	DialOptions []grpc.DialOption
 	// Handlers are served at their exact path, before any route and outside the policy
@@ -59,7 +60,7 @@ type Options struct {
 	// a built-in endpoint also serves is refused by New. Default: none.
 	Handlers map[string]http.Handler
 
-	trace func(layer string) // tests: records each layer a request passes
+	trace pipeline.Trace // tests: records each stage a request passes
 }
 
 // Server is the gateway: an http.Handler, the upstream connections, and the current
@@ -73,6 +74,7 @@ type Server struct {
 	gatherer  prometheus.Gatherer
 	metrics   *metrics.Metrics
 	breakers  *breaker.Breakers
+	services  registry
 	addrs     map[string][]string // upstream addresses by service, fixed at start
 	dial      upstream.Options    // what every upstream dial shares; retries are added per snapshot
 	httpSrv   *http.Server
@@ -83,12 +85,13 @@ type Server struct {
 	reloadMu sync.Mutex
 	closed   atomic.Bool
 
-	trace func(layer string) // tests: records each layer a request passes
+	trace pipeline.Trace // tests: records each stage a request passes
 }
 
-// New builds the gateway from cfg: upstream connections (with the breaker interceptors and the
-// retry service config), metrics, and the first snapshot (route table, policy stages, the
-// middleware stack; see stack.go for the order). cfg must come from config.Parse or Load.
+// New builds the gateway from cfg and opts.Services: metrics, the circuit breakers, and the
+// first snapshot (route table, policy stages, the pipeline declared over them, the upstream
+// connections; see declare in pipeline.go for the order). cfg must come from config.Parse or
+// Load.
 func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("creating gateway: nil config")
@@ -112,12 +115,15 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			s.gatherer = prometheus.NewRegistry()
 		}
 	}
-	for name := range cfg.Upstreams {
-		if _, ok := serviceByName(name); !ok {
-			return nil, fmt.Errorf("creating gateway: upstreams: %q is not a service compiled into the gateway", name)
+	var err error
+	if s.services, err = newRegistry(opts.Services); err != nil {
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
+		if _, ok := s.services[name]; !ok {
+			return nil, fmt.Errorf("creating gateway: upstreams: %q is not among the services the gateway was given", name)
 		}
 	}
-	var err error
 	if s.metrics, err = metrics.New(metrics.Config{}, s.reg); err != nil {
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
@@ -128,14 +134,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	for name, u := range cfg.Upstreams {
 		s.addrs[name] = u.Addresses
 	}
-	s.dial = upstream.Options{
-		UnaryInterceptors:  []grpc.UnaryClientInterceptor{passportUnary, s.breakers.UnaryClientInterceptor()},                 // passport, breaker, then retries (service config)
-		StreamInterceptors: []grpc.StreamClientInterceptor{passportStream, s.breakers.StreamClientInterceptor(), refuseEarly}, // idem for streams; an early refusal fails the call
-		DialOptions:        opts.DialOptions,
-		MethodConfigs:      opts.MethodConfigs,   // after the retry policies of each snapshot
-		RetryThrottling:    opts.RetryThrottling, // nil: each snapshot's, from cfg.Retry
-	}
-	snap, err := s.newSnapshot(cfg) // the route table, its retry policies, the connections
+	s.dial = upstream.Options{DialOptions: opts.DialOptions} // each snapshot's pipeline adds its client and transport stages
+	snap, err := s.newSnapshot(cfg)                          // the route table, the stages, the pipeline, the connections
 	if err != nil {
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
-	"slices"
 	"sync/atomic"
 
 	"github.com/acme/shopgate/gateway/auth"
@@ -16,7 +14,7 @@ import (
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/cors"
 	"github.com/acme/shopgate/gateway/ipfilter"
-	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
 	"github.com/acme/shopgate/gateway/routes"
@@ -36,7 +34,9 @@ type snapshot struct {
 	limiter  *ratelimit.Limiter
 	ipFilter *ipfilter.Filter
 	cors     *cors.CORS
-	conns    *sharedConns // the upstream connections, with this table's retry policies
+	retry    *retry.Stage
+	pipeline pipeline.Pipeline // the stages, in order (declare)
+	conns    *sharedConns      // the upstream connections, with this pipeline's client stages
 	mux      *runtime.ServeMux
 	handler  http.Handler // the whole stack, edge first
 	logger   *slog.Logger
@@ -45,7 +45,9 @@ type snapshot struct {
 	onClose []func() error
 }
 
-// newSnapshot builds a snapshot from cfg; on error everything built so far is closed.
+// newSnapshot builds a snapshot from cfg: the route table, the policy stages, the pipeline
+// declared over them, the upstream connections and the handler. On error everything built so
+// far is closed.
 func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	snap := &snapshot{cfg: cfg, logger: s.logger}
 	snap.refs.Store(1)
@@ -54,15 +56,11 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 			_ = snap.close()
 		}
 	}()
-	if snap.table, err = routes.Build(cfg, Services()); err != nil {
+	if snap.table, err = routes.Build(cfg, s.services.descriptors()); err != nil {
 		return nil, fmt.Errorf("building routes: %w", err)
 	}
-	if snap.conns, err = s.connsFor(cfg, snap.table); err != nil {
-		return nil, err
-	}
-	snap.onClose = append(snap.onClose, snap.conns.release) // first in, last closed
 	if snap.clientIP, err = clientip.New(cfg.ClientIP); err != nil {
-		return nil, fmt.Errorf("creating client ip resolver: %w", err)
+		return nil, err
 	}
 	if snap.auth, err = auth.New(cfg.Auth, auth.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
 		return nil, err
@@ -84,6 +82,16 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 		return nil, err
 	}
 	snap.onClose = append(snap.onClose, snap.cors.Close)
+	if snap.retry, err = retry.New(cfg.Retry); err != nil {
+		return nil, err
+	}
+	if snap.pipeline, err = s.declare(snap); err != nil {
+		return nil, err
+	}
+	if snap.conns, err = s.connsFor(snap.pipeline); err != nil {
+		return nil, err
+	}
+	snap.onClose = append(snap.onClose, snap.conns.release)
 	if err = s.assemble(snap); err != nil {
 		return nil, err
 	}
@@ -91,8 +99,10 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 }
 
 // sharedConns is one upstream.Set shared by the snapshots whose service config is the same: a
-// reload that changes no timeout and no retry policy keeps the connections, one that does dials
-// new ones, and the old ones close when the last snapshot using them is released.
+// reload that changes no retry policy keeps the connections, one that does dials new ones, and
+// the old ones close when the last snapshot using them is released. The client stages need no
+// new connections: they are stateless (passport, deadline, early-refusal) or long-lived (the
+// breakers, updated in place).
 type sharedConns struct {
 	set  *upstream.Set
 	key  string // the service config's inputs, as JSON
@@ -106,30 +116,17 @@ func (c *sharedConns) release() error {
 	return nil
 }
 
-// connsFor returns the connections for table's timeouts and retry policies (methodConfigs)
-// under cfg: the current snapshot's when they are the same, else new ones.
-func (s *Server) connsFor(cfg *config.Config, table *routes.Table) (*sharedConns, error) {
-	rs := make([]policy.Route, 0, len(table.Routes()))
-	for _, r := range table.Routes() {
-		rs = append(rs, *r)
-	}
+// connsFor returns the connections for p's client and transport stages: the current
+// snapshot's when their service config is the same, else new ones.
+func (s *Server) connsFor(p pipeline.Pipeline) (*sharedConns, error) {
 	opts := s.dial
-	services := slices.Sorted(maps.Keys(s.addrs))
-	var err error
-	if opts.MethodConfigs, err = methodConfigs(rs, services, cfg.Defaults.Timeout, cfg.Retry, s.dial.MethodConfigs); err != nil {
-		return nil, fmt.Errorf("upstream method configs: %w", err)
-	}
-	if opts.RetryThrottling == nil {
-		if opts.RetryThrottling, err = retry.Throttling(cfg.Retry); err != nil {
-			return nil, fmt.Errorf("retry: %w", err)
-		}
-	}
+	opts.UnaryInterceptors, opts.StreamInterceptors, opts.MethodConfigs, opts.RetryThrottling = p.DialOptions(s.trace)
 	key, err := json.Marshal(struct {
 		M []upstream.MethodConfig
 		T *upstream.RetryThrottling
 	}{opts.MethodConfigs, opts.RetryThrottling})
 	if err != nil {
-		return nil, fmt.Errorf("retry: %w", err)
+		return nil, fmt.Errorf("rendering the service config: %w", err)
 	}
 	if prev := s.cur.Load(); prev != nil && prev.conns.key == string(key) {
 		prev.conns.refs.Add(1)
@@ -147,8 +144,7 @@ func (s *Server) connsFor(cfg *config.Config, table *routes.Table) (*sharedConns
 // registerUpstreams registers the generated handlers of every configured upstream on mux.
 func (s *Server) registerUpstreams(mux *runtime.ServeMux, set *upstream.Set) error {
 	for _, name := range set.Names() {
-		svc, _ := serviceByName(name)
-		if err := svc.register(context.Background(), mux, set.Conn(name)); err != nil {
+		if err := s.services[name].Register(context.Background(), mux, set.Conn(name)); err != nil {
 			return fmt.Errorf("registering %s: %w", name, err)
 		}
 	}

@@ -1,0 +1,20 @@
+package routes
+
+import (
+	"context"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Service is one gRPC service a gateway can serve: its descriptor, whose google.api.http
+// bindings and gateway.v1 options become routes (Build), and its generated grpc-gateway
+// registration. The gateway library names no service; the binaries hand it a list
+// (internal/shopapi for the shop).
+type Service struct {
+	// Desc is the service's descriptor. Required.
+	Desc protoreflect.ServiceDescriptor
+	// Register is the generated Register<Name>Handler. Required.
+	Register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+}

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"net/http"
+	"sync/atomic"
+
+	"github.com/acme/shopgate/gateway/deadline"
+	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/gateway/passport"
+	"github.com/acme/shopgate/gateway/pipeline"
+	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/routes"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// declare is the one place where the stages a request passes are written down, in order, from
+// the first net/http middleware to grpc-go's retries: every layer of the snapshot is wired from
+// this table (assemble, connsFor), ExamplePipeline prints it and TestStackOrder checks that a
+// real request passes exactly these stages.
+//
+// Why this order:
+//   - recover and request-id come first so that every answer, even a panic's, is a
+//     google.rpc.Status with X-Request-Id; the access log wraps everything after it.
+//   - CORS answers preflights before any rule that would refuse them; IP rules and the body
+//     limit cost nothing per byte and refuse before routing.
+//   - After the router: the route's IP rules, then auth (a refused caller costs no quota), then
+//     the rate limit, keyed by the verified caller. Nothing reads the body before the handler,
+//     so a request refused by a stage is refused before its body is read or decoded.
+//   - On the upstream call: the passport, then the deadline above the breaker, so that the
+//     breaker knows whose deadline bounded a call that timed out (deadline.ClientBound) and
+//     counts only the route's; the breaker above the retries, so a call counts once whatever
+//     its attempts; grpc-go retries below every interceptor, within the deadline.
+func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
+	retried, err := snap.retry.MethodConfigs(snap.table.Routes())
+	if err != nil {
+		return pipeline.Pipeline{}, err
+	}
+	writeTimeout := s.static.Server.WriteTimeout > 0
+	return pipeline.New(
+		pipeline.Stage{Name: "recover", Layer: pipeline.Edge, HTTP: edge.Recover(s.logger),
+			Doc: "a panic becomes a 500 google.rpc.Status; the connection is kept"},
+		pipeline.Stage{Name: "request-id", Layer: pipeline.Edge, HTTP: edge.RequestID,
+			Doc: "keeps a well-formed X-Request-Id or makes one; every answer carries it"},
+		pipeline.Stage{Name: "access-log", Layer: pipeline.Edge, HTTP: s.accessLayer(snap),
+			Doc: "one access log line and the request metrics per request"},
+		pipeline.Stage{Name: "cors", Layer: pipeline.Edge, HTTP: snap.cors.Middleware,
+			Doc: "CORS headers; preflights are answered here"},
+		pipeline.Stage{Name: "ip-global", Layer: pipeline.Edge, HTTP: snap.ipFilter.Middleware,
+			Doc: "global IP allow and deny lists: 403"},
+		pipeline.Stage{Name: "body-limit", Layer: pipeline.Edge, HTTP: edge.BodyLimit(snap.cfg.Limits.MaxBodyBytes),
+			Doc: "a body over limits.max_body_bytes: 413"},
+		pipeline.Stage{Name: "router", Layer: pipeline.Router,
+			Doc: "grpc-gateway mux: method and path to a route; 404, or 405 with Allow"},
+		pipeline.Stage{Name: "ip-route", Layer: pipeline.Route, HTTP: snap.ipFilter.RouteMiddleware,
+			Doc: "the route's allow_cidrs and deny_cidrs: 403"},
+		pipeline.Stage{Name: "auth", Layer: pipeline.Route, HTTP: snap.auth.Middleware,
+			Doc: "authenticates (JWT, API key) and authorizes (roles): 401, 403"},
+		pipeline.Stage{Name: "rate-limit", Layer: pipeline.Route, HTTP: snap.limiter.Middleware,
+			Doc: "per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down"},
+		pipeline.Stage{Name: "strip-forwarding", Layer: pipeline.Route, HTTP: stripForwarding,
+			Doc: "Authorization, X-Forwarded-* and the client's address never go upstream"},
+		pipeline.Stage{Name: "stream-write", Layer: pipeline.Route, HTTP: deadline.StreamWriteDeadline(writeTimeout),
+			Doc: "a stream's write deadline follows its route timeout (with server.write_timeout set)"},
+		pipeline.Stage{Name: "transcode", Layer: pipeline.Handler,
+			Doc: "generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON"},
+		pipeline.Stage{Name: "passport", Layer: pipeline.Client, Unary: passport.Unary, Stream: passport.Stream,
+			Doc: "the verified identity as x-user-* metadata, one value per key"},
+		pipeline.Stage{Name: "deadline", Layer: pipeline.Client, Unary: deadline.Unary, Stream: deadline.Stream,
+			Doc: "the route's timeout, or the client's shorter Grpc-Timeout: 504"},
+		pipeline.Stage{Name: "breaker", Layer: pipeline.Client, Unary: s.breakers.UnaryClientInterceptor(), Stream: s.breakers.StreamClientInterceptor(),
+			Doc: "per upstream service: 503 at once while open; counts upstream failures only"},
+		pipeline.Stage{Name: "early-refusal", Layer: pipeline.Client, Stream: refuseEarly,
+			Doc: "a stream refused before its first message answers with its status, not a 200"},
+		pipeline.Stage{Name: "retry", Layer: pipeline.Transport, MethodConfigs: retried, Throttling: snap.retry.Throttling(),
+			Doc: "grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget"},
+	)
+}
+
+// Pipeline returns the stage table of the current configuration.
+func (s *Server) Pipeline() pipeline.Pipeline { return s.cur.Load().pipeline }
+
+// assemble wires snap's handler from its pipeline: the Router stage is grpc-gateway's mux with
+// the options below; the Route stages run as its middleware, the Handler stage is the generated
+// handler, and the Edge stages wrap the mux. The Client and Transport stages are on the
+// connections (connsFor).
+func (s *Server) assemble(snap *snapshot) error {
+	snap.mux = runtime.NewServeMux(
+		runtime.WithMiddlewares(s.routeStage(snap)),                      // router -> route stages -> transcode
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),     // protojson, unknown fields refused
+		runtime.WithErrorHandler(errorHandler),                           // every error as google.rpc.Status
+		runtime.WithRoutingErrorHandler(routingErrorHandler(snap.table)), // 404, 405 + Allow
+		runtime.WithStreamErrorHandler(streamErrorHandler),               // final {"error":...} of a stream
+		runtime.WithIncomingHeaderMatcher(incomingHeader),                // allow-list of client headers
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),                // no upstream headers out
+		runtime.WithOutgoingTrailerMatcher(outgoingHeader),               // no upstream trailers out
+		runtime.WithDisableHTTPMethodOverride(),                          // the method routed is the method sent
+		runtime.WithDisablePathLengthFallback(),                          // no POST-as-GET
+		runtime.WithWriteContentLength(),                                 // every unary reply declares its Content-Length
+	)
+	if err := s.registerUpstreams(snap.mux, snap.conns.set); err != nil {
+		return err
+	}
+	snap.handler = snap.pipeline.HTTP(pipeline.Edge, snap.mux, s.trace)
+	return nil
+}
+
+// accessLayer is the access log and request metrics: the gateway's own JSON encoder when the
+// process gave a writer, else the access logger.
+func (s *Server) accessLayer(snap *snapshot) func(http.Handler) http.Handler {
+	if s.accessW != nil {
+		return edge.AccessLogJSON(s.accessW, s.metrics, snap.clientIP.ClientIP)
+	}
+	return edge.AccessLog(s.accessLog, s.metrics, snap.clientIP.ClientIP)
+}
+
+// marshaler is protojson: lowerCamelCase out, either spelling in, unknown fields refused
+// (400), unpopulated fields emitted so that every response has one shape (as grpc-gateway's
+// default does).
+var marshaler = &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+	MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+}}
+
+// routeStage is the mux middleware: grpc-gateway calls it once per registered binding, so the
+// binding's table key is computed once (on its first request) and cached; per request it is one
+// map lookup. A binding missing from the table gets the safe default policy, never an open one.
+// It puts the route in the request's edge State, then runs the Route stages and the Handler.
+func (s *Server) routeStage(snap *snapshot) runtime.Middleware {
+	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
+		var key atomic.Pointer[string]
+		stack := pipeline.Traced(s.trace, "router", snap.pipeline.HTTP(pipeline.Route, pipeline.Traced(s.trace, "transcode", generated(next)), s.trace))
+		return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+			k := key.Load()
+			if k == nil {
+				pat, _ := runtime.HTTPPattern(r.Context())
+				ks := routes.Key(r.Method, pat.String())
+				key.Store(&ks)
+				k = &ks
+			}
+			rt := snap.table.Lookup(*k)
+			if rt == nil {
+				rt = snap.table.Default()
+			}
+			st, w, r := edge.Ensure(w, r)
+			st.RPC = rt.RPC
+			st.Data = params
+			st.Route = rt                              // the edge state answers policy.FromContext: no new context needed
+			if policy.FromContext(r.Context()) != rt { // unless a context below the state hides it
+				r = r.WithContext(policy.NewContext(r.Context(), rt))
+			}
+			stack.ServeHTTP(w, r)
+		}
+	}
+}
+
+// generated calls the generated grpc-gateway handler with the path parameters the route stage
+// kept in the request's edge state.
+func generated(next runtime.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var params map[string]string
+		if st := edge.StateFrom(r.Context()); st != nil {
+			params, _ = st.Data.(map[string]string)
+		}
+		next(w, r, params)
+	})
+}
