@@ -28,7 +28,7 @@
 //	      max_jwks_bytes: 1048576      # default 1 MiB
 //	      roles_claim: roles           # default "roles": a JSON array of strings
 //	      scope_claim: ""              # default off; "scope" adds its space-separated words
-//	    - issuer: shop-dev             # the development key (gateway/devkey)
+//	    - issuer: shop-dev             # the development key (internal/devkey)
 //	      audiences: [shop-api]
 //	      jwks_file: ./data/devkeys/jwks.json   # devkey writes it: public key with kid
 //	    # other key sources: jwks_file: path (a JWKS document on disk); secret_file: path

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/acme/shopgate/gateway/config"
-	"github.com/acme/shopgate/gateway/devkey"
 	"github.com/acme/shopgate/gateway/linebuf"
 	"github.com/acme/shopgate/gateway/server"
+	"github.com/acme/shopgate/internal/devkey"
 )
 
 // startGateway runs this gateway (c) with its whole chain in front of upstream: JWT
