@@ -104,14 +104,3 @@ func (s *cacheShard) evict(now int64) {
 	}
 	delete(s.m, victim)
 }
-
-// len returns the number of entries, expired ones included.
-func (c *tokenCache) len() int {
-	n := 0
-	for i := range c.shards {
-		c.shards[i].mu.RLock()
-		n += len(c.shards[i].m)
-		c.shards[i].mu.RUnlock()
-	}
-	return n
-}

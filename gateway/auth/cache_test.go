@@ -22,6 +22,17 @@ func (g *generations) key(context.Context, *jwt.Token, header) (any, error) {
 func (g *generations) generation() uint64 { return g.gen.Load() }
 func (g *generations) close()             {}
 
+// len returns the number of entries, expired ones included. Only the tests count them.
+func (c *tokenCache) len() int {
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.RLock()
+		n += len(c.shards[i].m)
+		c.shards[i].mu.RUnlock()
+	}
+	return n
+}
+
 func keyOf(s string) *cacheKey { k := cacheKey(sha256.Sum256([]byte(s))); return &k }
 
 func TestTokenCache(t *testing.T) {
