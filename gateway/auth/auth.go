@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/identity"
@@ -21,23 +21,6 @@ import (
 
 // HeaderAPIKey is the header that carries an API key.
 const HeaderAPIKey = "X-API-Key"
-
-// Options carries what the process provides. Zero values are replaced by defaults.
-type Options struct {
-	// Logger for state changes (JWKS fetch failures) and, at debug level, why a credential was
-	// refused. Default: slog.Default().
-	Logger *slog.Logger
-	// Registerer for metrics (gateway_auth_requests_total, gateway_auth_token_cache_total,
-	// gateway_auth_jwks_fetch_total). Collectors an earlier Authenticator registered on it are
-	// reused. Default: none registered.
-	Registerer prometheus.Registerer
-	// Clock is the time tokens are checked against (exp, nbf, iat, cache expiry).
-	// Default: time.Now.
-	Clock func() time.Time
-	// HTTPClient fetches JWKS URLs; it is copied and its transport wrapped to cap response
-	// bodies at MaxJWKSBytes. Default: a client with its own transport and no proxy.
-	HTTPClient *http.Client
-}
 
 // Authenticator is the auth stage: it authenticates the caller of a routed request,
 // authorizes it against the route's roles and stores the verified identity in the request's
@@ -83,12 +66,12 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 		a.cache = newTokenCache(cfg.Cache.Size, cfg.Cache.MaxTTL)
 	}
 	for _, s := range cfg.Sources {
-		v, err := newVerifier(s, cfg, opts, m)
+		keys, err := newKeySource(s, opts, m)
 		if err != nil {
 			_ = a.Close()
 			return nil, fmt.Errorf("auth source %s: %w", s.Name, err)
 		}
-		a.byIssuer[s.Issuer] = v
+		a.byIssuer[s.Issuer] = newVerifier(s, cfg.Leeway, opts.Clock, keys)
 	}
 	return a, nil
 }
@@ -132,14 +115,18 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// Close stops the JWKS refresh goroutines. Safe to call twice.
+// Close stops what the key sources run (the JWKS refresh goroutines). Safe to call twice; the
+// second call does nothing and returns nil.
 func (a *Authenticator) Close() error {
+	var errs []error
 	a.closeOnce.Do(func() {
 		for _, v := range a.byIssuer {
-			v.keys.close()
+			if c, ok := v.keys.(io.Closer); ok {
+				errs = append(errs, c.Close())
+			}
 		}
 	})
-	return nil
+	return errors.Join(errs...)
 }
 
 const bearerPrefix = "Bearer "
@@ -202,7 +189,7 @@ func (a *Authenticator) verifyToken(r *http.Request, token string) (identity.Ide
 	var exp time.Time
 	var gen uint64
 	if err == nil {
-		gen = v.keys.generation() // before the key lookup: a refresh during it must not be missed
+		gen = v.generation() // before the key lookup: a refresh during it must not be missed
 		id, exp, err = v.verify(r.Context(), token, h)
 	}
 	if err != nil {

@@ -60,7 +60,7 @@ func (c *tokenCache) get(k *cacheKey, now time.Time) (identity.Identity, bool) {
 	s.mu.RLock()
 	e, ok := s.m[*k]
 	s.mu.RUnlock()
-	if !ok || now.UnixNano() >= e.expires || e.src.keys.generation() != e.gen {
+	if !ok || now.UnixNano() >= e.expires || e.src.generation() != e.gen {
 		return identity.Identity{}, false
 	}
 	return e.id, true

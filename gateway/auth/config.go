@@ -4,10 +4,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The defaults of Config. Each applies when its field is zero.
@@ -36,6 +40,23 @@ const (
 	// MaxAPIKeyBytes caps an X-API-Key header value; longer values are refused unhashed.
 	MaxAPIKeyBytes = 256
 )
+
+// Options carries what the process provides. Zero values are replaced by defaults.
+type Options struct {
+	// Logger for state changes (JWKS fetch failures) and, at debug level, why a credential was
+	// refused. Default: slog.Default().
+	Logger *slog.Logger
+	// Registerer for metrics (gateway_auth_requests_total, gateway_auth_token_cache_total,
+	// gateway_auth_jwks_fetch_total). Collectors an earlier Authenticator registered on it are
+	// reused. Default: none registered.
+	Registerer prometheus.Registerer
+	// Clock is the time tokens are checked against (exp, nbf, iat, cache expiry).
+	// Default: time.Now.
+	Clock func() time.Time
+	// HTTPClient fetches JWKS URLs; it is copied and its transport wrapped to cap response
+	// bodies at MaxJWKSBytes. Default: a client with its own transport and no proxy.
+	HTTPClient *http.Client
+}
 
 // Config is the `auth:` section of the gateway's YAML. The zero value means "the defaults": no
 // key source and no API key, so every route that requires authentication answers 401 until one

@@ -39,7 +39,9 @@
 //	      subject: svc-billing # required
 //	      roles: [admin]       # default none
 //
-// Exactly one of jwks_url, jwks_file, key_files and secret_file is set per source.
+// Exactly one of jwks_url, jwks_file, key_files and secret_file is set per source; it picks the
+// source's KeySource: a static one, read once at start, for the files; a JWKS one, fetched and
+// refreshed through keyfunc, for the URL.
 //
 // # What a token must be
 //
