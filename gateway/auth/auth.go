@@ -37,12 +37,13 @@ type Authenticator struct {
 }
 
 // New validates cfg and builds the stage. It reads the key files and makes the first fetch of
-// each JWKS URL (bounded by its fetch timeout; a failure is logged, not returned). Call Close
-// when done.
+// each JWKS URL (bounded by its fetch timeout; a failure is logged, not returned). An invalid
+// cfg is refused with all of its problems at once. Every error starts with "creating
+// authenticator: ". Call Close when done.
 func New(cfg Config, opts Options) (*Authenticator, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("auth config: %w", err)
+		return nil, fmt.Errorf("creating authenticator: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -52,7 +53,7 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
-		return nil, fmt.Errorf("registering auth metrics: %w", err)
+		return nil, fmt.Errorf("creating authenticator: registering metrics: %w", err)
 	}
 	a := &Authenticator{
 		now:       opts.Clock,
@@ -65,11 +66,11 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	if !cfg.Cache.Disabled {
 		a.cache = newTokenCache(cfg.Cache.Size, cfg.Cache.MaxTTL)
 	}
-	for _, s := range cfg.Sources {
+	for i, s := range cfg.Sources {
 		keys, err := newKeySource(s, opts, m)
 		if err != nil {
 			_ = a.Close()
-			return nil, fmt.Errorf("auth source %s: %w", s.Name, err)
+			return nil, fmt.Errorf("creating authenticator: source %d (%s): %w", i, s.Name, err)
 		}
 		a.byIssuer[s.Issuer] = newVerifier(s, cfg.Leeway, opts.Clock, keys)
 	}
