@@ -1,5 +1,5 @@
 // Command devtoken prints a development JWT that the dev stack accepts, signed by the
-// development key (gateway/devkey), which it creates under -keys when missing:
+// development key (internal/devkey), which it creates under -keys when missing:
 //
 //	go run ./cmd/devtoken -sub alice -roles customer
 //	go run ./cmd/devtoken -sub root -roles admin,customer -ttl 15m
@@ -14,7 +14,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/acme/shopgate/gateway/devkey"
+	"github.com/acme/shopgate/internal/devkey"
 )
 
 func main() {

@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/acme/shopgate/gateway/auth"
-	"github.com/acme/shopgate/gateway/devkey"
 	"github.com/acme/shopgate/gateway/identity"
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/internal/devkey"
 )
 
 func TestRun(t *testing.T) {

@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/shopgate/gateway/devkey"
+	"github.com/acme/shopgate/internal/devkey"
 	"github.com/golang-jwt/jwt/v5"
 )
 

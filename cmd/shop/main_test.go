@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/shopgate/gateway/devkey"
+	"github.com/acme/shopgate/internal/devkey"
 	"go.uber.org/goleak"
 )
 

@@ -36,7 +36,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/shopgate/gateway/devkey"
+	"github.com/acme/shopgate/internal/devkey"
 	_ "modernc.org/sqlite" // the stores' driver, to hold a store's lock from the outside
 )
 

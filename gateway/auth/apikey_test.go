@@ -49,54 +49,6 @@ func TestAPIKeys(t *testing.T) {
 	}
 }
 
-func TestConfigValidation(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	pub := writeFile(t, dir, "k.pem", []byte("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"))
-	jwks := auth.Source{Issuer: issuer, Audiences: []string{audience}, JWKSURL: "https://idp.test/jwks.json"}
-	tests := []struct {
-		name    string
-		cfg     auth.Config
-		wantErr string
-	}{
-		{"zero value", auth.Config{}, ""},
-		{"api key in clear", auth.Config{APIKeys: []auth.APIKey{{SHA256: apiKey, Subject: "s"}}}, "64 hex digits"},
-		{"api key without subject", auth.Config{APIKeys: []auth.APIKey{{SHA256: sha256Hex(apiKey)}}}, "subject is required"},
-		{"api key twice", auth.Config{APIKeys: []auth.APIKey{{SHA256: sha256Hex(apiKey), Subject: "a"}, {SHA256: strings.ToUpper(sha256Hex(apiKey)), Subject: "b"}}}, "twice"},
-		{"source without issuer", auth.Config{Sources: []auth.Source{{Audiences: []string{audience}, JWKSURL: jwks.JWKSURL}}}, "issuer is required"},
-		{"source without audience", auth.Config{Sources: []auth.Source{{Issuer: issuer, JWKSURL: jwks.JWKSURL}}}, "audiences are required"},
-		{"source without keys", auth.Config{Sources: []auth.Source{{Issuer: issuer, Audiences: []string{audience}}}}, "exactly one of"},
-		{"two issuers alike", auth.Config{Sources: []auth.Source{{Name: "x", Issuer: issuer, Audiences: []string{audience}, KeyFiles: []auth.KeyFile{{Path: pub}}}, {Name: "y", Issuer: issuer, Audiences: []string{audience}, KeyFiles: []auth.KeyFile{{Path: pub}}}}}, "configured twice"},
-		{"jwks over plain http", auth.Config{Sources: []auth.Source{func() auth.Source { s := jwks; s.JWKSURL = "http://idp.test/jwks.json"; return s }()}}, "https is required"},
-		{"HS256 on a jwks url", auth.Config{Sources: []auth.Source{func() auth.Source { s := jwks; s.Algorithms = []string{"HS256"}; return s }()}}, "needs secret_file"},
-		{"alg none", auth.Config{Sources: []auth.Source{func() auth.Source { s := jwks; s.Algorithms = []string{"none"}; return s }()}}, "not supported"},
-		{"unknown kid interval shorter than the fetch", auth.Config{Sources: []auth.Source{func() auth.Source {
-			s := jwks
-			s.UnknownKIDInterval, s.FetchTimeout = time.Second, 5*time.Second
-			return s
-		}()}}, "unknown_kid_interval"},
-		{"several keys without kid", auth.Config{Sources: []auth.Source{{Issuer: issuer, Audiences: []string{audience}, KeyFiles: []auth.KeyFile{{Path: pub}, {Path: pub}}}}}, "needs a kid"},
-		{"leeway too large", auth.Config{Leeway: time.Hour}, "leeway"},
-		{"unreadable key file", auth.Config{Sources: []auth.Source{{Issuer: issuer, Audiences: []string{audience}, KeyFiles: []auth.KeyFile{{Path: dir + "/missing.pem"}}}}}, "reading key file"},
-		{"empty PEM key", auth.Config{Sources: []auth.Source{{Issuer: issuer, Audiences: []string{audience}, KeyFiles: []auth.KeyFile{{Path: pub}}}}}, "key file"},
-		{"short secret", auth.Config{Sources: []auth.Source{{Issuer: hmacIss, Audiences: []string{audience}, SecretFile: writeFile(t, dir, "short", []byte("short"))}}}, "at least 32 bytes"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a, err := auth.New(tt.cfg, auth.Options{Logger: quiet})
-			if err == nil {
-				_ = a.Close()
-			}
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Fatalf("New: %v", err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Fatalf("New error = %v, want one containing %q", err, tt.wantErr)
-			}
-		})
-	}
-}
-
 // TestMetricsSurviveRebuild: the gateway builds a new Authenticator on each reload, on the same
 // registry; the second registration reuses the first one's collectors.
 func TestMetricsSurviveRebuild(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/identity"
@@ -21,23 +21,6 @@ import (
 
 // HeaderAPIKey is the header that carries an API key.
 const HeaderAPIKey = "X-API-Key"
-
-// Options carries what the process provides. Zero values are replaced by defaults.
-type Options struct {
-	// Logger for state changes (JWKS fetch failures) and, at debug level, why a credential was
-	// refused. Default: slog.Default().
-	Logger *slog.Logger
-	// Registerer for metrics (gateway_auth_requests_total, gateway_auth_token_cache_total,
-	// gateway_auth_jwks_fetch_total). Collectors an earlier Authenticator registered on it are
-	// reused. Default: none registered.
-	Registerer prometheus.Registerer
-	// Clock is the time tokens are checked against (exp, nbf, iat, cache expiry).
-	// Default: time.Now.
-	Clock func() time.Time
-	// HTTPClient fetches JWKS URLs; it is copied and its transport wrapped to cap response
-	// bodies at MaxJWKSBytes. Default: a client with its own transport and no proxy.
-	HTTPClient *http.Client
-}
 
 // Authenticator is the auth stage: it authenticates the caller of a routed request,
 // authorizes it against the route's roles and stores the verified identity in the request's
@@ -54,12 +37,13 @@ type Authenticator struct {
 }
 
 // New validates cfg and builds the stage. It reads the key files and makes the first fetch of
-// each JWKS URL (bounded by its fetch timeout; a failure is logged, not returned). Call Close
-// when done.
+// each JWKS URL (bounded by its fetch timeout; a failure is logged, not returned). An invalid
+// cfg is refused with all of its problems at once. Every error starts with "creating
+// authenticator: ". Call Close when done.
 func New(cfg Config, opts Options) (*Authenticator, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("auth config: %w", err)
+		return nil, fmt.Errorf("creating authenticator: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -69,7 +53,7 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
-		return nil, fmt.Errorf("registering auth metrics: %w", err)
+		return nil, fmt.Errorf("creating authenticator: registering metrics: %w", err)
 	}
 	a := &Authenticator{
 		now:       opts.Clock,
@@ -82,13 +66,13 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	if !cfg.Cache.Disabled {
 		a.cache = newTokenCache(cfg.Cache.Size, cfg.Cache.MaxTTL)
 	}
-	for _, s := range cfg.Sources {
-		v, err := newVerifier(s, cfg, opts, m)
+	for i, s := range cfg.Sources {
+		keys, err := newKeySource(s, opts, m)
 		if err != nil {
 			_ = a.Close()
-			return nil, fmt.Errorf("auth source %s: %w", s.Name, err)
+			return nil, fmt.Errorf("creating authenticator: source %d (%s): %w", i, s.Name, err)
 		}
-		a.byIssuer[s.Issuer] = v
+		a.byIssuer[s.Issuer] = newVerifier(s, cfg.Leeway, opts.Clock, keys)
 	}
 	return a, nil
 }
@@ -132,14 +116,18 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// Close stops the JWKS refresh goroutines. Safe to call twice.
+// Close stops what the key sources run (the JWKS refresh goroutines). Safe to call twice; the
+// second call does nothing and returns nil.
 func (a *Authenticator) Close() error {
+	var errs []error
 	a.closeOnce.Do(func() {
 		for _, v := range a.byIssuer {
-			v.keys.close()
+			if c, ok := v.keys.(io.Closer); ok {
+				errs = append(errs, c.Close())
+			}
 		}
 	})
-	return nil
+	return errors.Join(errs...)
 }
 
 const bearerPrefix = "Bearer "
@@ -202,7 +190,7 @@ func (a *Authenticator) verifyToken(r *http.Request, token string) (identity.Ide
 	var exp time.Time
 	var gen uint64
 	if err == nil {
-		gen = v.keys.generation() // before the key lookup: a refresh during it must not be missed
+		gen = v.generation() // before the key lookup: a refresh during it must not be missed
 		id, exp, err = v.verify(r.Context(), token, h)
 	}
 	if err != nil {

@@ -60,7 +60,7 @@ func (c *tokenCache) get(k *cacheKey, now time.Time) (identity.Identity, bool) {
 	s.mu.RLock()
 	e, ok := s.m[*k]
 	s.mu.RUnlock()
-	if !ok || now.UnixNano() >= e.expires || e.src.keys.generation() != e.gen {
+	if !ok || now.UnixNano() >= e.expires || e.src.generation() != e.gen {
 		return identity.Identity{}, false
 	}
 	return e.id, true
@@ -103,15 +103,4 @@ func (s *cacheShard) evict(now int64) {
 		}
 	}
 	delete(s.m, victim)
-}
-
-// len returns the number of entries, expired ones included.
-func (c *tokenCache) len() int {
-	n := 0
-	for i := range c.shards {
-		c.shards[i].mu.RLock()
-		n += len(c.shards[i].m)
-		c.shards[i].mu.RUnlock()
-	}
-	return n
 }

@@ -13,14 +13,27 @@ import (
 	"github.com/acme/shopgate/gateway/identity"
 )
 
-// generations is a key source whose generation a test moves, as a JWKS refresh does.
+// generations is a rotating KeySource whose generation a test moves, as a JWKS refresh does.
 type generations struct{ gen atomic.Uint64 }
 
-func (g *generations) key(context.Context, *jwt.Token, header) (any, error) {
-	return nil, errUnknownKID
+func (g *generations) Key(context.Context, *jwt.Token) (any, error) { return nil, errUnknownKID }
+func (g *generations) generation() uint64                           { return g.gen.Load() }
+
+// verifierOf is a verifier of a test source around keys.
+func verifierOf(keys KeySource) *verifier {
+	return newVerifier(Source{Name: "test"}, 0, nil, keys)
 }
-func (g *generations) generation() uint64 { return g.gen.Load() }
-func (g *generations) close()             {}
+
+// len returns the number of entries, expired ones included. Only the tests count them.
+func (c *tokenCache) len() int {
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.RLock()
+		n += len(c.shards[i].m)
+		c.shards[i].mu.RUnlock()
+	}
+	return n
+}
 
 func keyOf(s string) *cacheKey { k := cacheKey(sha256.Sum256([]byte(s))); return &k }
 
@@ -70,7 +83,7 @@ func TestTokenCache(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			gens := &generations{}
-			tt.run(t, newTokenCache(100, 5*time.Minute), &verifier{keys: gens}, gens)
+			tt.run(t, newTokenCache(100, 5*time.Minute), verifierOf(gens), gens)
 		})
 	}
 }
@@ -81,7 +94,7 @@ func TestTokenCacheIsBounded(t *testing.T) {
 	for _, size := range []int{1, 10, 255, 1000, 10_000} {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			c := newTokenCache(size, time.Hour)
-			src := &verifier{keys: &generations{}}
+			src := verifierOf(&generations{})
 			for i := range 3 * size {
 				c.put(keyOf(strconv.Itoa(i)), cacheEntry{src: src}, now, now.Add(time.Duration(i+1)*time.Second))
 			}

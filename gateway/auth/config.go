@@ -4,10 +4,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The defaults of Config. Each applies when its field is zero.
@@ -50,7 +54,8 @@ type Config struct {
 	Leeway time.Duration `yaml:"leeway"`
 	// MaxTokenBytes caps the Authorization header value. Default: DefaultMaxTokenBytes (8 KiB).
 	MaxTokenBytes int `yaml:"max_token_bytes"`
-	// Cache is the cache of verified tokens.
+	// Cache is the cache of verified tokens. Default: on, DefaultCacheSize (10000) tokens for
+	// at most DefaultCacheMaxTTL (5m) each.
 	Cache Cache `yaml:"cache"`
 }
 
@@ -74,7 +79,7 @@ type Source struct {
 	// Issuer is the exact `iss` of this source's tokens. Required, unique across sources.
 	Issuer string `yaml:"issuer"`
 	// Audiences: a token's `aud` (a string or an array) must contain at least one of them.
-	// Required.
+	// Required, none of them empty.
 	Audiences []string `yaml:"audiences"`
 	// Algorithms is the allow-list of `alg` values. Default: RS256, ES256 and EdDSA for the
 	// key sources, HS256 for SecretFile. HS* is allowed only with SecretFile, and a key is used
@@ -84,7 +89,7 @@ type Source struct {
 	// JWKSURL is fetched at start (a failure is logged, not fatal: tokens are refused until a
 	// fetch succeeds), every RefreshInterval, and when a token names an unknown kid (at most once
 	// per UnknownKIDInterval). A failed fetch keeps the last good keys. https only, except for
-	// loopback hosts. Tokens from a JWKS URL must carry a kid.
+	// loopback hosts. Tokens from a JWKS URL must carry a kid. Default: "" (none).
 	JWKSURL string `yaml:"jwks_url"`
 	// RefreshInterval is how often JWKSURL is fetched. Default: DefaultRefreshInterval (1h).
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
@@ -97,12 +102,13 @@ type Source struct {
 	MaxJWKSBytes int64 `yaml:"max_jwks_bytes"`
 
 	// JWKSFile is a JWKS document on disk, read once at start (public keys with kid).
+	// Default: "" (none).
 	JWKSFile string `yaml:"jwks_file"`
 	// KeyFiles are PEM public keys (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE) read once at
-	// start.
+	// start. Default: none.
 	KeyFiles []KeyFile `yaml:"key_files"`
 	// SecretFile holds an HMAC shared secret (at least 32 bytes; one trailing newline is
-	// ignored), read once at start. Its tokens may omit kid.
+	// ignored), read once at start. Its tokens may omit kid. Default: "" (none).
 	SecretFile string `yaml:"secret_file"`
 
 	// RolesClaim names the claim holding a JSON array of role strings. Default:
@@ -119,6 +125,7 @@ type KeyFile struct {
 	Path string `yaml:"path"`
 	// KID is the key id tokens name in their header. Required when the source has more than
 	// one key; a token without kid is accepted only by a source that holds exactly one key.
+	// Default: "" (allowed only for the one key of a source).
 	KID string `yaml:"kid"`
 }
 
@@ -134,6 +141,23 @@ type APIKey struct {
 	Subject string `yaml:"subject"`
 	// Roles granted to the key. Default: none.
 	Roles []string `yaml:"roles"`
+}
+
+// Options carries what the process provides. Zero values are replaced by defaults.
+type Options struct {
+	// Logger for state changes (JWKS fetch failures) and, at debug level, why a credential was
+	// refused. Default: slog.Default().
+	Logger *slog.Logger
+	// Registerer for metrics (gateway_auth_requests_total, gateway_auth_token_cache_total,
+	// gateway_auth_jwks_fetch_total). Collectors an earlier Authenticator registered on it are
+	// reused. Default: none registered.
+	Registerer prometheus.Registerer
+	// Clock is the time tokens are checked against (exp, nbf, iat, cache expiry).
+	// Default: time.Now.
+	Clock func() time.Time
+	// HTTPClient fetches JWKS URLs; it is copied and its transport wrapped to cap response
+	// bodies at MaxJWKSBytes. Default: a client with its own transport and no proxy.
+	HTTPClient *http.Client
 }
 
 // Supported algorithms and the key types they need.
@@ -197,50 +221,53 @@ func (s Source) withDefaults() Source {
 	return s
 }
 
-// validate reports the first problem of a cfg that already has its defaults.
+// validate reports every problem of cfg, which already has its defaults, joined in one error.
 func (cfg Config) validate() error {
+	var errs []error
 	if cfg.Leeway < 0 || cfg.Leeway > 10*time.Minute {
-		return fmt.Errorf("leeway %s: want 0..10m", cfg.Leeway)
+		errs = append(errs, fmt.Errorf("leeway %s: want 0..10m", cfg.Leeway))
 	}
 	if cfg.MaxTokenBytes < 256 || cfg.MaxTokenBytes > 64<<10 {
-		return fmt.Errorf("max_token_bytes %d: want 256..65536", cfg.MaxTokenBytes)
+		errs = append(errs, fmt.Errorf("max_token_bytes %d: want 256..65536", cfg.MaxTokenBytes))
 	}
 	if cfg.Cache.Size < 0 || cfg.Cache.MaxTTL < 0 {
-		return errors.New("cache: size and max_ttl must not be negative")
+		errs = append(errs, errors.New("cache: size and max_ttl must not be negative"))
 	}
 	issuers := map[string]bool{}
 	for i, s := range cfg.Sources {
-		if err := s.validate(); err != nil {
-			return fmt.Errorf("source %d (%s): %w", i, s.Name, err)
+		for _, err := range s.problems() {
+			errs = append(errs, fmt.Errorf("source %d (%s): %w", i, s.Name, err))
 		}
-		if issuers[s.Issuer] {
-			return fmt.Errorf("source %d: issuer %q is configured twice", i, s.Issuer)
+		if s.Issuer != "" && issuers[s.Issuer] {
+			errs = append(errs, fmt.Errorf("source %d: issuer %q is configured twice", i, s.Issuer))
 		}
 		issuers[s.Issuer] = true
 	}
 	hashes := map[string]bool{}
 	for i, k := range cfg.APIKeys {
 		if k.Subject == "" {
-			return fmt.Errorf("api key %d: subject is required", i)
+			errs = append(errs, fmt.Errorf("api key %d: subject is required", i))
 		}
 		sum, err := hex.DecodeString(k.SHA256)
-		if err != nil || len(sum) != 32 {
-			return fmt.Errorf("api key %d (%s): sha256 must be 64 hex digits (the hash, never the key)", i, k.Subject)
-		}
-		if hashes[string(sum)] {
-			return fmt.Errorf("api key %d (%s): the same hash is configured twice", i, k.Subject)
+		switch {
+		case err != nil || len(sum) != 32:
+			errs = append(errs, fmt.Errorf("api key %d (%s): sha256 must be 64 hex digits (the hash, never the key)", i, k.Subject))
+		case hashes[string(sum)]:
+			errs = append(errs, fmt.Errorf("api key %d (%s): the same hash is configured twice", i, k.Subject))
 		}
 		hashes[string(sum)] = true
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func (s Source) validate() error {
+// problems returns every problem of s, which already has its defaults.
+func (s Source) problems() []error {
+	var errs []error
 	if s.Issuer == "" {
-		return errors.New("issuer is required")
+		errs = append(errs, errors.New("issuer is required"))
 	}
 	if len(s.Audiences) == 0 || slices.Contains(s.Audiences, "") {
-		return errors.New("audiences are required and must not be empty strings")
+		errs = append(errs, errors.New("audiences are required and must not be empty strings"))
 	}
 	kinds := 0
 	for _, set := range []bool{s.JWKSURL != "", s.JWKSFile != "", len(s.KeyFiles) > 0, s.SecretFile != ""} {
@@ -249,51 +276,51 @@ func (s Source) validate() error {
 		}
 	}
 	if kinds != 1 {
-		return errors.New("exactly one of jwks_url, jwks_file, key_files and secret_file is required")
+		errs = append(errs, errors.New("exactly one of jwks_url, jwks_file, key_files and secret_file is required"))
 	}
 	for _, alg := range s.Algorithms {
 		switch {
 		case slices.Contains(hmacAlgs, alg):
 			if s.SecretFile == "" {
-				return fmt.Errorf("algorithm %s needs secret_file", alg)
+				errs = append(errs, fmt.Errorf("algorithm %s needs secret_file", alg))
 			}
 		case slices.Contains(asymmetricAlgs, alg):
 			if s.SecretFile != "" {
-				return fmt.Errorf("algorithm %s cannot be used with secret_file", alg)
+				errs = append(errs, fmt.Errorf("algorithm %s cannot be used with secret_file", alg))
 			}
 		default:
-			return fmt.Errorf("algorithm %q is not supported", alg)
+			errs = append(errs, fmt.Errorf("algorithm %q is not supported", alg))
 		}
 	}
 	if len(s.KeyFiles) > 1 {
 		seen := map[string]bool{}
 		for _, k := range s.KeyFiles {
-			if k.KID == "" {
-				return errors.New("key_files: every key needs a kid when there are several")
-			}
-			if seen[k.KID] {
-				return fmt.Errorf("key_files: kid %q is used twice", k.KID)
+			switch {
+			case k.KID == "":
+				errs = append(errs, errors.New("key_files: every key needs a kid when there are several"))
+			case seen[k.KID]:
+				errs = append(errs, fmt.Errorf("key_files: kid %q is used twice", k.KID))
 			}
 			seen[k.KID] = true
 		}
 	}
 	for _, k := range s.KeyFiles {
 		if k.Path == "" {
-			return errors.New("key_files: path is required")
+			errs = append(errs, errors.New("key_files: path is required"))
 		}
 	}
 	if s.JWKSURL != "" {
 		if err := checkJWKSURL(s.JWKSURL); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 		if s.RefreshInterval < time.Second || s.FetchTimeout <= 0 || s.MaxJWKSBytes <= 0 {
-			return errors.New("refresh_interval must be at least 1s; fetch_timeout and max_jwks_bytes positive")
+			errs = append(errs, errors.New("refresh_interval must be at least 1s; fetch_timeout and max_jwks_bytes positive"))
 		}
 		if s.UnknownKIDInterval < s.FetchTimeout {
-			return errors.New("unknown_kid_interval must not be shorter than fetch_timeout")
+			errs = append(errs, errors.New("unknown_kid_interval must not be shorter than fetch_timeout"))
 		}
 	}
-	return nil
+	return errs
 }
 
 // checkJWKSURL accepts https URLs, and http only for loopback hosts (tests, a local IdP).

@@ -28,7 +28,7 @@
 //	      max_jwks_bytes: 1048576      # default 1 MiB
 //	      roles_claim: roles           # default "roles": a JSON array of strings
 //	      scope_claim: ""              # default off; "scope" adds its space-separated words
-//	    - issuer: shop-dev             # the development key (gateway/devkey)
+//	    - issuer: shop-dev             # the development key (internal/devkey)
 //	      audiences: [shop-api]
 //	      jwks_file: ./data/devkeys/jwks.json   # devkey writes it: public key with kid
 //	    # other key sources: jwks_file: path (a JWKS document on disk); secret_file: path
@@ -39,7 +39,9 @@
 //	      subject: svc-billing # required
 //	      roles: [admin]       # default none
 //
-// Exactly one of jwks_url, jwks_file, key_files and secret_file is set per source.
+// Exactly one of jwks_url, jwks_file, key_files and secret_file is set per source; it picks the
+// source's KeySource: a static one, read once at start, for the files; a JWKS one, fetched and
+// refreshed through keyfunc, for the URL.
 //
 // # What a token must be
 //

@@ -6,22 +6,31 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/acme/shopgate/gateway/auth"
-	"github.com/acme/shopgate/gateway/devkey"
+	"github.com/acme/shopgate/gateway/auth/authtest"
 	"github.com/acme/shopgate/gateway/identity"
 	"github.com/acme/shopgate/gateway/policy"
 )
 
 // The stage behind the router: the route is in the request's context, the verified identity
-// reaches the next handler.
+// reaches the next handler. The identity provider's public key is a PEM file; authtest stands
+// in for the provider that signs the tokens.
 func Example() {
-	dir, _ := os.MkdirTemp("", "devkeys")
+	keys, _ := authtest.NewKeys()
+	dir, _ := os.MkdirTemp("", "keys")
 	defer os.RemoveAll(dir)
-	key, _ := devkey.LoadOrCreate(dir)
+	pemPath := filepath.Join(dir, "idp.pub.pem")
+	_ = os.WriteFile(pemPath, authtest.PublicPEM(keys.Ed.Public()), 0o600)
 
 	a, err := auth.New(auth.Config{
-		Sources: []auth.Source{key.AuthSource()},
+		Sources: []auth.Source{{
+			Issuer:    "https://idp.example.com/",
+			Audiences: []string{"shop-api"},
+			KeyFiles:  []auth.KeyFile{{Path: pemPath, KID: "idp-1"}},
+		}},
 		APIKeys: []auth.APIKey{{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Subject: "svc-batch"}}, // sha256("test")
 	}, auth.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -47,8 +56,15 @@ func Example() {
 			fmt.Println(w.Code, w.Header().Get("WWW-Authenticate"))
 		}
 	}
-	adminToken, _ := key.Mint(devkey.Claims{Subject: "root", Roles: []string{"admin"}})
-	customerToken, _ := key.Mint(devkey.Claims{Subject: "alice", Roles: []string{"customer"}})
+	mint := func(sub, role string) string {
+		now := time.Now()
+		return authtest.Sign("EdDSA", keys.Ed, map[string]any{"kid": "idp-1"}, map[string]any{
+			"iss": "https://idp.example.com/", "aud": "shop-api", "sub": sub, "roles": []string{role},
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		})
+	}
+	adminToken := mint("root", "admin")
+	customerToken := mint("alice", "customer")
 
 	send("Authorization", "Bearer "+adminToken)
 	send("Authorization", "Bearer "+customerToken)

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// jwksKeys are the keys of a JWKS URL, kept by keyfunc/jwkset: fetched at start, every
-// RefreshInterval by a goroutine that stops on close, and on an unknown kid at most once per
+// jwksKeys is the JWKS KeySource: the keys of a JWKS URL, kept by keyfunc/jwkset: fetched at
+// start, every RefreshInterval by a goroutine that stops on Close, and on an unknown kid at most once per
 // UnknownKIDInterval (a token that finds the limiter empty is refused at once, never queued:
 // the limiter is ours and only asked with Allow; jwkset's own never makes anyone wait).
 // A failed fetch, an over-size body or an invalid document keeps the previous keys.
@@ -27,6 +27,7 @@ type jwksKeys struct {
 	client     *http.Client
 }
 
+// newJWKSKeys starts the JWKS source of s (which has its defaults) and makes its first fetch.
 func newJWKSKeys(s Source, opts Options, m *metrics) (*jwksKeys, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	client := limitedClient(opts.HTTPClient, s.MaxJWKSBytes)
@@ -68,11 +69,15 @@ func newJWKSKeys(s Source, opts Options, m *metrics) (*jwksKeys, error) {
 	return &jwksKeys{kf: kf, store: store, unknownKID: rate.NewLimiter(rate.Every(s.UnknownKIDInterval), 1), cancel: cancel, client: client}, nil
 }
 
-func (j *jwksKeys) key(ctx context.Context, t *jwt.Token, h header) (any, error) {
-	if !h.hasKID {
+// Key returns the key of the token's kid (which it requires) through keyfunc, which also checks
+// the key's alg and use. An unknown kid fetches the JWKS again, under ctx, only when the
+// unknown-kid limiter has a token.
+func (j *jwksKeys) Key(ctx context.Context, t *jwt.Token) (any, error) {
+	kid, hasKID := kidOf(t)
+	if !hasKID {
 		return nil, errNoKID
 	}
-	if _, err := j.store.KeyRead(ctx, h.kid); errors.Is(err, jwkset.ErrKeyNotFound) && !j.unknownKID.Allow() {
+	if _, err := j.store.KeyRead(ctx, kid); errors.Is(err, jwkset.ErrKeyNotFound) && !j.unknownKID.Allow() {
 		return nil, errUnknownKID // the next fetch for an unknown kid is not due: refused at once
 	}
 	k, err := j.kf.KeyfuncCtx(ctx)(t)
@@ -82,11 +87,14 @@ func (j *jwksKeys) key(ctx context.Context, t *jwt.Token, h header) (any, error)
 	return k, nil
 }
 
+// generation counts the successful fetches: each replaces the key set.
 func (j *jwksKeys) generation() uint64 { return j.store.gen.Load() }
 
-func (j *jwksKeys) close() {
+// Close stops the refresh goroutine and closes the idle connections of the JWKS client.
+func (j *jwksKeys) Close() error {
 	j.cancel()
 	j.client.CloseIdleConnections()
+	return nil
 }
 
 // generationStorage counts the replacements of the key set (one per successful fetch), so

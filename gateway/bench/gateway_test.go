@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/acme/shopgate/gateway/config"
-	"github.com/acme/shopgate/gateway/devkey"
 	"github.com/acme/shopgate/gateway/linebuf"
 	"github.com/acme/shopgate/gateway/server"
+	"github.com/acme/shopgate/internal/devkey"
 	"github.com/acme/shopgate/internal/shopapi"
 )
 

@@ -17,9 +17,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/acme/shopgate/gateway/auth"
-	"github.com/acme/shopgate/gateway/devkey"
 	"github.com/acme/shopgate/gateway/identity"
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/internal/devkey"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -9,7 +9,9 @@
 //
 // The dev stack trusts the key through a static source of gateway/auth (Key.AuthSource: the
 // JWKS file in the folder), so no network fetch is needed at start. Never use it in production:
-// anyone who can read the folder can mint any identity.
+// anyone who can read the folder can mint any identity. That is why it lives under internal/,
+// apart from the gateway's stages under gateway/: the development binaries (cmd/shop,
+// cmd/devtoken) and tests use it, the gateway library does not.
 package devkey
 
 import (
