@@ -71,11 +71,6 @@ func WriteWithStatus(w http.ResponseWriter, httpStatus int, st *status.Status) {
 	_, _ = w.Write(body)
 }
 
-// Errorf is a shorthand for Write(w, status.Newf(c, format, args...)).
-func Errorf(w http.ResponseWriter, c codes.Code, format string, args ...any) {
-	Write(w, status.Newf(c, format, args...))
-}
-
 // WithDetails returns st with details attached, or st itself when a detail cannot be attached.
 func WithDetails(st *status.Status, details ...protoadapt.MessageV1) *status.Status {
 	withDetails, err := st.WithDetails(details...)

@@ -1,10 +1,11 @@
 // Package identity holds the verified identity of a caller (the "passport") and the one place
 // that turns it into the gRPC metadata a service receives.
 //
-// The gateway authenticates a request once, stores the result in the request's context with
-// NewContext, and the passport interceptor appends Passport to the upstream call's metadata. Services read the same
-// metadata keys; they never parse a token. Any identity a client sent itself is dropped first:
-// IsReserved names every header and metadata key that only the gateway may set.
+// The gateway authenticates a request once (gateway/auth), stores the result in the request's
+// context, and the passport stage (gateway/passport) appends Passport to the upstream call's
+// metadata. Services read the same metadata keys; they never parse a token. Identity a client
+// sent itself never gets that far: the router forwards only an allow-list of client headers,
+// and no x-user-* key is on it.
 package identity
 
 import (
@@ -13,7 +14,7 @@ import (
 )
 
 // The metadata keys of the passport. A service receives exactly one value of each, set by the
-// gateway; a client's own values never arrive (see IsReserved).
+// gateway; a client's own values never arrive (the router's header allow-list drops them).
 const (
 	// MDSubject carries the caller's subject (the JWT "sub", or the API key's subject).
 	MDSubject = "x-user-id"
@@ -109,17 +110,4 @@ func (id Identity) render() []string {
 		MDRoles, strings.Join(id.Roles, ","),
 		MDAuthMethod, string(id.Method),
 	}
-}
-
-// reservedPrefix is the namespace of the passport: every key in it belongs to the gateway.
-const reservedPrefix = "x-user-"
-
-// IsReserved reports whether a client-sent header or metadata key names a passport field, in
-// any case, with '_' for '-', and with or without grpc-gateway's "Grpc-Metadata-" prefix
-// ("X-User-Id", "x_user_roles", "Grpc-Metadata-X-User-Id" are all reserved). Such keys are
-// dropped from every request before it goes upstream.
-func IsReserved(key string) bool {
-	k := strings.ReplaceAll(strings.ToLower(key), "_", "-")
-	k = strings.TrimPrefix(k, "grpc-metadata-")
-	return strings.HasPrefix(k, reservedPrefix)
 }

@@ -8,32 +8,6 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-func TestIsReserved(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		key  string
-		want bool
-	}{
-		{"X-User-Id", true},
-		{"x-user-roles", true},
-		{"X_USER_ID", true},
-		{"x_user-auth", true},
-		{"Grpc-Metadata-X-User-Id", true},
-		{"grpc-metadata-x_user_roles", true},
-		{"GRPC_METADATA_X_USER_ID", true},
-		{"X-User", false},
-		{"X-Request-Id", false},
-		{"Authorization", false},
-		{"Grpc-Metadata-Idempotency-Key", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if got := IsReserved(tt.key); got != tt.want {
-			t.Errorf("IsReserved(%q) = %v, want %v", tt.key, got, tt.want)
-		}
-	}
-}
-
 func TestPassportRenderedOnceIsTheSame(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -1,7 +1,9 @@
 // Package policy holds the effective policy of every RPC the gateway serves: one Route per
-// google.api.http binding, resolved once at start-up (and at each reload) from the proto options
-// (gateway.v1.policy, gateway.v1.service_policy), the operator's YAML overrides and the built-in
-// safe defaults, in that order of precedence from last to first.
+// google.api.http binding, resolved once at start-up (and at each reload) by gateway/routes from,
+// weakest first, the built-in safe defaults, the YAML defaults, the proto options
+// (gateway.v1.service_policy, then gateway.v1.policy) and the YAML overrides (per service, then
+// per RPC). It also holds the one type of each policy value (RateLimit, Fallback, AuthMode) that
+// the YAML, the protos and the stages share, with its validation and its defaults.
 //
 // Policy stages never parse protos or YAML: they read the *Route that the router stored in the
 // request's context (FromContext).

@@ -1,12 +1,12 @@
-// Package server is the factory that assembles the whole gateway: upstream connections, the
-// route table, the policy stages and the middleware stack, in the one order written down in
-// stack.go (assemble).
+// Package server is the factory that assembles the whole gateway: the route table, the policy
+// stages, the pipeline that orders them (declare in pipeline.go, the one place the order is
+// written down; see gateway/pipeline), the upstream connections and the handler.
 //
 // Build and run one:
 //
 //	cfg, err := config.Load("gateway.yaml")
 //	...
-//	srv, err := server.New(cfg, server.Options{Logger: logger, Registerer: registry})
+//	srv, err := server.New(cfg, server.Options{Logger: logger, Registerer: registry, Services: shopapi.Services()})
 //	...
 //	go srv.Serve(ln)            // or srv.ListenAndServe() on cfg.Listen
 //	...

@@ -31,8 +31,9 @@ type MethodConfig struct {
 	// Name selects methods: {service} for all of a service, {service, method} for one.
 	Name []MethodName `json:"name"`
 	// Timeout as a gRPC JSON duration ("1.5s"): grpc-go bounds each call (all its attempts) by
-	// it and sends it upstream as grpc-timeout. Empty: none. The gateway puts each route's
-	// timeout here.
+	// it and sends it upstream as grpc-timeout. Empty: none. The gateway leaves it empty: its
+	// deadline stage (gateway/deadline) bounds each call by its route's timeout, above the
+	// circuit breaker.
 	Timeout string `json:"timeout,omitempty"`
 	// RetryPolicy retries failed attempts; nil: no retries.
 	RetryPolicy *RetryPolicy `json:"retryPolicy,omitempty"`
