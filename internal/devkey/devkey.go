@@ -196,16 +196,6 @@ func thumbprint(pub ed25519.PublicKey) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// KID returns the key id tokens carry in their header: the key's RFC 7638 thumbprint.
-func (k *Key) KID() string { return k.kid }
-
-// PublicKey returns the public half.
-func (k *Key) PublicKey() ed25519.PublicKey { return k.priv.Public().(ed25519.PublicKey) }
-
-// JWKS returns the public key as a JWKS document (kty OKP, crv Ed25519, kid, alg EdDSA, use
-// sig). It never holds the private key.
-func (k *Key) JWKS() []byte { return append([]byte(nil), k.jwks...) }
-
 // AuthSource returns the gateway/auth source that trusts this key: issuer Issuer, audience
 // Audience, algorithm EdDSA, keys from the JWKS file in the key folder (no network needed).
 func (k *Key) AuthSource() auth.Source {
