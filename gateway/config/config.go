@@ -43,7 +43,7 @@ const (
 	DefaultRateLimitBurst    = 100
 )
 
-// Config is the whole gateway YAML file. The zero value, after ApplyDefaults, is a gateway on
+// Config is the whole gateway YAML file. The zero value, once Parse applied the defaults, is a gateway on
 // DefaultListen with no upstreams.
 type Config struct {
 	// Listen is the HTTP listen address. Default: DefaultListen. Not reloadable.
@@ -160,8 +160,8 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, errEOF) {
 		return nil, fmt.Errorf("parsing config: %w", err)
 	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil

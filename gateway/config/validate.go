@@ -15,9 +15,9 @@ import (
 
 var errEOF = io.EOF
 
-// ApplyDefaults replaces every zero field of the gateway's own sections with its default.
+// applyDefaults replaces every zero field of the gateway's own sections with its default.
 // The policy stages' sections are defaulted by their own constructors.
-func (c *Config) ApplyDefaults() {
+func (c *Config) applyDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -48,9 +48,9 @@ func (c *Config) ApplyDefaults() {
 	}
 }
 
-// Validate checks the gateway's own sections. Route keys are checked against the compiled
+// validate checks the gateway's own sections. Route keys are checked against the compiled
 // services by gateway/routes, which knows them.
-func (c *Config) Validate() error {
+func (c *Config) validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %q is not host:port", c.Listen))
