@@ -150,17 +150,18 @@ func TestRecovery(t *testing.T) {
 	if st.Code() != codes.Internal || strings.Contains(st.Message(), "secret") {
 		t.Fatalf("panic surfaced as %v %q", st.Code(), st.Message())
 	}
-	if !strings.Contains(logs.String(), "kaboom: secret detail") || !strings.Contains(logs.String(), `"code":"Internal"`) {
+	if !strings.Contains(logs.String(), "kaboom: secret detail") || !strings.Contains(logs.String(), `"code":"Internal"`) ||
+		!strings.Contains(logs.String(), `"method":"/test.Panicky/Check"`) {
 		t.Fatalf("panic not logged as INTERNAL: %s", logs.String())
 	}
 	if err := conn.Invoke(context.Background(), "/test.Panicky/Check", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}); err != nil {
 		t.Fatal(err)
 	}
 	want := `
-# HELP grpc_server_handled_total RPCs completed on the server, by service, method and status code.
+# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.
 # TYPE grpc_server_handled_total counter
-grpc_server_handled_total{grpc_code="Internal",grpc_method="Check",grpc_service="grpc.health.v1.Health"} 1
-grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health"} 1
+grpc_server_handled_total{grpc_code="Internal",grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"} 1
+grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "grpc_server_handled_total"); err != nil {
 		t.Fatal(err)
