@@ -13,6 +13,13 @@ import (
 // probes every few seconds would drown the log.
 const healthService = "grpc.health.v1.Health"
 
+// The keys of the interceptor's fields that slogLogger reads beside the service and method:
+// the code the interceptor always sets, and the duration loggingOptions sets.
+const (
+	codeKey     = "grpc.code"
+	durationKey = "duration"
+)
+
 // loggingOptions make go-grpc-middleware's logging interceptor log one line per finished call,
 // at ERROR for INTERNAL, UNKNOWN and DATA_LOSS and at INFO otherwise, with the duration as a
 // time.Duration.
@@ -30,8 +37,6 @@ func loggingOptions() []logging.Option {
 	}
 }
 
-const durationKey = "duration"
-
 // slogLogger adapts log to go-grpc-middleware's logging.Logger. Of the interceptor's fields it
 // keeps the call's method ("/pkg.Service/Method"), code and duration, in the line "rpc"; a
 // successful health check goes down to DEBUG.
@@ -46,7 +51,7 @@ func slogLogger(log *slog.Logger) logging.Logger {
 				service, _ = fields[i+1].(string)
 			case logging.MethodFieldKey:
 				method, _ = fields[i+1].(string)
-			case "grpc.code":
+			case codeKey:
 				code, _ = fields[i+1].(string)
 			case durationKey:
 				duration, _ = fields[i+1].(time.Duration)
