@@ -95,7 +95,7 @@ func TestRun(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		want := `grpc_server_handled_total{grpc_code="OK",grpc_method="GetItem",grpc_service="shop.inventory.v1.InventoryService"} 1`
+		want := `grpc_server_handled_total{grpc_code="OK",grpc_method="GetItem",grpc_service="shop.inventory.v1.InventoryService",grpc_type="unary"} 1`
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) || !strings.Contains(string(body), "go_goroutines") {
 			t.Fatalf("metrics %d:\n%s", resp.StatusCode, body)
 		}

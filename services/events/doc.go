@@ -24,10 +24,13 @@
 //     dead-letter subject <prefix>deadletter.<consumer>.<type>, with a log line and the
 //     events_dead_letter_total counter. An error wrapping ErrPermanent dead-letters at once.
 //   - Consumer and On map event types to a service's Handle* methods (each service's
-//     subscriptions.go); Consume runs them on a Broker. On puts the envelope's W3C trace context
-//     in the handler's ctx; the handler passes TraceContextFrom(ctx) to NewEnvelope, so every
-//     event carries the trace context of the event that caused it, and so of the request that
-//     started the flow.
+//     subscriptions.go); Consume runs them on a Broker. On decodes the payload into the
+//     handler's own event type once (a payload of another type fails permanently) and puts the
+//     envelope's W3C trace context in the handler's ctx.
+//   - Saga is the one shape of every handler in every service: Handle runs a Step in one
+//     transaction with the inbox row (MarkProcessed) and appends the Outcome the step returns
+//     (AppendOutcome: NewEnvelope with TraceContextFrom(ctx)), so every event carries the trace
+//     context of the event that caused it, and so of the request that started the flow.
 //   - Start (Runtime) wires all of it for one service process; RuntimeConfig.RegisterFlags gives
 //     the mains their -broker-url, -relay and related flags.
 package events

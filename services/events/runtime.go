@@ -112,9 +112,6 @@ func Start(ctx context.Context, db *sql.DB, consumer Consumer, cfg RuntimeConfig
 // Notify wakes the relay; give it to the service's SetNotify.
 func (rt *Runtime) Notify() { rt.relay.Notify() }
 
-// Broker returns the broker connection.
-func (rt *Runtime) Broker() *JetStream { return rt.broker }
-
 // Close stops the consumer (waiting for the event in hand), the relay, the connection and an
 // embedded broker Start started, in that order. Idempotent.
 func (rt *Runtime) Close() {

@@ -53,8 +53,9 @@ func WithTraceContext(ctx context.Context, tc map[string]string) context.Context
 }
 
 // TraceContextFrom returns the trace context ctx carries (see WithTraceContext), for the
-// envelopes the handler records: pass it to NewEnvelope, so that an event carries the trace
-// context of the event that caused it. It returns a copy, nil when ctx carries none.
+// envelopes the handler records (AppendOutcome passes it to NewEnvelope), so that an event
+// carries the trace context of the event that caused it. It returns a copy, nil when ctx
+// carries none.
 func TraceContextFrom(ctx context.Context) map[string]string {
 	tc, _ := ctx.Value(traceContextKey{}).(map[string]string)
 	return maps.Clone(tc)

@@ -1,19 +1,16 @@
 package grpcserver
 
 import (
-	"context"
 	"log/slog"
-	"runtime/debug"
-	"strings"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 )
 
 // Defaults of Options.
@@ -100,16 +97,17 @@ func (o *Options) withDefaults() {
 // opts.Services and "" SERVING) and reflection. Register the services on it, then Serve.
 func New(opts Options) *grpc.Server {
 	opts.withDefaults()
-	log := opts.Logger
-	// Recovery is innermost, so the log line and the metrics see the INTERNAL a panic becomes.
-	unary := []grpc.UnaryServerInterceptor{unaryLogging(log)}
-	stream := []grpc.StreamServerInterceptor{streamLogging(log)}
+	log := slogLogger(opts.Logger)
+	// Outermost first. Recovery is innermost, so the log line and the metrics see the INTERNAL
+	// a panic becomes.
+	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(log, loggingOptions()...)}
+	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(log, loggingOptions()...)}
 	if opts.Metrics != nil {
-		unary = append(unary, opts.Metrics.unary())
-		stream = append(stream, opts.Metrics.stream())
+		unary = append(unary, opts.Metrics.server.UnaryServerInterceptor())
+		stream = append(stream, opts.Metrics.server.StreamServerInterceptor())
 	}
-	unary = append(unary, unaryRecovery(log))
-	stream = append(stream, streamRecovery(log))
+	unary = append(unary, recovery.UnaryServerInterceptor(recovered(opts.Logger)))
+	stream = append(stream, recovery.StreamServerInterceptor(recovered(opts.Logger)))
 	serverOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -158,64 +156,4 @@ func Stop(srv *grpc.Server, hs *health.Server, timeout time.Duration) {
 		srv.Stop()
 		<-done
 	}
-}
-
-func unaryRecovery(log *slog.Logger) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				log.ErrorContext(ctx, "panic in rpc", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
-				err = status.Error(codes.Internal, "internal error")
-			}
-		}()
-		return handler(ctx, req)
-	}
-}
-
-func streamRecovery(log *slog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				log.ErrorContext(ss.Context(), "panic in rpc", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
-				err = status.Error(codes.Internal, "internal error")
-			}
-		}()
-		return handler(srv, ss)
-	}
-}
-
-func unaryLogging(log *slog.Logger) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		logCall(ctx, log, info.FullMethod, err, start)
-		return resp, err
-	}
-}
-
-func streamLogging(log *slog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		start := time.Now()
-		err := handler(srv, ss)
-		logCall(ss.Context(), log, info.FullMethod, err, start)
-		return err
-	}
-}
-
-func logCall(ctx context.Context, log *slog.Logger, method string, err error, start time.Time) {
-	code := status.Code(err)
-	level := slog.LevelInfo
-	switch {
-	case code == codes.Internal || code == codes.Unknown || code == codes.DataLoss:
-		level = slog.LevelError
-	case code == codes.OK && strings.HasPrefix(method, "/grpc.health.v1.Health/"):
-		level = slog.LevelDebug // probes every few seconds would drown the log
-	}
-	if !log.Enabled(ctx, level) {
-		return
-	}
-	log.LogAttrs(ctx, level, "rpc",
-		slog.String("method", method),
-		slog.String("code", code.String()),
-		slog.Duration("duration", time.Since(start)))
 }

@@ -58,6 +58,11 @@ func (panicky) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*heal
 	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
 }
 
+// Watch panics, for every service.
+func (panicky) Watch(*healthpb.HealthCheckRequest, grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
+	panic("kaboom: streamed secret")
+}
+
 func start(t *testing.T, opts grpcserver.Options, register func(*grpc.Server)) (*grpc.Server, *grpc.ClientConn) {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
@@ -150,23 +155,42 @@ func TestRecovery(t *testing.T) {
 	if st.Code() != codes.Internal || strings.Contains(st.Message(), "secret") {
 		t.Fatalf("panic surfaced as %v %q", st.Code(), st.Message())
 	}
-	if !strings.Contains(logs.String(), "kaboom: secret detail") || !strings.Contains(logs.String(), `"code":"Internal"`) {
+	if !strings.Contains(logs.String(), "kaboom: secret detail") || !strings.Contains(logs.String(), `"code":"Internal"`) ||
+		!strings.Contains(logs.String(), `"method":"/test.Panicky/Check"`) {
 		t.Fatalf("panic not logged as INTERNAL: %s", logs.String())
 	}
 	if err := conn.Invoke(context.Background(), "/test.Panicky/Check", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}); err != nil {
 		t.Fatal(err)
 	}
+	stream, err := conn.NewStream(context.Background(), &grpc.StreamDesc{ServerStreams: true}, "/test.Panicky/Watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.SendMsg(&healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	err = stream.RecvMsg(&healthpb.HealthCheckResponse{})
+	if st := status.Convert(err); st.Code() != codes.Internal || strings.Contains(st.Message(), "secret") {
+		t.Fatalf("stream panic surfaced as %v %q", st.Code(), st.Message())
+	}
+	if !strings.Contains(logs.String(), "kaboom: streamed secret") || !strings.Contains(logs.String(), `"method":"/test.Panicky/Watch"`) {
+		t.Fatalf("stream panic not logged: %s", logs.String())
+	}
 	want := `
-# HELP grpc_server_handled_total RPCs completed on the server, by service, method and status code.
+# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.
 # TYPE grpc_server_handled_total counter
-grpc_server_handled_total{grpc_code="Internal",grpc_method="Check",grpc_service="grpc.health.v1.Health"} 1
-grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health"} 1
+grpc_server_handled_total{grpc_code="Internal",grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"} 1
+grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"} 1
+grpc_server_handled_total{grpc_code="Internal",grpc_method="Watch",grpc_service="test.Panicky",grpc_type="server_stream"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "grpc_server_handled_total"); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(reg, "grpc_server_handling_seconds"); n != 1 {
-		t.Fatalf("%d duration series, want 1", n)
+	if n := testutil.CollectAndCount(reg, "grpc_server_handling_seconds"); n != 2 {
+		t.Fatalf("%d duration series, want 2", n)
 	}
 }
 

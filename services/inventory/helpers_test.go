@@ -12,6 +12,7 @@ import (
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/passport"
+	"github.com/acme/shopgate/services/passport/passporttest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -61,7 +62,7 @@ func startAt(t testing.TB, path string) *harness {
 }
 
 func as(sub, roles string) context.Context {
-	return metadata.NewOutgoingContext(context.Background(), passport.Metadata(passport.Caller{Subject: sub, Roles: roles, Auth: "jwt"}))
+	return metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: sub, Roles: roles, Auth: "jwt"}))
 }
 
 func admin() context.Context { return as("root", "admin") }

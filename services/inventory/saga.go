@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	"github.com/acme/shopgate/services/events"
-	"google.golang.org/protobuf/proto"
 )
 
 // HandleOrderCreated reserves the order's units, all or nothing, and records StockReserved;
@@ -20,7 +20,7 @@ func (s *Service) HandleOrderCreated(ctx context.Context, eventID string, ev *ev
 		return nil
 	}
 	lines := mergeLines(ev.GetLines())
-	return s.handle(ctx, eventID, func(tx Tx) (proto.Message, error) {
+	return s.saga.Handle(ctx, eventID, ev.GetOrderId(), func(tx Tx, _ time.Time) (events.Outcome, error) {
 		if _, err := tx.Reservation(ctx, ev.GetOrderId()); !errors.Is(err, ErrNotFound) {
 			return nil, err // known already (or a read error to retry)
 		}
@@ -50,7 +50,7 @@ func (s *Service) HandleOrderCreated(ctx context.Context, eventID string, ev *ev
 // HandleOrderConfirmed takes a held reservation out of stock for good (reserved -= q). Anything
 // but a held reservation changes nothing.
 func (s *Service) HandleOrderConfirmed(ctx context.Context, eventID string, ev *eventsv1.OrderConfirmed) error {
-	return s.handle(ctx, eventID, func(tx Tx) (proto.Message, error) {
+	return s.saga.Handle(ctx, eventID, ev.GetOrderId(), func(tx Tx, _ time.Time) (events.Outcome, error) {
 		r, err := tx.Reservation(ctx, ev.GetOrderId())
 		if errors.Is(err, ErrNotFound) {
 			s.log.WarnContext(ctx, "OrderConfirmed without a reservation", "order_id", ev.GetOrderId())
@@ -72,7 +72,7 @@ func (s *Service) HandleOrderConfirmed(ctx context.Context, eventID string, ev *
 // StockReleased. With no reservation yet it records a tombstone, so that a late OrderCreated
 // reserves nothing. Anything else changes nothing.
 func (s *Service) HandleOrderCancelled(ctx context.Context, eventID string, ev *eventsv1.OrderCancelled) error {
-	return s.handle(ctx, eventID, func(tx Tx) (proto.Message, error) {
+	return s.saga.Handle(ctx, eventID, ev.GetOrderId(), func(tx Tx, _ time.Time) (events.Outcome, error) {
 		r, err := tx.Reservation(ctx, ev.GetOrderId())
 		if errors.Is(err, ErrNotFound) {
 			return nil, tx.PutReservation(ctx, Reservation{OrderID: ev.GetOrderId(), State: StateTombstone, Reason: ev.GetReason()})
@@ -90,42 +90,6 @@ func (s *Service) HandleOrderCancelled(ctx context.Context, eventID string, ev *
 		}
 		return &eventsv1.StockReleased{OrderId: r.OrderID}, nil
 	})
-}
-
-// handle runs one saga step in one transaction: the inbox row, effect, and the outcome event
-// effect returns (nil for none), with the handled event's trace context
-// (events.TraceContextFrom(ctx)). A duplicate event commits nothing.
-func (s *Service) handle(ctx context.Context, eventID string, effect func(Tx) (proto.Message, error)) error {
-	appended := false
-	err := s.store.Update(ctx, func(tx Tx) error {
-		appended = false
-		first, err := tx.MarkProcessed(ctx, eventID)
-		if err != nil || !first {
-			return err
-		}
-		out, err := effect(tx)
-		if err != nil || out == nil {
-			return err
-		}
-		orderID := out.(interface{ GetOrderId() string }).GetOrderId()
-		env, err := events.NewEnvelope(Source, orderID, out, s.now(), events.TraceContextFrom(ctx))
-		if err != nil {
-			return err
-		}
-		if err := tx.Append(ctx, env); err != nil {
-			return err
-		}
-		appended = true
-		return nil
-	})
-	if err != nil {
-		s.log.ErrorContext(ctx, "handling event", "event_id", eventID, "err", err)
-		return fmt.Errorf("handling event %s: %w", eventID, err)
-	}
-	if appended {
-		s.committed()
-	}
-	return nil
 }
 
 // shortage returns why lines cannot be reserved ("out of stock: sku X", "unknown item: sku X"),

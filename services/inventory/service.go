@@ -8,6 +8,7 @@ import (
 	"time"
 
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/passport"
 	"google.golang.org/grpc"
@@ -44,8 +45,8 @@ type Service struct {
 
 	store  Store
 	log    *slog.Logger
-	now    func() time.Time
 	notify atomic.Pointer[func()]
+	saga   events.Saga[Tx]
 }
 
 // New returns the inventory service on store.
@@ -56,7 +57,8 @@ func New(store Store, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Service{store: store, log: opts.Logger, now: opts.Now}
+	s := &Service{store: store, log: opts.Logger}
+	s.saga = events.Saga[Tx]{Source: Source, Update: store.Update, Now: opts.Now, Log: opts.Logger, Committed: s.committed}
 	if opts.OnCommit != nil {
 		s.SetNotify(opts.OnCommit)
 	}
@@ -72,7 +74,12 @@ func (s *Service) Register(srv grpc.ServiceRegistrar) {
 // wake-up), replacing any earlier one. Safe to call while serving.
 func (s *Service) SetNotify(fn func()) { s.notify.Store(&fn) }
 
-func (s *Service) committed() {
+// committed runs after a commit (it is the saga's Committed): it wakes the relay when events
+// were appended.
+func (s *Service) committed(_ string, appended bool) {
+	if !appended {
+		return
+	}
 	if fn := s.notify.Load(); fn != nil && *fn != nil {
 		(*fn)()
 	}

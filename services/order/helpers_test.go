@@ -19,6 +19,7 @@ import (
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/order"
 	"github.com/acme/shopgate/services/passport"
+	"github.com/acme/shopgate/services/passport/passporttest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -127,7 +128,7 @@ func (h *harness) start(t testing.TB, opts order.Options) {
 }
 
 func as(sub, roles string, kv ...string) context.Context {
-	md := passport.Metadata(passport.Caller{Subject: sub, Roles: roles, Auth: "jwt"})
+	md := passporttest.Metadata(passport.Caller{Subject: sub, Roles: roles, Auth: "jwt"})
 	md = metadata.Join(md, metadata.Pairs(kv...))
 	return metadata.NewOutgoingContext(context.Background(), md)
 }

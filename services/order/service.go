@@ -64,6 +64,7 @@ type Service struct {
 	notify    atomic.Pointer[func()]
 	changes   *broadcaster
 	closeOnce sync.Once
+	saga      events.Saga[Tx]
 }
 
 // New returns the order service on store, pricing orders through inventory.
@@ -84,6 +85,7 @@ func New(store Store, inventory inventoryv1.InventoryServiceClient, opts Options
 		store: store, inventory: inventory, log: opts.Logger, now: opts.Now,
 		poll: opts.PollInterval, ttl: opts.IdempotencyTTL, changes: newBroadcaster(),
 	}
+	s.saga = events.Saga[Tx]{Source: Source, Update: store.Update, Now: opts.Now, Log: opts.Logger, Committed: s.committed}
 	if opts.OnCommit != nil {
 		s.SetNotify(opts.OnCommit)
 	}
@@ -195,11 +197,13 @@ func (s *Service) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReque
 		if r.Order.GetStatus() != orderv1.OrderStatus_ORDER_STATUS_PENDING {
 			return errNotPending
 		}
-		if err := s.cancel(ctx, tx, r, ReasonCancelledByCustomer); err != nil {
+		now := s.now()
+		ev, err := s.cancel(ctx, tx, r, ReasonCancelledByCustomer, now)
+		if err != nil {
 			return err
 		}
 		out = r.Order
-		return nil
+		return events.AppendOutcome(ctx, tx, Source, ev, now)
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):

@@ -1,10 +1,14 @@
-// Package passport reads the verified caller that the gateway attaches to every upstream call
-// as gRPC metadata. Services use it for ownership and role checks and never trust a request
+// Package passport reads the caller that the gateway verified and attaches to every upstream
+// call as gRPC metadata. Services use it for ownership and role checks and never trust a request
 // field for who the caller is.
 //
-// The three keys below are the gateway's passport (gateway/identity defines the same names; a
-// gateway test pins that they match). Each must arrive exactly once: a key sent twice is treated
-// as no identity at all, so a spoofed value that slipped in beside the verified one cannot win.
+// The passport is plain metadata: it is not signed and nothing here verifies it, so a service
+// trusts whoever can reach it, which must be the gateway only. The three keys below are the
+// gateway's passport; gateway/identity defines the same names separately, and only the
+// end-to-end tests of cmd/shop would notice if they drifted apart. Each key counts only when it
+// arrives exactly once: a subject sent twice is treated as no caller at all, and roles or an
+// auth method sent twice as none, so a spoofed value that slipped in beside the verified one
+// cannot win.
 package passport
 
 import (
@@ -101,10 +105,4 @@ func RequireRole(ctx context.Context, role string) (Caller, error) {
 		return c, status.Errorf(codes.PermissionDenied, "role %q required", role)
 	}
 	return c, nil
-}
-
-// Metadata returns outgoing metadata carrying c, for tests and service-to-service calls made
-// on behalf of a caller.
-func Metadata(c Caller) metadata.MD {
-	return metadata.Pairs(MDSubject, c.Subject, MDRoles, c.Roles, MDAuthMethod, c.Auth)
 }

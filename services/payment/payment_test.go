@@ -16,6 +16,7 @@ import (
 	"github.com/acme/shopgate/services/events/eventstest"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/passport"
+	"github.com/acme/shopgate/services/passport/passporttest"
 	"github.com/acme/shopgate/services/payment"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -68,7 +69,7 @@ func startAt(t *testing.T, path string) *harness {
 }
 
 func as(sub, roles string) context.Context {
-	return metadata.NewOutgoingContext(context.Background(), passport.Metadata(passport.Caller{Subject: sub, Roles: roles, Auth: "jwt"}))
+	return metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: sub, Roles: roles, Auth: "jwt"}))
 }
 
 func alice() context.Context { return as("alice", "customer") }

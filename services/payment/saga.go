@@ -3,12 +3,11 @@ package payment
 import (
 	"context"
 	"errors"
-	"fmt"
+	"time"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	"github.com/acme/shopgate/services/events"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -42,14 +41,14 @@ func (s *Service) HandleOrderCreated(ctx context.Context, eventID string, ev *ev
 		s.log.WarnContext(ctx, "OrderCreated without order id ignored", "event_id", eventID)
 		return nil
 	}
-	return s.handle(ctx, eventID, func(tx Tx) (proto.Message, error) {
+	return s.saga.Handle(ctx, eventID, ev.GetOrderId(), func(tx Tx, at time.Time) (events.Outcome, error) {
 		if _, err := tx.PaymentOfOrder(ctx, ev.GetOrderId()); !errors.Is(err, ErrNotFound) {
 			return nil, err // charged already (or a read error to retry)
 		}
 		if gone, err := tx.Tombstoned(ctx, ev.GetOrderId()); err != nil || gone {
 			return nil, err
 		}
-		now := timestamppb.New(s.now())
+		now := timestamppb.New(at)
 		st, reason := charge(ev.GetPaymentMethod())
 		p := &paymentv1.Payment{
 			Id: events.NewID(), OrderId: ev.GetOrderId(), CustomerId: ev.GetCustomerId(),
@@ -69,7 +68,7 @@ func (s *Service) HandleOrderCreated(ctx context.Context, eventID string, ev *ev
 // HandleOrderCancelled refunds a captured payment of the order (PaymentRefunded). With no
 // payment yet it records a tombstone, so that a late OrderCreated charges nothing.
 func (s *Service) HandleOrderCancelled(ctx context.Context, eventID string, ev *eventsv1.OrderCancelled) error {
-	return s.handle(ctx, eventID, func(tx Tx) (proto.Message, error) {
+	return s.saga.Handle(ctx, eventID, ev.GetOrderId(), func(tx Tx, now time.Time) (events.Outcome, error) {
 		p, err := tx.PaymentOfOrder(ctx, ev.GetOrderId())
 		if errors.Is(err, ErrNotFound) {
 			return nil, tx.PutTombstone(ctx, ev.GetOrderId(), ev.GetReason())
@@ -77,59 +76,6 @@ func (s *Service) HandleOrderCancelled(ctx context.Context, eventID string, ev *
 		if err != nil || p.GetStatus() != paymentv1.PaymentStatus_PAYMENT_STATUS_CAPTURED {
 			return nil, err
 		}
-		return nil, s.refund(ctx, tx, p)
+		return s.refund(ctx, tx, p, now)
 	})
-}
-
-// handle runs one saga step in one transaction: the inbox row, effect, and the outcome event
-// effect returns (nil for none; refund appends its own), with the handled event's trace context
-// (events.TraceContextFrom(ctx)). A duplicate event commits nothing.
-func (s *Service) handle(ctx context.Context, eventID string, effect func(Tx) (proto.Message, error)) error {
-	appended := false
-	err := s.store.Update(ctx, func(tx Tx) error {
-		appended = false
-		first, err := tx.MarkProcessed(ctx, eventID)
-		if err != nil || !first {
-			return err
-		}
-		counter := &countingTx{Tx: tx}
-		out, err := effect(counter)
-		if err != nil {
-			return err
-		}
-		if out != nil {
-			orderID := out.(interface{ GetOrderId() string }).GetOrderId()
-			env, err := events.NewEnvelope(Source, orderID, out, s.now(), events.TraceContextFrom(ctx))
-			if err != nil {
-				return err
-			}
-			if err := counter.Append(ctx, env); err != nil {
-				return err
-			}
-		}
-		appended = counter.appended
-		return nil
-	})
-	if err != nil {
-		s.log.ErrorContext(ctx, "handling event", "event_id", eventID, "err", err)
-		return fmt.Errorf("handling event %s: %w", eventID, err)
-	}
-	if appended {
-		s.committed()
-	}
-	return nil
-}
-
-// countingTx remembers whether an event was appended, to wake the relay after the commit.
-type countingTx struct {
-	Tx
-	appended bool
-}
-
-func (c *countingTx) Append(ctx context.Context, env *eventsv1.Envelope) error {
-	if err := c.Tx.Append(ctx, env); err != nil {
-		return err
-	}
-	c.appended = true
-	return nil
 }

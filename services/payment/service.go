@@ -43,6 +43,7 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	notify atomic.Pointer[func()]
+	saga   events.Saga[Tx]
 }
 
 // New returns the payment service on store.
@@ -54,6 +55,7 @@ func New(store Store, opts Options) *Service {
 		opts.Now = time.Now
 	}
 	s := &Service{store: store, log: opts.Logger, now: opts.Now}
+	s.saga = events.Saga[Tx]{Source: Source, Update: store.Update, Now: opts.Now, Log: opts.Logger, Committed: s.committed}
 	if opts.OnCommit != nil {
 		s.SetNotify(opts.OnCommit)
 	}
@@ -67,7 +69,12 @@ func (s *Service) Register(srv grpc.ServiceRegistrar) { paymentv1.RegisterPaymen
 // wake-up), replacing any earlier one. Safe to call while serving.
 func (s *Service) SetNotify(fn func()) { s.notify.Store(&fn) }
 
-func (s *Service) committed() {
+// committed runs after a commit (it is also the saga's Committed): it wakes the relay when
+// events were appended.
+func (s *Service) committed(_ string, appended bool) {
+	if !appended {
+		return
+	}
 	if fn := s.notify.Load(); fn != nil && *fn != nil {
 		(*fn)()
 	}
@@ -143,8 +150,13 @@ func (s *Service) RefundPayment(ctx context.Context, req *paymentv1.RefundPaymen
 		case paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED:
 			return nil
 		}
+		now := s.now()
+		ev, err := s.refund(ctx, tx, p, now)
+		if err != nil {
+			return err
+		}
 		appended = true
-		return s.refund(ctx, tx, p)
+		return events.AppendOutcome(ctx, tx, Source, ev, now)
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -154,26 +166,19 @@ func (s *Service) RefundPayment(ctx context.Context, req *paymentv1.RefundPaymen
 	case err != nil:
 		return nil, grpcserver.Internal(ctx, s.log, "refund payment", err)
 	}
-	if appended {
-		s.committed()
-	}
+	s.committed(out.GetOrderId(), appended)
 	return out, nil
 }
 
-// refund makes a captured payment REFUNDED and records PaymentRefunded with ctx's trace context
-// (events.TraceContextFrom: that of the OrderCancelled handled, or of an admin's request).
-func (s *Service) refund(ctx context.Context, tx Tx, p *paymentv1.Payment) error {
-	now := s.now()
+// refund makes a captured payment REFUNDED at now and returns the PaymentRefunded to record
+// (for an OrderCancelled handled, or an admin's request).
+func (s *Service) refund(ctx context.Context, tx Tx, p *paymentv1.Payment, now time.Time) (*eventsv1.PaymentRefunded, error) {
 	p.Status = paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED
 	p.UpdateTime = timestamppb.New(now)
 	if err := tx.SetStatus(ctx, p); err != nil {
-		return err
+		return nil, err
 	}
-	env, err := events.NewEnvelope(Source, p.GetOrderId(), &eventsv1.PaymentRefunded{OrderId: p.GetOrderId(), PaymentId: p.GetId()}, now, events.TraceContextFrom(ctx))
-	if err != nil {
-		return err
-	}
-	return tx.Append(ctx, env)
+	return &eventsv1.PaymentRefunded{OrderId: p.GetOrderId(), PaymentId: p.GetId()}, nil
 }
 
 // validateID checks an id field: 1 to 64 characters of a-z, A-Z, 0-9, '-', '_'.

@@ -63,16 +63,3 @@ func apply(ctx context.Context, db *sql.DB, version int, script string) error {
 	}
 	return tx.Commit()
 }
-
-// Version returns the schema version recorded in db (0 for a fresh database).
-func Version(ctx context.Context, db *sql.DB) (int, error) {
-	var v int
-	err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
-	if err != nil {
-		return 0, fmt.Errorf("reading schema version: %w", err)
-	}
-	return v, nil
-}
-
-// IsNotFound reports whether err is sql.ErrNoRows.
-func IsNotFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }
