@@ -66,6 +66,9 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	if int64(n) <= l.left {
 		l.left -= int64(n)
 		l.err = err
+		if err != nil && err != io.EOF {
+			l.state.bodyErr = err // a stalled or broken body: the error handler says so, not the decoder
+		}
 		return n, err
 	}
 	n = int(l.left)

@@ -37,6 +37,7 @@ type State struct {
 
 	body         limitedBody
 	bodyTooLarge bool
+	bodyErr      error // what reading the body failed with (not EOF, not the limit)
 	idBuf        [1]string // backs the forwarded X-Request-Id header value
 }
 
@@ -89,6 +90,17 @@ func StateFrom(ctx context.Context) *State {
 func BodyTooLarge(ctx context.Context) bool {
 	s := StateFrom(ctx)
 	return s != nil && s.bodyTooLarge
+}
+
+// BodyReadError returns what reading the request's body failed with, other than its end or
+// the body limit: a read timeout (server.read_timeout: the client stalled) or a broken
+// connection. Nil when the body was read whole, or not read. The error handler answers 408 or
+// 400 for it with a fixed text: the error's own text names addresses.
+func BodyReadError(ctx context.Context) error {
+	if s := StateFrom(ctx); s != nil {
+		return s.bodyErr
+	}
+	return nil
 }
 
 // Ensure returns the request's State, creating it (and wrapping w in its recorder, and r's

@@ -56,6 +56,21 @@ func (t *Table) Allowed(path string) []string {
 	return methods
 }
 
+// CustomMethodAllowed returns the HTTP methods of the bindings with a verb ("/v1/orders/{id}:cancel")
+// that match path, sorted; nil when path names no custom method. A path such as
+// "/v1/orders/o-1:cancel" also matches a verbless binding ("/v1/orders/{id}", with id
+// "o-1:cancel"): grpc-gateway then routes GET there, and the route stage answers 405 instead.
+func (t *Table) CustomMethodAllowed(path string) []string {
+	var methods []string
+	for _, m := range t.match {
+		if m.verb != "" && m.matches(path) && !contains(methods, m.method) {
+			methods = append(methods, m.method)
+		}
+	}
+	sort.Strings(methods)
+	return methods
+}
+
 // NormalizeTemplate rewrites a google.api.http path template the way grpc-gateway's
 // runtime.Pattern.String renders it: a variable without a pattern, "{id}", becomes "{id=*}".
 func NormalizeTemplate(tpl string) string {

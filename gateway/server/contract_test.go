@@ -57,8 +57,8 @@ auth:
 		{name: "unknown path", method: "GET", path: "/v1/nothing/here", status: 404, code: codes.NotFound},
 		{name: "known path, wrong method", method: "DELETE", path: "/v1/orders", status: 405, code: codes.Unimplemented,
 			check: func(t *testing.T, r reply) {
-				if got := r.header.Get("Allow"); got != "GET, POST" {
-					t.Errorf("Allow = %q, want %q", got, "GET, POST")
+				if got := r.header.Get("Allow"); got != "GET, HEAD, POST" {
+					t.Errorf("Allow = %q, want %q", got, "GET, HEAD, POST")
 				}
 			}},
 		{name: "body over the limit by Content-Length", method: "POST", path: "/v1/orders", body: strings.NewReader(bigBody), status: 413, code: codes.InvalidArgument},

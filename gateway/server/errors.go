@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/acme/shopgate/gateway/edge"
@@ -47,6 +49,16 @@ func errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler,
 		}
 		w.Header().Set("Connection", "close")
 		httperror.WriteWithStatus(w, http.StatusRequestEntityTooLarge, status.New(codes.InvalidArgument, msg))
+		return
+	}
+	if berr := edge.BodyReadError(ctx); berr != nil {
+		w.Header().Set("Connection", "close") // the rest of the body may never come
+		var ne net.Error
+		if errors.As(berr, &ne) && ne.Timeout() {
+			httperror.WriteWithStatus(w, http.StatusRequestTimeout, status.New(codes.InvalidArgument, "request body not received in time"))
+			return
+		}
+		httperror.WriteWithStatus(w, http.StatusBadRequest, status.New(codes.InvalidArgument, "request body could not be read"))
 		return
 	}
 	var hse *runtime.HTTPStatusError
@@ -108,6 +120,22 @@ func writeFallback(w http.ResponseWriter, fb *policy.Fallback) {
 	_, _ = io.WriteString(w, fb.JSONBody)
 }
 
+// statusMethodNotAllowed is the 405's status.
+var statusMethodNotAllowed = status.New(codes.Unimplemented, "method not allowed on this path")
+
+// methodNotAllowed answers 405 with Allow listing allowed, and HEAD beside GET (a HEAD is
+// served as a GET without its body).
+func methodNotAllowed(w http.ResponseWriter, allowed []string) {
+	if slices.Contains(allowed, http.MethodGet) && !slices.Contains(allowed, http.MethodHead) {
+		allowed = append(slices.Clone(allowed), http.MethodHead)
+		slices.Sort(allowed)
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+	}
+	httperror.WriteWithStatus(w, http.StatusMethodNotAllowed, statusMethodNotAllowed)
+}
+
 // routingErrorHandler answers requests no route matched: 404 for an unknown path, 405 with
 // Allow for a known path and the wrong method (grpc-gateway's default is 501), 400 for a
 // malformed path.
@@ -115,10 +143,7 @@ func routingErrorHandler(table *routes.Table) runtime.RoutingErrorHandlerFunc {
 	return func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
 		switch httpStatus {
 		case http.StatusMethodNotAllowed:
-			if allowed := table.Allowed(r.URL.Path); len(allowed) > 0 {
-				w.Header().Set("Allow", strings.Join(allowed, ", "))
-			}
-			httperror.WriteWithStatus(w, http.StatusMethodNotAllowed, status.New(codes.Unimplemented, "method not allowed on this path"))
+			methodNotAllowed(w, table.Allowed(r.URL.Path))
 		case http.StatusNotFound:
 			httperror.Write(w, status.New(codes.NotFound, "no such path"))
 		default:

@@ -1,6 +1,27 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/acme/shopgate/gateway/httperror"
+)
+
+// statusBadIdempotencyKey refuses a key that cannot reach the service intact.
+var statusBadIdempotencyKey = status.New(codes.InvalidArgument, "Idempotency-Key: want one value of printable ASCII")
+
+// printableASCII reports whether v is a valid gRPC metadata value as grpc-go sends it: bytes
+// 0x20 to 0x7E only.
+func printableASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
 
 // incomingHeader is the allow-list of client headers that become upstream metadata. key arrives
 // in canonical form. Everything else is dropped: Authorization (the gateway verifies it; services
@@ -38,13 +59,20 @@ func incomingHeader(key string) (string, bool) {
 // (content-type, grpc-status, ...) and whatever a service sets stay inside.
 func outgoingHeader(string) (string, bool) { return "", false }
 
-// stripForwarding is the route stage that removes what grpc-gateway would forward on its own
-// regardless of the header matcher: Authorization (as "authorization") and
-// X-Forwarded-For/Host (from the client's values, RemoteAddr and Host). The request it sees is
-// grpc-gateway's own shallow copy (ServeMux.handleHandler), after every stage that reads them.
-func stripForwarding(next http.Handler) http.Handler {
+// forwarding is the route stage that prepares what goes upstream. It refuses (400) an
+// Idempotency-Key that cannot be forwarded as gRPC metadata (sent twice, or not printable
+// ASCII: grpc-gateway would silently drop it, and a retried create would charge twice). It
+// removes what grpc-gateway would forward on its own regardless of the header matcher:
+// Authorization (as "authorization") and X-Forwarded-For/Host (from the client's values,
+// RemoteAddr and Host). The request it sees is grpc-gateway's own shallow copy
+// (ServeMux.handleHandler), after every stage that reads them.
+func forwarding(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header
+		if keys, ok := h["Idempotency-Key"]; ok && (len(keys) != 1 || !printableASCII(keys[0])) {
+			httperror.Refuse(w, r, statusBadIdempotencyKey)
+			return
+		}
 		delete(h, "Authorization")
 		delete(h, "X-Forwarded-For")
 		delete(h, "X-Forwarded-Host")

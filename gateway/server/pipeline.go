@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"github.com/acme/shopgate/gateway/deadline"
@@ -11,7 +12,6 @@ import (
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // declare is the one place where the stages a request passes are written down, in order, from
@@ -50,6 +50,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "global IP allow and deny lists: 403"},
 		pipeline.Stage{Name: "body-limit", Layer: pipeline.Edge, HTTP: edge.BodyLimit(snap.cfg.Limits.MaxBodyBytes),
 			Doc: "a body over limits.max_body_bytes: 413"},
+		pipeline.Stage{Name: "head", Layer: pipeline.Edge, HTTP: edge.HeadAsGet,
+			Doc: "a HEAD is served as the GET of its path, without the body"},
 		pipeline.Stage{Name: "router", Layer: pipeline.Router,
 			Doc: "grpc-gateway mux: method and path to a route; 404, or 405 with Allow"},
 		pipeline.Stage{Name: "ip-route", Layer: pipeline.Route, HTTP: snap.ipFilter.RouteMiddleware,
@@ -58,8 +60,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "authenticates (JWT, API key) and authorizes (roles): 401, 403"},
 		pipeline.Stage{Name: "rate-limit", Layer: pipeline.Route, HTTP: snap.limiter.Middleware,
 			Doc: "per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down"},
-		pipeline.Stage{Name: "strip-forwarding", Layer: pipeline.Route, HTTP: stripForwarding,
-			Doc: "Authorization, X-Forwarded-* and the client's address never go upstream"},
+		pipeline.Stage{Name: "forwarding", Layer: pipeline.Route, HTTP: forwarding,
+			Doc: "a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream"},
 		pipeline.Stage{Name: "stream-write", Layer: pipeline.Route, HTTP: deadline.StreamWriteDeadline(writeTimeout),
 			Doc: "a stream's write deadline follows its route timeout (with server.write_timeout set)"},
 		pipeline.Stage{Name: "transcode", Layer: pipeline.Handler,
@@ -114,14 +116,6 @@ func (s *Server) accessLayer(snap *snapshot) func(http.Handler) http.Handler {
 	return edge.AccessLog(s.accessLog, s.metrics, snap.clientIP.ClientIP)
 }
 
-// marshaler is protojson: lowerCamelCase out, either spelling in, unknown fields refused
-// (400), unpopulated fields emitted so that every response has one shape (as grpc-gateway's
-// default does).
-var marshaler = &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
-	MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
-	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-}}
-
 // routeStage is the mux middleware: grpc-gateway calls it once per registered binding, so the
 // binding's table key is computed once (on its first request) and cached; per request it is one
 // map lookup. A binding missing from the table gets the safe default policy, never an open one.
@@ -129,14 +123,22 @@ var marshaler = &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 func (s *Server) routeStage(snap *snapshot) runtime.Middleware {
 	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
 		var key atomic.Pointer[string]
+		var verbless atomic.Bool // the binding's template has no custom verb (":cancel")
 		stack := pipeline.Traced(s.trace, "router", snap.pipeline.HTTP(pipeline.Route, pipeline.Traced(s.trace, "transcode", generated(next)), s.trace))
 		return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 			k := key.Load()
 			if k == nil {
 				pat, _ := runtime.HTTPPattern(r.Context())
 				ks := routes.Key(r.Method, pat.String())
+				verbless.Store(pat.Verb() == "")
 				key.Store(&ks)
 				k = &ks
+			}
+			if verbless.Load() && strings.IndexByte(lastSegment(r.URL.Path), ':') >= 0 {
+				if allowed := snap.table.CustomMethodAllowed(r.URL.Path); len(allowed) > 0 {
+					methodNotAllowed(w, allowed) // GET /v1/orders/o-1:cancel names the custom method, not an id
+					return
+				}
 			}
 			rt := snap.table.Lookup(*k)
 			if rt == nil {
@@ -153,6 +155,9 @@ func (s *Server) routeStage(snap *snapshot) runtime.Middleware {
 		}
 	}
 }
+
+// lastSegment returns what follows the last '/' of path.
+func lastSegment(path string) string { return path[strings.LastIndexByte(path, '/')+1:] }
 
 // generated calls the generated grpc-gateway handler with the path parameters the route stage
 // kept in the request's edge state.

@@ -191,6 +191,12 @@ func (s *Server) wrapHandlers(hs map[string]http.Handler) (map[string]http.Handl
 	return out, nil
 }
 
+// methodNotAllowedHandler answers a built-in endpoint called with a method other than GET or
+// HEAD.
+var methodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	methodNotAllowed(w, []string{http.MethodGet})
+})
+
 // Handler returns the gateway as an http.Handler (the server itself).
 func (s *Server) Handler() http.Handler { return s }
 
@@ -199,6 +205,10 @@ func (s *Server) Handler() http.Handler { return s }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case PathHealthz, PathReadyz, PathMetrics:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			edge.RequestID(methodNotAllowedHandler).ServeHTTP(w, r)
+			return
+		}
 		s.builtin.ServeHTTP(w, r) // not logged nor counted: probes and scrapes would drown the rest
 		return
 	}
@@ -216,8 +226,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Serve accepts connections on ln until Shutdown. It returns http.ErrServerClosed after
-// Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.httpSrv.Serve(ln) }
+// Shutdown. The answers net/http gives itself (431 for headers over the limit, 400 for a
+// malformed request) leave as google.rpc.Status with X-Request-Id too (edge.Listener).
+func (s *Server) Serve(ln net.Listener) error { return s.httpSrv.Serve(edge.Listener(ln)) }
 
 // ListenAndServe listens on the configured address and serves, like Serve.
 func (s *Server) ListenAndServe() error {
