@@ -158,6 +158,8 @@ type Options struct {
 	// Backend replaces the configured backend (for embedding a custom one). Default: nil, the
 	// one Config.Backend names.
 	Backend Backend
-	// Now is the clock. Default: time.Now.
+	// Now is the clock of the in-memory backend. Default: time.Now. The Redis probe interval
+	// runs on time.Now whatever Now is (gobreaker takes no clock); tests fake it with
+	// testing/synctest.
 	Now func() time.Time
 }

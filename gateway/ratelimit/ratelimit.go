@@ -81,19 +81,13 @@ func New(cfg Config, opts Options) (*Limiter, error) {
 		l.backend = opts.Backend
 	case cfg.Backend == BackendRedis:
 		l.redis = NewRedis(cfg.Redis)
-		fo := &failover{
-			primary:  l.redis,
-			interval: cfg.Redis.ProbeInterval,
-			now:      opts.Now,
-			logger:   l.logger.With("backend", BackendRedis, "addr", cfg.Redis.Addr),
-			errors:   m.backendErrors.WithLabelValues(BackendRedis),
-			degraded: m.degraded.WithLabelValues(BackendRedis),
-		}
+		var local Backend // fail-closed: none
 		if cfg.Redis.FailureMode == FailOpen {
-			fo.local = l.local
+			local = l.local
 		}
-		fo.degraded.Set(0)
-		l.backend = fo
+		l.backend = newFailover(l.redis, local, cfg.Redis.ProbeInterval,
+			l.logger.With("backend", BackendRedis, "addr", cfg.Redis.Addr),
+			m.backendErrors.WithLabelValues(BackendRedis), m.degraded.WithLabelValues(BackendRedis))
 	default:
 		l.backend = l.local
 	}

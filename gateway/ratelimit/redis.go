@@ -11,6 +11,7 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/acme/shopgate/gateway/policy"
 )
@@ -69,54 +70,86 @@ func (r *Redis) Allow(ctx context.Context, key string, limit policy.RateLimit) (
 func (r *Redis) Close() error { return r.client.Close() }
 
 // failover puts a primary (Redis) before the failure mode: the local limiter (fail-open) or
-// ErrUnavailable (fail-closed). After a failure, the primary is skipped, and only one request
-// per probe interval tries it again, so a dead Redis costs at most one timeout per interval; the
-// transitions are logged once each.
+// ErrUnavailable (fail-closed). It is a gobreaker TwoStepCircuitBreaker that trips on the first
+// failure: while open, the primary is skipped; once per probe interval (the breaker's Timeout)
+// it turns half-open and lets exactly one request (MaxRequests 1) try the primary, whose answer
+// closes it again or reopens it for another interval. So a dead Redis costs at most one timeout
+// per interval, and the other requests never wait on it. The change to and from the failure mode
+// is logged once each (OnStateChange); a probe that fails again changes nothing visible.
+//
+// The breaker reads time.Now, not Options.Now (gobreaker has no clock hook): tests move its
+// clock with testing/synctest.
 type failover struct {
 	primary  Backend
 	local    Backend // nil for fail-closed
-	interval time.Duration
-	now      func() time.Time
-	logger   *slog.Logger
+	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
 	errors   prometheus.Counter
 	degraded prometheus.Gauge
+	logger   *slog.Logger
+	mode     string // FailOpen or FailClosed, for the log line
 
-	down      atomic.Bool
-	nextProbe atomic.Int64 // ns since epoch; while down, the primary is skipped before it
+	// lastErr is the most recent failure of the primary, for the outage's log line
+	// (OnStateChange is not told the error that tripped the breaker).
+	lastErr atomic.Pointer[error]
+}
+
+// errCallerGone marks a primary call that ended because the caller went away: it says nothing
+// about the primary, so the breaker ignores it (IsExcluded).
+var errCallerGone = errors.New("caller went away")
+
+func newFailover(primary, local Backend, interval time.Duration, logger *slog.Logger, errs prometheus.Counter, degraded prometheus.Gauge) *failover {
+	f := &failover{primary: primary, local: local, errors: errs, degraded: degraded, logger: logger, mode: FailClosed}
+	if local != nil {
+		f.mode = FailOpen
+	}
+	f.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:          BackendRedis,
+		MaxRequests:   1,        // one probe at a time while half-open
+		Timeout:       interval, // open for one probe interval, then half-open
+		ReadyToTrip:   func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 1 },
+		IsExcluded:    func(err error) bool { return errors.Is(err, errCallerGone) },
+		OnStateChange: f.onStateChange,
+	})
+	degraded.Set(0)
+	return f
+}
+
+// onStateChange logs the way into the failure mode (closed to open) and the way out (half-open
+// to closed), once each, and sets the degraded gauge. A failed probe (half-open to open) and
+// the start of a probe (open to half-open) are not news. It runs under the breaker's lock.
+func (f *failover) onStateChange(_ string, from, to gobreaker.State) {
+	switch {
+	case from == gobreaker.StateClosed && to == gobreaker.StateOpen:
+		f.degraded.Set(1)
+		var err error
+		if p := f.lastErr.Load(); p != nil {
+			err = *p
+		}
+		f.logger.Warn("rate limit backend unreachable; failing "+f.mode, "err", err)
+	case to == gobreaker.StateClosed:
+		f.degraded.Set(0)
+		f.logger.Info("rate limit backend recovered")
+	}
 }
 
 // Allow implements Backend.
 func (f *failover) Allow(ctx context.Context, key string, limit policy.RateLimit) (Result, error) {
-	if f.down.Load() {
-		next := f.nextProbe.Load()
-		now := f.now().UnixNano()
-		if now < next || !f.nextProbe.CompareAndSwap(next, now+int64(f.interval)) {
-			return f.fallback(ctx, key, limit)
-		}
+	done, err := f.breaker.Allow()
+	if err != nil { // open, or another request is probing: do not wait on the primary
+		return f.fallback(ctx, key, limit)
 	}
 	res, err := f.primary.Allow(ctx, key, limit)
-	if err == nil {
-		if f.down.Load() && f.down.CompareAndSwap(true, false) {
-			f.degraded.Set(0)
-			f.logger.Info("rate limit backend recovered")
-		}
+	switch {
+	case err == nil:
+		done(nil)
 		return res, nil
-	}
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) { // the caller went away: says nothing of Redis
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()): // the caller went away: says nothing of Redis
+		done(errCallerGone)
 		return Result{}, err
 	}
 	f.errors.Inc()
-	if !f.down.Load() {
-		f.nextProbe.Store(f.now().UnixNano() + int64(f.interval))
-		if f.down.CompareAndSwap(false, true) {
-			f.degraded.Set(1)
-			mode := FailClosed
-			if f.local != nil {
-				mode = FailOpen
-			}
-			f.logger.Warn("rate limit backend unreachable; failing "+mode, "err", err)
-		}
-	}
+	f.lastErr.Store(&err)
+	done(err)
 	return f.fallback(ctx, key, limit)
 }
 
