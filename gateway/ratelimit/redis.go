@@ -159,26 +159,3 @@ func (f *failover) fallback(ctx context.Context, key string, limit policy.RateLi
 	}
 	return f.local.Allow(ctx, key, limit)
 }
-
-// RedisLogger adapts a slog.Logger to go-redis's process-wide logger, whose default writes
-// plain lines to stderr (a failed dial, at most one per probe interval while Redis is down).
-// go-redis's logger is global, so this package never installs it; cmd/ does, once:
-//
-//	redis.SetLogger(ratelimit.RedisLogger{Logger: logger})
-//
-// Messages are logged at Debug level: the stage's own Warn line already reports the outage.
-type RedisLogger struct {
-	// Logger receives the messages. Default (nil): slog.Default().
-	Logger *slog.Logger
-}
-
-// Printf implements go-redis's internal.Logging.
-func (l RedisLogger) Printf(ctx context.Context, format string, v ...any) {
-	logger := l.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	if logger.Enabled(ctx, slog.LevelDebug) {
-		logger.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
-	}
-}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/shopgate/gateway/policy"
 )
@@ -164,19 +163,6 @@ func TestRedisStopsRespondingThenRecovers(t *testing.T) {
 		})
 	}
 }
-
-func TestRedisLogger(t *testing.T) {
-	t.Parallel()
-	var buf syncBuffer
-	l := RedisLogger{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	l.Printf(t.Context(), "dial %s: %v", "127.0.0.1:1", "refused")
-	if got := buf.count(`"msg":"dial 127.0.0.1:1: refused","component":"go-redis"`); got != 1 {
-		t.Fatalf("log = %s", buf.buf.String())
-	}
-}
-
-// RedisLogger must fit go-redis's SetLogger (checked at compile time, never called).
-var _ = func() { redis.SetLogger(RedisLogger{}) }
 
 // scriptedBackend is a primary whose answer the test sets: an error, or success; while gate is
 // not nil, each call waits for it to be closed first.
