@@ -1,8 +1,9 @@
 // Package ratelimit limits requests per caller and RPC.
 //
 // The stage (Limiter.Middleware) runs after route matching and authentication: it reads the
-// route (policy.FromContext) and its limit, Policy.RateLimit{Requests, Per, Burst} (the gateway's
-// default limit is already resolved into the route; a zero limit means none), and the caller:
+// route (policy.FromContext) and its limit, Policy.RateLimit{Requests, Per, Burst} (the route
+// table has already resolved it: the gateway's default limit when the route has none, Burst =
+// Requests when unset; a zero limit means none), and the caller:
 //
 //   - a verified subject (identity.FromContext): key "<rpc>|sub:<subject>";
 //   - an API key's identity: key "<rpc>|key:<subject>";

@@ -123,10 +123,7 @@ func (s *Limiter) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		limit := rt.Policy.RateLimit
-		if limit.Burst <= 0 {
-			limit.Burst = limit.Requests
-		}
+		limit := rt.Policy.RateLimit // Burst resolved by the route table
 		res, err := s.backend.Allow(r.Context(), s.key(r, rt.RPC), limit)
 		m := s.metrics.forRPC(rt.RPC)
 		if err != nil {

@@ -51,11 +51,7 @@ func NewRedis(cfg RedisConfig) *Redis {
 func (r *Redis) Allow(ctx context.Context, key string, limit policy.RateLimit) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	burst := limit.Burst
-	if burst <= 0 {
-		burst = limit.Requests
-	}
-	res, err := r.limiter.Allow(ctx, r.prefix+key, redis_rate.Limit{Rate: limit.Requests, Burst: burst, Period: limit.Per})
+	res, err := r.limiter.Allow(ctx, r.prefix+key, redis_rate.Limit{Rate: limit.Requests, Burst: limit.Burst, Period: limit.Per})
 	if err != nil {
 		return Result{}, fmt.Errorf("redis rate limit: %w", err)
 	}

@@ -59,7 +59,7 @@ func TestRedisClosedPort(t *testing.T) {
 				t.Fatalf("New must not need Redis up: %v", err)
 			}
 			defer l.Close()
-			g := serve(t, l, route(2, time.Hour, 0))
+			g := serve(t, l, route(2, time.Hour, 2))
 			for i, want := range tt.wantStatus {
 				start := time.Now()
 				resp, body := g.get(t, nil)
@@ -106,7 +106,7 @@ func TestRedisStopsRespondingThenRecovers(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			g := serve(t, l, route(1000, time.Hour, 0))
+			g := serve(t, l, route(1000, time.Hour, 1000))
 			degraded := func() float64 { return testutil.ToFloat64(l.metrics.degraded.WithLabelValues(BackendRedis)) }
 
 			// Redis up: answered by Redis. The first call dials through the proxy and loads the
