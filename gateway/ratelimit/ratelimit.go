@@ -44,7 +44,9 @@ type Limiter struct {
 // maxPolicyCache bounds policyCache; limits come from a finite route table, but stay safe.
 const maxPolicyCache = 4096
 
-// New validates cfg and builds the stage.
+// New validates cfg (every invalid value is reported at once) and builds the stage. It does
+// not reach Redis: the gateway starts while Redis is down. Its errors start with "creating rate
+// limiter: ".
 func New(cfg Config, opts Options) (*Limiter, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {

@@ -322,12 +322,16 @@ func TestConfigValidation(t *testing.T) {
 		{"bad failure mode", Config{Redis: RedisConfig{FailureMode: "maybe"}}, "failure_mode"},
 		{"negative timeout", Config{Redis: RedisConfig{Timeout: -time.Second}}, "timeout"},
 		{"negative probe interval", Config{Redis: RedisConfig{ProbeInterval: -time.Second}}, "probe_interval"},
+		{"negative db", Config{Redis: RedisConfig{DB: -1}}, "redis.db -1"},
+		{"negative pool size", Config{Redis: RedisConfig{PoolSize: -1}}, "redis.pool_size -1"},
+		{"every bad value at once", Config{Backend: "x", MaxKeys: -1, Redis: RedisConfig{Timeout: -1, FailureMode: "x"}},
+			"max_keys -1 is negative\nredis.timeout -1ns is negative\nredis.failure_mode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := New(tt.cfg, Options{})
-			if err == nil || !strings.HasPrefix(err.Error(), "creating rate limiter: ") || !strings.Contains(err.Error(), tt.want) {
+			if err == nil || !strings.HasPrefix(err.Error(), "creating rate limiter: ") || strings.Count(err.Error(), "creating rate limiter") != 1 || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New error = %v, want one about %s", err, tt.want)
 			}
 		})
