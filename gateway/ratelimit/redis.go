@@ -66,19 +66,21 @@ func (r *Redis) Allow(ctx context.Context, key string, limit policy.RateLimit) (
 func (r *Redis) Close() error { return r.client.Close() }
 
 // failover puts a primary (Redis) before the failure mode: the local limiter (fail-open) or
-// ErrUnavailable (fail-closed). It is a gobreaker TwoStepCircuitBreaker that trips on the first
-// failure: while open, the primary is skipped; once per probe interval (the breaker's Timeout)
-// it turns half-open and lets exactly one request (MaxRequests 1) try the primary, whose answer
-// closes it again or reopens it for another interval. So a dead Redis costs at most one timeout
-// per interval, and the other requests never wait on it. The change to and from the failure mode
-// is logged once each (OnStateChange); a probe that fails again changes nothing visible.
+// ErrUnavailable (fail-closed). It runs the primary through a gobreaker CircuitBreaker that
+// trips on the first failure: while open, the primary is skipped; once per probe interval (the
+// breaker's Timeout) it turns half-open and lets exactly one request (MaxRequests 1) try the
+// primary, whose answer closes it again or reopens it for another interval. So a dead Redis
+// costs at most one timeout per interval, and the other requests never wait on it. The change
+// to and from the failure mode is logged once each (OnStateChange); a probe that fails again
+// changes nothing visible. Execute reports every call's outcome to the breaker, even a panic,
+// so a probe can never be left open-ended.
 //
 // The breaker reads time.Now, not Options.Now (gobreaker has no clock hook): tests move its
 // clock with testing/synctest.
 type failover struct {
 	primary  Backend
 	local    Backend // nil for fail-closed
-	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	breaker  *gobreaker.CircuitBreaker[Result]
 	errors   prometheus.Counter
 	degraded prometheus.Gauge
 	logger   *slog.Logger
@@ -89,21 +91,25 @@ type failover struct {
 	lastErr atomic.Pointer[error]
 }
 
-// errCallerGone marks a primary call that ended because the caller went away: it says nothing
-// about the primary, so the breaker ignores it (IsExcluded).
-var errCallerGone = errors.New("caller went away")
+// callerGone carries the error of a primary call that ended because the caller went away: it
+// says nothing about the primary, so the breaker ignores it (IsExcluded) and the caller gets
+// err back.
+type callerGone struct{ err error }
+
+func (e callerGone) Error() string { return e.err.Error() }
+func (e callerGone) Unwrap() error { return e.err }
 
 func newFailover(primary, local Backend, interval time.Duration, logger *slog.Logger, errs prometheus.Counter, degraded prometheus.Gauge) *failover {
 	f := &failover{primary: primary, local: local, errors: errs, degraded: degraded, logger: logger, mode: FailClosed}
 	if local != nil {
 		f.mode = FailOpen
 	}
-	f.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	f.breaker = gobreaker.NewCircuitBreaker[Result](gobreaker.Settings{
 		Name:          BackendRedis,
 		MaxRequests:   1,        // one probe at a time while half-open
 		Timeout:       interval, // open for one probe interval, then half-open
 		ReadyToTrip:   func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 1 },
-		IsExcluded:    func(err error) bool { return errors.Is(err, errCallerGone) },
+		IsExcluded:    func(err error) bool { return errors.As(err, new(callerGone)) },
 		OnStateChange: f.onStateChange,
 	})
 	degraded.Set(0)
@@ -130,22 +136,26 @@ func (f *failover) onStateChange(_ string, from, to gobreaker.State) {
 
 // Allow implements Backend.
 func (f *failover) Allow(ctx context.Context, key string, limit policy.RateLimit) (Result, error) {
-	done, err := f.breaker.Allow()
-	if err != nil { // open, or another request is probing: do not wait on the primary
-		return f.fallback(ctx, key, limit)
-	}
-	res, err := f.primary.Allow(ctx, key, limit)
+	res, err := f.breaker.Execute(func() (Result, error) {
+		res, err := f.primary.Allow(ctx, key, limit)
+		switch {
+		case err == nil:
+			return res, nil
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()): // the caller went away: says nothing of Redis
+			return Result{}, callerGone{err}
+		}
+		f.errors.Inc()
+		f.lastErr.Store(&err) // before Execute reports it: the trip's log line carries it
+		return Result{}, err
+	})
+	var gone callerGone
 	switch {
 	case err == nil:
-		done(nil)
 		return res, nil
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()): // the caller went away: says nothing of Redis
-		done(errCallerGone)
-		return Result{}, err
+	case errors.As(err, &gone):
+		return Result{}, gone.err
 	}
-	f.errors.Inc()
-	f.lastErr.Store(&err)
-	done(err)
+	// The primary failed, the breaker is open, or another request is probing: do not wait.
 	return f.fallback(ctx, key, limit)
 }
 

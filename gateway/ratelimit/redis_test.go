@@ -373,3 +373,71 @@ func TestFailoverCallerGoneSaysNothing(t *testing.T) {
 		})
 	}
 }
+
+// panickingBackend panics on every call.
+type panickingBackend struct{}
+
+func (panickingBackend) Allow(context.Context, string, policy.RateLimit) (Result, error) {
+	panic("backend bug")
+}
+
+// TestFailoverProbeThatEndsOddly: a probe whose caller goes away tells nothing, so the next
+// request probes at once; a probe that panics counts as a failure, so the next probe comes an
+// interval later. Either way the breaker is not left waiting on a probe that never reports.
+func TestFailoverProbeThatEndsOddly(t *testing.T) {
+	t.Parallel()
+	const interval = time.Second
+	tests := []struct {
+		name      string
+		probe     func(t *testing.T, p *failoverProbe)
+		nextAfter time.Duration // when the next probe may come
+	}{
+		{"caller gone", func(t *testing.T, p *failoverProbe) {
+			p.primary.set(nil, make(chan struct{})) // never answers
+			ctx, cancel := context.WithCancel(t.Context())
+			go func() { synctest.Wait(); cancel() }()
+			if _, err := p.Allow(ctx, "k", limitOf1000); !errors.Is(err, context.Canceled) {
+				t.Fatalf("probe: %v, want context.Canceled", err)
+			}
+		}, 0},
+		{"panic", func(t *testing.T, p *failoverProbe) {
+			primary := p.failover.primary
+			p.failover.primary = panickingBackend{}
+			defer func() {
+				p.failover.primary = primary
+				if recover() == nil {
+					t.Fatal("the probe's panic was swallowed")
+				}
+			}()
+			_, _ = p.Allow(t.Context(), "k", limitOf1000)
+		}, interval},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				p := newFailoverProbe(FailClosed, interval)
+				p.primary.set(errors.New("connection refused"), nil)
+				_, _ = p.Allow(t.Context(), "k", limitOf1000) // trips
+				time.Sleep(interval + time.Millisecond)
+				tt.probe(t, p)
+				if testutil.ToFloat64(p.degraded) != 1 || p.logs.count("recovered") != 0 {
+					t.Fatal("an odd probe ended the failure mode")
+				}
+				p.primary.set(nil, nil)
+				if tt.nextAfter > 0 {
+					if _, err := p.Allow(t.Context(), "k", limitOf1000); !errors.Is(err, ErrUnavailable) {
+						t.Fatalf("before the next interval: %v, want ErrUnavailable", err)
+					}
+					time.Sleep(tt.nextAfter + time.Millisecond)
+				}
+				if res, err := p.Allow(t.Context(), "k", limitOf1000); err != nil || res.Remaining != 7 {
+					t.Fatalf("next probe: %+v, %v; want the primary's answer", res, err)
+				}
+				if testutil.ToFloat64(p.degraded) != 0 || p.logs.count("rate limit backend recovered") != 1 {
+					t.Fatal("the next probe did not close the breaker")
+				}
+			})
+		})
+	}
+}
