@@ -1,7 +1,6 @@
 package clientip
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -12,66 +11,20 @@ import (
 // proxies is treated as malformed and the peer is returned.
 const MaxHops = 32
 
-// Config is the `client_ip` section of the gateway's YAML. The zero value trusts no proxy: the
-// client is always the TCP peer.
-type Config struct {
-	// TrustedProxies are the CIDR prefixes ("10.0.0.0/8") or single addresses ("192.0.2.1") of
-	// the proxies whose X-Forwarded-For entries are believed. Default: none.
-	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies"`
-}
-
-// Resolver finds client IPs. It is safe for concurrent use and immutable once built.
+// Resolver finds client IPs. It is safe for concurrent use and immutable once built; it owns
+// nothing, so it has no Close.
 type Resolver struct {
 	trusted []netip.Prefix
 }
 
-// New validates cfg and builds the resolver.
+// New validates cfg (every invalid entry is reported at once) and builds the resolver. Its
+// errors start with "creating client ip resolver: ", once; callers need not wrap them again.
 func New(cfg Config) (*Resolver, error) {
-	trusted, err := ParsePrefixes(cfg.TrustedProxies)
+	trusted, err := cfg.validate()
 	if err != nil {
-		return nil, fmt.Errorf("creating client ip resolver: trusted_proxies: %w", err)
+		return nil, fmt.Errorf("creating client ip resolver: %w", err)
 	}
 	return &Resolver{trusted: trusted}, nil
-}
-
-// ParsePrefixes parses CIDR prefixes or single addresses (a /32 or /128 prefix) and returns them
-// masked, with IPv4-mapped IPv6 prefixes turned into IPv4. It is shared with the ipfilter stage.
-func ParsePrefixes(values []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(values))
-	var errs []error
-	for _, v := range values {
-		p, err := ParsePrefix(v)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, p)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return out, nil
-}
-
-// ParsePrefix parses one CIDR prefix or single address.
-func ParsePrefix(v string) (netip.Prefix, error) {
-	s := strings.TrimSpace(v)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", v)
-		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid address %q", v)
-	}
-	a = a.Unmap().WithZone("")
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // Trusted reports whether addr is one of the trusted proxies.

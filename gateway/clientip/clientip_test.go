@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -71,37 +72,66 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+// TestNewRejectsInvalidProxies pins New's whole error: prefixed once, every bad entry named.
 func TestNewRejectsInvalidProxies(t *testing.T) {
 	t.Parallel()
-	for _, bad := range []string{"10.0.0.0/33", "nope", "10.0.0.1/", ""} {
-		t.Run(bad, func(t *testing.T) {
+	tests := []struct {
+		name    string
+		proxies []string
+		want    string
+	}{
+		{"prefix too long", []string{"10.0.0.0/8", "10.0.0.0/33"}, `trusted_proxies[1]: "10.0.0.0/33" is not a CIDR prefix`},
+		{"host name", []string{"nope"}, `trusted_proxies[0]: "nope" is neither an IP address nor a CIDR prefix`},
+		{"empty bits", []string{"10.0.0.1/"}, `trusted_proxies[0]: "10.0.0.1/" is not a CIDR prefix`},
+		{"empty entry", []string{""}, `trusted_proxies[0]: "" is neither an IP address nor a CIDR prefix`},
+		{"every bad entry at once", []string{"x", "10.0.0.0/8", "y/1"},
+			`trusted_proxies[0]: "x" is neither an IP address nor a CIDR prefix` + "\n" + `trusted_proxies[2]: "y/1" is not a CIDR prefix`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := New(Config{TrustedProxies: []string{"10.0.0.0/8", bad}})
-			if err == nil || !strings.Contains(err.Error(), "trusted_proxies") {
-				t.Fatalf("New(%q) error = %v, want a trusted_proxies error", bad, err)
+			_, err := New(Config{TrustedProxies: tt.proxies})
+			if want := "creating client ip resolver: " + tt.want; err == nil || err.Error() != want {
+				t.Fatalf("New(%q) error:\n%v\nwant:\n%s", tt.proxies, err, want)
 			}
 		})
 	}
 }
 
-func TestParsePrefix(t *testing.T) {
+func TestParsePrefixes(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"10.1.2.3/8", "10.0.0.0/8"},
-		{" 192.0.2.1 ", "192.0.2.1/32"},
-		{"2001:db8::1", "2001:db8::1/128"},
-		{"::ffff:10.0.0.0/104", "10.0.0.0/8"},
-		{"::ffff:10.0.0.1", "10.0.0.1/32"},
+	tests := []struct {
+		name string
+		in   []string
+		want []string // the prefixes, as netip prints them
+	}{
+		{"none", nil, []string{}},
+		{"masked cidr", []string{"10.0.0.0/8"}, []string{"10.0.0.0/8"}},
+		{"host bits are masked", []string{"10.1.2.3/8"}, []string{"10.0.0.0/8"}},
+		{"bare ipv4 with spaces", []string{" 192.0.2.1 "}, []string{"192.0.2.1/32"}},
+		{"bare ipv6", []string{"2001:db8::1"}, []string{"2001:db8::1/128"}},
+		{"ipv6 cidr", []string{"2001:db8::/32"}, []string{"2001:db8::/32"}},
+		{"bare ipv6 zone dropped", []string{"fe80::1%eth0"}, []string{"fe80::1/128"}},
+		{"ipv4-mapped cidr is ipv4", []string{"::ffff:10.0.0.0/104"}, []string{"10.0.0.0/8"}},
+		{"ipv4-mapped address is ipv4", []string{"::ffff:10.0.0.1"}, []string{"10.0.0.1/32"}},
+		{"order kept", []string{"192.0.2.7", "10.0.0.0/8"}, []string{"192.0.2.7/32", "10.0.0.0/8"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := ParsePrefix(tt.in)
+			got, err := ParsePrefixes("f", tt.in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.String() != tt.want {
-				t.Fatalf("ParsePrefix(%q) = %v, want %v", tt.in, got, tt.want)
+			if got == nil {
+				t.Fatal("ParsePrefixes returned nil, want a non-nil slice")
+			}
+			strs := make([]string, len(got))
+			for i, p := range got {
+				strs[i] = p.String()
+			}
+			if !slices.Equal(strs, tt.want) {
+				t.Fatalf("ParsePrefixes(%q) = %v, want %v", tt.in, strs, tt.want)
 			}
 		})
 	}

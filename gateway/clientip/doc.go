@@ -21,7 +21,7 @@
 // Config example (YAML section `client_ip`):
 //
 //	client_ip:
-//	  trusted_proxies: ["10.0.0.0/8", "192.168.1.10"]   # CIDRs or single addresses; default none
+//	  trusted_proxies: ["10.0.0.0/8", "192.168.1.10"]   # see ParsePrefixes; default none
 //
 // Defaults: TrustedProxies empty (the peer is always the client); at most MaxHops (32) hops of
 // X-Forwarded-For are examined. ClientIP does not allocate.

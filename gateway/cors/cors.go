@@ -1,11 +1,8 @@
 package cors
 
 import (
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,48 +12,6 @@ import (
 
 	"github.com/acme/shopgate/gateway/metrics"
 )
-
-// Defaults of Config.
-var (
-	// DefaultAllowedMethods is used when Config.AllowedMethods is empty.
-	DefaultAllowedMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
-	// DefaultAllowedHeaders is used when Config.AllowedHeaders is empty.
-	DefaultAllowedHeaders = []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id", "X-Api-Key"}
-	// AlwaysExposedHeaders are exposed to scripts in addition to Config.ExposedHeaders.
-	AlwaysExposedHeaders = []string{"X-Request-Id", "RateLimit", "RateLimit-Policy", "Retry-After"}
-)
-
-// DefaultMaxAge is how long browsers may cache a preflight answer when Config.MaxAge is 0.
-const DefaultMaxAge = 10 * time.Minute
-
-// maxMaxAge bounds Config.MaxAge.
-const maxMaxAge = 24 * time.Hour
-
-// Config is the `cors` section of the gateway's YAML. The zero value allows no origin: CORS is
-// off, preflights are still answered at the edge (204, no CORS headers).
-type Config struct {
-	// AllowedOrigins are exact origins ("https://shop.example.com"), or the single entry "*" for
-	// any origin (not with AllowCredentials). Default: none.
-	AllowedOrigins []string `yaml:"allowed_origins" json:"allowed_origins"`
-	// AllowedMethods a preflight may ask for. Default: DefaultAllowedMethods.
-	AllowedMethods []string `yaml:"allowed_methods" json:"allowed_methods"`
-	// AllowedHeaders a preflight may ask for. Default: DefaultAllowedHeaders.
-	AllowedHeaders []string `yaml:"allowed_headers" json:"allowed_headers"`
-	// ExposedHeaders scripts may read, in addition to AlwaysExposedHeaders. Default: none.
-	ExposedHeaders []string `yaml:"exposed_headers" json:"exposed_headers"`
-	// AllowCredentials lets browsers send cookies and Authorization. Default: false.
-	AllowCredentials bool `yaml:"allow_credentials" json:"allow_credentials"`
-	// MaxAge is how long a preflight answer may be cached, at most 24h. Default: DefaultMaxAge.
-	MaxAge time.Duration `yaml:"max_age" json:"max_age"`
-}
-
-// Options carries what the process provides. Zero values are replaced by defaults.
-type Options struct {
-	// Logger for configuration notes. Default: slog.Default().
-	Logger *slog.Logger
-	// Registerer for metrics (gateway_cors_preflights_total{result}). Default: none registered.
-	Registerer prometheus.Registerer
-}
 
 // CORS is the cors stage. It is immutable and safe for concurrent use; a reload builds a new one.
 type CORS struct {
@@ -73,74 +28,42 @@ type CORS struct {
 	preflightAllowed, preflightRefused prometheus.Counter
 }
 
-// New validates cfg and builds the stage.
+// New validates cfg (every invalid value is reported at once) and builds the stage. Its errors
+// start with "creating cors: ".
 func New(cfg Config, opts Options) (*CORS, error) {
-	s := &CORS{
-		origins: make(map[string]struct{}, len(cfg.AllowedOrigins)),
-		methods: make(map[string]struct{}),
-		headers: make(map[string]struct{}),
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("creating cors: %w", err)
 	}
-	var errs []error
+	s := &CORS{
+		origins:     make(map[string]struct{}, len(cfg.AllowedOrigins)),
+		methods:     make(map[string]struct{}, len(cfg.AllowedMethods)),
+		headers:     make(map[string]struct{}, len(cfg.AllowedHeaders)),
+		credentials: cfg.AllowCredentials,
+	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
 			s.anyOrigin = true
 			continue
 		}
-		norm, err := normalizeOrigin(o)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		s.origins[norm] = struct{}{}
+		s.origins[o] = struct{}{}
 	}
-	if s.anyOrigin && cfg.AllowCredentials {
-		errs = append(errs, errors.New(`allowed_origins "*" cannot be combined with allow_credentials`))
+	for _, m := range cfg.AllowedMethods {
+		s.methods[m] = struct{}{}
 	}
-	if cfg.MaxAge < 0 || cfg.MaxAge > maxMaxAge {
-		errs = append(errs, fmt.Errorf("max_age %v out of range [0, 24h]", cfg.MaxAge))
-	}
-	methods := cfg.AllowedMethods
-	if len(methods) == 0 {
-		methods = DefaultAllowedMethods
-	}
-	for i, m := range methods {
-		if !validToken(m) {
-			errs = append(errs, fmt.Errorf("allowed_methods[%d]: invalid method %q", i, m))
-		}
-		s.methods[strings.ToUpper(m)] = struct{}{}
-	}
-	headers := cfg.AllowedHeaders
-	if len(headers) == 0 {
-		headers = DefaultAllowedHeaders
-	}
-	for i, h := range headers {
-		if !validToken(h) {
-			errs = append(errs, fmt.Errorf("allowed_headers[%d]: invalid header %q", i, h))
-		}
+	for _, h := range cfg.AllowedHeaders {
 		s.headers[strings.ToLower(h)] = struct{}{}
 	}
 	exposed := slices.Clone(AlwaysExposedHeaders)
-	for i, h := range cfg.ExposedHeaders {
-		if !validToken(h) {
-			errs = append(errs, fmt.Errorf("exposed_headers[%d]: invalid header %q", i, h))
-			continue
-		}
+	for _, h := range cfg.ExposedHeaders {
 		if !slices.ContainsFunc(exposed, func(e string) bool { return strings.EqualFold(e, h) }) {
 			exposed = append(exposed, h)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("creating cors: %w", errors.Join(errs...))
-	}
-	maxAge := cfg.MaxAge
-	if maxAge == 0 {
-		maxAge = DefaultMaxAge
-	}
-	s.credentials = cfg.AllowCredentials
-	s.allowMethods = []string{strings.ToUpper(strings.Join(methods, ", "))}
-	s.allowHeaders = []string{strings.Join(headers, ", ")}
+	s.allowMethods = []string{strings.Join(cfg.AllowedMethods, ", ")}
+	s.allowHeaders = []string{strings.Join(cfg.AllowedHeaders, ", ")}
 	s.exposeHeaders = []string{strings.Join(exposed, ", ")}
-	s.maxAge = []string{strconv.Itoa(int(maxAge / time.Second))}
+	s.maxAge = []string{strconv.Itoa(int(cfg.MaxAge / time.Second))}
 	s.varyOrigin = []string{"Origin"}
 	s.varyPreflight = []string{"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}
 	s.star = []string{"*"}
@@ -151,7 +74,6 @@ func New(cfg Config, opts Options) (*CORS, error) {
 		Help: "CORS preflights answered at the edge, by result (allowed or refused).",
 	}, []string{"result"})
 	if opts.Registerer != nil {
-		var err error
 		if preflights, err = metrics.RegisterOrReuse(opts.Registerer, preflights); err != nil {
 			return nil, fmt.Errorf("creating cors: %w", err)
 		}
@@ -159,30 +81,6 @@ func New(cfg Config, opts Options) (*CORS, error) {
 	s.preflightAllowed = preflights.WithLabelValues("allowed")
 	s.preflightRefused = preflights.WithLabelValues("refused")
 	return s, nil
-}
-
-// normalizeOrigin checks that o is scheme://host[:port] and returns it in lower case.
-func normalizeOrigin(o string) (string, error) {
-	u, err := url.Parse(o)
-	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") ||
-		u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.HasSuffix(o, "/") {
-		return "", fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port])", o)
-	}
-	return strings.ToLower(o), nil
-}
-
-// validToken reports whether s is a non-empty HTTP token (RFC 9110 tchar).
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // enabled reports whether any origin is allowed.
@@ -289,5 +187,7 @@ func addVary(h http.Header, values []string) {
 	h["Vary"] = append(slices.Clip(h["Vary"]), values...)
 }
 
-// Close releases what the stage holds. The stage holds nothing; Close is safe to call twice.
+// Close does nothing and returns nil: the stage owns nothing.
+//
+// Deprecated: kept only while gateway/server still calls it; it will be removed with that call.
 func (s *CORS) Close() error { return nil }

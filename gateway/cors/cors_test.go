@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -179,24 +180,58 @@ func TestNewValidates(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  Config
+		want []string // every one must be in the error
 	}{
-		{"wildcard with credentials", Config{AllowedOrigins: []string{"*"}, AllowCredentials: true}},
-		{"origin with path", Config{AllowedOrigins: []string{"https://shop.example.com/app"}}},
-		{"origin with trailing slash", Config{AllowedOrigins: []string{"https://shop.example.com/"}}},
-		{"origin without scheme", Config{AllowedOrigins: []string{"shop.example.com"}}},
-		{"bad method", Config{AllowedMethods: []string{"GE T"}}},
-		{"bad header", Config{AllowedHeaders: []string{"X:Y"}}},
-		{"bad exposed header", Config{ExposedHeaders: []string{""}}},
-		{"max age too long", Config{MaxAge: 48 * time.Hour}},
-		{"negative max age", Config{MaxAge: -time.Second}},
+		{"wildcard with credentials", Config{AllowedOrigins: []string{"*"}, AllowCredentials: true}, []string{`"*" cannot be combined with allow_credentials`}},
+		{"origin with path", Config{AllowedOrigins: []string{"https://shop.example.com/app"}}, []string{`allowed_origins[0]: "https://shop.example.com/app" is not an origin`}},
+		{"origin with trailing slash", Config{AllowedOrigins: []string{"https://shop.example.com/"}}, []string{"allowed_origins[0]"}},
+		{"origin without scheme", Config{AllowedOrigins: []string{"shop.example.com"}}, []string{"allowed_origins[0]"}},
+		{"bad method", Config{AllowedMethods: []string{"GE T"}}, []string{`allowed_methods[0]: invalid method "GE T"`}},
+		{"bad header", Config{AllowedHeaders: []string{"X:Y"}}, []string{`allowed_headers[0]: invalid header "X:Y"`}},
+		{"bad exposed header", Config{ExposedHeaders: []string{""}}, []string{`exposed_headers[0]: invalid header ""`}},
+		{"max age too long", Config{MaxAge: 48 * time.Hour}, []string{"max_age 48h0m0s out of range"}},
+		{"negative max age", Config{MaxAge: -time.Second}, []string{"max_age -1s out of range"}},
+		{"every bad value at once", Config{
+			AllowedOrigins: []string{shop, "nope", "*"}, AllowCredentials: true, AllowedMethods: []string{"GET", "P T"},
+			AllowedHeaders: []string{"a b"}, ExposedHeaders: []string{"X-Ok", "x,y"}, MaxAge: -1,
+		}, []string{"allowed_origins[1]", "allow_credentials", "allowed_methods[1]", "allowed_headers[0]", "exposed_headers[1]", "max_age"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := New(tt.cfg, Options{}); err == nil || !strings.HasPrefix(err.Error(), "creating cors: ") {
-				t.Fatalf("New error = %v, want a wrapped validation error", err)
+			_, err := New(tt.cfg, Options{})
+			if err == nil {
+				t.Fatalf("New(%+v) = nil error", tt.cfg)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "creating cors: ") || strings.Count(msg, "creating cors") != 1 {
+				t.Fatalf("error %q, want it prefixed once with the constructor's name", msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Fatalf("error %q, want it to contain %q", msg, w)
+				}
 			}
 		})
+	}
+}
+
+// TestNewLeavesItsInputAlone: defaulting and case folding work on copies, never on the
+// caller's slices or the package's defaults.
+func TestNewLeavesItsInputAlone(t *testing.T) {
+	t.Parallel()
+	cfg := Config{AllowedOrigins: []string{"HTTPS://Shop.Example.com"}, AllowedMethods: []string{"get"}}
+	defaults := slices.Clone(DefaultAllowedMethods)
+	for _, c := range []Config{cfg, {AllowedOrigins: []string{shop}}} {
+		if _, err := New(c, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cfg.AllowedOrigins[0] != "HTTPS://Shop.Example.com" || cfg.AllowedMethods[0] != "get" {
+		t.Fatalf("New changed its Config: %+v", cfg)
+	}
+	if !slices.Equal(DefaultAllowedMethods, defaults) {
+		t.Fatalf("New changed DefaultAllowedMethods: %v", DefaultAllowedMethods)
 	}
 }
 

@@ -12,6 +12,9 @@
 // proxies). A request whose address is unknown (RemoteAddr is not an address, as for in-process
 // requests) is refused when an allow list applies and admitted when only deny lists do.
 //
+// Every list of rules, global or per route, is parsed by ParsePrefixes: CIDR prefixes or single
+// addresses, IPv4-mapped entries taken as IPv4, every bad entry reported at once.
+//
 // Config example (YAML section `ip_rules`):
 //
 //	ip_rules:

@@ -2,7 +2,6 @@ package ipfilter
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/netip"
 
@@ -15,26 +14,6 @@ import (
 	"github.com/acme/shopgate/gateway/metrics"
 	"github.com/acme/shopgate/gateway/policy"
 )
-
-// Config is the `ip_rules` section of the gateway's YAML. The zero value admits every client.
-type Config struct {
-	// Allow, when not empty, admits only clients in these CIDR prefixes or single addresses.
-	// Default: empty (every address admitted).
-	Allow []string `yaml:"allow" json:"allow"`
-	// Deny refuses clients in these CIDR prefixes or single addresses; it wins over Allow.
-	// Default: empty.
-	Deny []string `yaml:"deny" json:"deny"`
-}
-
-// Options carries what the process provides. Zero values are replaced by defaults.
-type Options struct {
-	// Logger for configuration notes. Default: slog.Default().
-	Logger *slog.Logger
-	// Registerer for metrics. Default: none registered.
-	Registerer prometheus.Registerer
-	// Resolver finds the client's address. Default: one that trusts no proxy (the peer).
-	Resolver *clientip.Resolver
-}
 
 // Filter is the ipfilter stage. It is immutable and safe for concurrent use; a reload builds a
 // new one.
@@ -67,17 +46,14 @@ func (r rules) admits(addr netip.Addr) bool {
 	return len(r.allow) == 0 || clientip.Contains(r.allow, addr)
 }
 
-// New validates cfg and builds the stage.
+// New validates cfg (every invalid entry of both lists is reported at once) and builds the
+// stage. Its errors start with "creating ip filter: ".
 func New(cfg Config, opts Options) (*Filter, error) {
-	allow, err := clientip.ParsePrefixes(cfg.Allow)
+	global, err := cfg.validate()
 	if err != nil {
-		return nil, fmt.Errorf("creating ip filter: allow: %w", err)
+		return nil, fmt.Errorf("creating ip filter: %w", err)
 	}
-	deny, err := clientip.ParsePrefixes(cfg.Deny)
-	if err != nil {
-		return nil, fmt.Errorf("creating ip filter: deny: %w", err)
-	}
-	f := &Filter{global: rules{allow: allow, deny: deny}, resolver: opts.Resolver}
+	f := &Filter{global: global, resolver: opts.Resolver}
 	if f.resolver == nil {
 		if f.resolver, err = clientip.New(clientip.Config{}); err != nil {
 			return nil, fmt.Errorf("creating ip filter: %w", err)
@@ -140,5 +116,7 @@ func (s *Filter) Allowed(addr netip.Addr, rt *policy.Route) bool {
 	return rt == nil || rules{allow: rt.Policy.AllowCIDRs, deny: rt.Policy.DenyCIDRs}.admits(addr)
 }
 
-// Close releases what the stage holds. The filter holds nothing; Close is safe to call twice.
+// Close does nothing and returns nil: the filter owns nothing.
+//
+// Deprecated: kept only while gateway/server still calls it; it will be removed with that call.
 func (s *Filter) Close() error { return nil }

@@ -29,7 +29,7 @@ func withRoute(rt *policy.Route, next http.Handler) http.Handler {
 
 func prefixes(t *testing.T, values ...string) []netip.Prefix {
 	t.Helper()
-	p, err := clientip.ParsePrefixes(values)
+	p, err := ParsePrefixes("test", values)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +63,8 @@ func TestFilter(t *testing.T) {
 		{"route allow refuses", Config{}, nil, []string{"10.0.0.0/8"}, nil, "", 403},
 		{"route allow admits", Config{}, nil, []string{"127.0.0.0/8"}, nil, "", 200},
 		{"route deny refuses", Config{}, nil, nil, []string{"127.0.0.0/8"}, "", 403},
+		{"route deny of a single address refuses", Config{}, nil, nil, []string{"127.0.0.1"}, "", 403},
+		{"route allow of a mapped prefix admits ipv4", Config{}, nil, []string{"::ffff:127.0.0.0/104"}, nil, "", 200},
 		{"route deny wins over route allow", Config{}, nil, []string{"127.0.0.0/8"}, []string{"127.0.0.1/32"}, "", 403},
 		{"global admits, route refuses", Config{Allow: []string{"127.0.0.0/8"}}, nil, nil, []string{"127.0.0.1/32"}, "", 403},
 		{"route admits, global refuses", Config{Deny: []string{"127.0.0.1"}}, nil, []string{"127.0.0.0/8"}, nil, "", 403},
@@ -155,12 +157,53 @@ func TestUnknownAddress(t *testing.T) {
 	}
 }
 
+// TestNewValidates: New reports every bad entry of both lists in one error, prefixed once. The
+// spellings themselves are ParsePrefixes's, tested in gateway/clientip.
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	for _, cfg := range []Config{{Allow: []string{"10.0.0.0/40"}}, {Deny: []string{"example.com"}}} {
-		if _, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "creating ip filter") {
-			t.Fatalf("New(%+v) error = %v, want a wrapped validation error", cfg, err)
-		}
+	_, err := New(Config{Allow: []string{"10.0.0.0/8", "10.0.0.0/40", "b"}, Deny: []string{"example.com"}}, Options{})
+	if err == nil {
+		t.Fatal("New accepted invalid rules")
+	}
+	want := "creating ip filter: " + `allow[1]: "10.0.0.0/40" is not a CIDR prefix` +
+		"\n" + `allow[2]: "b" is neither an IP address nor a CIDR prefix` +
+		"\n" + `deny[0]: "example.com" is neither an IP address nor a CIDR prefix`
+	if err.Error() != want {
+		t.Fatalf("error:\n%s\nwant:\n%s", err, want)
+	}
+}
+
+// TestRouteRulesSpelledLikeGlobalRules: a rule parsed with ParsePrefixes for a route decides
+// like the same rule written in the global Config, for every spelling the global rules accept.
+func TestRouteRulesSpelledLikeGlobalRules(t *testing.T) {
+	t.Parallel()
+	clients := []netip.Addr{
+		netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("10.2.0.1"), netip.MustParseAddr("192.0.2.7"),
+		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db9::1"), {},
+	}
+	for _, rule := range []string{
+		"10.0.0.0/8", "10.1.2.3/16", " 10.1.2.3 ", "192.0.2.7", "::ffff:10.0.0.0/104", "::ffff:10.1.2.3",
+		"2001:db8::/32", "2001:db8::1", "fe80::1%eth0",
+	} {
+		t.Run(rule, func(t *testing.T) {
+			t.Parallel()
+			for _, global := range []Config{{Allow: []string{rule}}, {Deny: []string{rule}}} {
+				f, err := New(global, Options{})
+				if err != nil {
+					t.Fatalf("global rule: %v", err)
+				}
+				open, err := New(Config{}, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rt := &policy.Route{Policy: policy.Policy{AllowCIDRs: prefixes(t, global.Allow...), DenyCIDRs: prefixes(t, global.Deny...)}}
+				for _, c := range clients {
+					if g, r := f.Allowed(c, nil), open.Allowed(c, rt); g != r {
+						t.Fatalf("%+v: client %v: global rule says %v, route rule says %v", global, c, g, r)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -12,8 +12,10 @@ import (
 // the name is taken by the stage itself, whose type the gateway's factory is wired against).
 // Memory and Redis implement it.
 type Backend interface {
-	// Allow takes one request for key under limit (enabled, Burst already defaulted) and says
-	// whether it may pass. An error means the backend could not decide.
+	// Allow takes one request for key under limit and says whether it may pass. The limit is
+	// enabled and resolved: Requests and Per positive, Burst already defaulted by the route
+	// table (Requests when unset), so Burst >= 1; a backend does not default it again. An
+	// error means the backend could not decide.
 	Allow(ctx context.Context, key string, limit policy.RateLimit) (Result, error)
 }
 

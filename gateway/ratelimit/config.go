@@ -56,7 +56,8 @@ type Config struct {
 	// MaxKeys bounds the in-memory backend (also the fail-open fallback of Redis); the least
 	// recently used key is evicted beyond it. Default: DefaultMaxKeys.
 	MaxKeys int `yaml:"max_keys" json:"max_keys"`
-	// Redis configures the Redis backend.
+	// Redis configures the Redis backend; it is read only when Backend is "redis". Default: the
+	// zero RedisConfig, each of its fields at its own default.
 	Redis RedisConfig `yaml:"redis" json:"redis"`
 }
 
@@ -86,7 +87,8 @@ type RedisConfig struct {
 	PoolSize int `yaml:"pool_size" json:"pool_size"`
 }
 
-// withDefaults returns cfg with every zero value replaced by its default, or an error.
+// withDefaults returns cfg with every zero value replaced by its default, or an error naming
+// every invalid value at once.
 func (cfg Config) withDefaults() (Config, error) {
 	var errs []error
 	switch cfg.Backend {
@@ -137,8 +139,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("redis.failure_mode %q is neither %q nor %q", r.FailureMode, FailOpen, FailClosed))
 	}
-	if r.DB < 0 || r.PoolSize < 0 {
-		errs = append(errs, errors.New("redis.db and redis.pool_size must not be negative"))
+	if r.DB < 0 {
+		errs = append(errs, fmt.Errorf("redis.db %d is negative", r.DB))
+	}
+	if r.PoolSize < 0 {
+		errs = append(errs, fmt.Errorf("redis.pool_size %d is negative", r.PoolSize))
 	}
 	return cfg, errors.Join(errs...)
 }
@@ -158,6 +163,8 @@ type Options struct {
 	// Backend replaces the configured backend (for embedding a custom one). Default: nil, the
 	// one Config.Backend names.
 	Backend Backend
-	// Now is the clock. Default: time.Now.
+	// Now is the clock of the in-memory backend. Default: time.Now. The Redis probe interval
+	// runs on time.Now whatever Now is (gobreaker takes no clock); tests fake it with
+	// testing/synctest.
 	Now func() time.Time
 }

@@ -1,8 +1,9 @@
 // Package ratelimit limits requests per caller and RPC.
 //
 // The stage (Limiter.Middleware) runs after route matching and authentication: it reads the
-// route (policy.FromContext) and its limit, Policy.RateLimit{Requests, Per, Burst} (the gateway's
-// default limit is already resolved into the route; a zero limit means none), and the caller:
+// route (policy.FromContext) and its limit, Policy.RateLimit{Requests, Per, Burst} (the route
+// table has already resolved it: the gateway's default limit when the route has none, Burst =
+// Requests when unset; a zero limit means none), and the caller:
 //
 //   - a verified subject (identity.FromContext): key "<rpc>|sub:<subject>";
 //   - an API key's identity: key "<rpc>|key:<subject>";
@@ -28,9 +29,10 @@
 //   - Redis: github.com/go-redis/redis_rate (GCRA in a Lua script); replicas sharing one Redis
 //     hold one aggregate limit. Dial, read, write and each call are bounded by redis.timeout
 //     (100ms). While Redis fails, failure_mode "open" answers from the in-memory backend and
-//     "closed" answers 503 UNAVAILABLE ("rate limiter unavailable"); never 500, never a hang. Only
-//     one request per probe_interval tries Redis again, the others do not wait on it; the change
-//     to and from the failure mode is logged once each. While failing open, each replica
+//     "closed" answers 503 UNAVAILABLE ("rate limiter unavailable"); never 500, never a hang. A
+//     circuit breaker (github.com/sony/gobreaker) opens on the first failure; only one request
+//     per probe_interval tries Redis again, the others do not wait on it; the change to and from
+//     the failure mode is logged once each. A caller that goes away mid-call counts for nothing. While failing open, each replica
 //     enforces the limit alone, so the aggregate may reach replicas x limit until Redis is back.
 //
 // Under a flood of distinct keys (an address spray), the in-memory backend evicts the least

@@ -19,7 +19,7 @@ func Example() {
 	}
 	defer limiter.Close()
 	route := &policy.Route{RPC: "/shop.inventory.v1.InventoryService/GetItem",
-		Policy: policy.Policy{RateLimit: policy.RateLimit{Requests: 2, Per: time.Minute}}}
+		Policy: policy.Policy{RateLimit: policy.RateLimit{Requests: 2, Per: time.Minute, Burst: 2}}}
 	handler := limiter.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}))

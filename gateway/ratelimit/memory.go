@@ -79,7 +79,7 @@ func (m *Memory) Cap() int { return m.perShard * shardCount }
 func (m *Memory) Evictions() uint64 { return m.evictions.Load() }
 
 // Allow implements Backend with GCRA: the emission interval is Per/Requests, a key may run
-// Burst intervals ahead of now.
+// Burst intervals ahead of now. limit.Burst must be resolved (>= 1, see Backend).
 func (m *Memory) Allow(_ context.Context, key string, limit policy.RateLimit) (Result, error) {
 	now := m.now().UnixNano()
 	interval := int64(limit.Per) / int64(limit.Requests)
@@ -87,9 +87,6 @@ func (m *Memory) Allow(_ context.Context, key string, limit policy.RateLimit) (R
 		interval = 1
 	}
 	burst := int64(limit.Burst)
-	if burst <= 0 {
-		burst = int64(limit.Requests)
-	}
 	if burst > math.MaxInt64/4/interval { // keep interval*burst far from overflowing
 		burst = math.MaxInt64 / 4 / interval
 	}

@@ -94,7 +94,7 @@ func TestMemoryFloodIsBounded(t *testing.T) {
 	const flood = 1_000_000
 	const boundBytes = 32 << 20
 	m := NewMemory(DefaultMaxKeys, time.Now)
-	limit := policy.RateLimit{Requests: 100, Per: time.Minute}
+	limit := policy.RateLimit{Requests: 100, Per: time.Minute, Burst: 100}
 	ctx := context.Background()
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -136,7 +136,7 @@ func TestMemoryFloodIsBounded(t *testing.T) {
 
 func BenchmarkMemoryAllow(b *testing.B) {
 	m := NewMemory(0, nil)
-	limit := policy.RateLimit{Requests: 1_000_000_000, Per: time.Second}
+	limit := policy.RateLimit{Requests: 1_000_000_000, Per: time.Second, Burst: 1_000_000_000}
 	keys := make([]string, 1024)
 	for i := range keys {
 		keys[i] = "/shop.order.v1.OrderService/GetOrder|sub:user-" + strconv.Itoa(i)

@@ -44,7 +44,9 @@ type Limiter struct {
 // maxPolicyCache bounds policyCache; limits come from a finite route table, but stay safe.
 const maxPolicyCache = 4096
 
-// New validates cfg and builds the stage.
+// New validates cfg (every invalid value is reported at once) and builds the stage. It does
+// not reach Redis: the gateway starts while Redis is down. Its errors start with "creating rate
+// limiter: ".
 func New(cfg Config, opts Options) (*Limiter, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -81,19 +83,13 @@ func New(cfg Config, opts Options) (*Limiter, error) {
 		l.backend = opts.Backend
 	case cfg.Backend == BackendRedis:
 		l.redis = NewRedis(cfg.Redis)
-		fo := &failover{
-			primary:  l.redis,
-			interval: cfg.Redis.ProbeInterval,
-			now:      opts.Now,
-			logger:   l.logger.With("backend", BackendRedis, "addr", cfg.Redis.Addr),
-			errors:   m.backendErrors.WithLabelValues(BackendRedis),
-			degraded: m.degraded.WithLabelValues(BackendRedis),
-		}
+		var local Backend // fail-closed: none
 		if cfg.Redis.FailureMode == FailOpen {
-			fo.local = l.local
+			local = l.local
 		}
-		fo.degraded.Set(0)
-		l.backend = fo
+		l.backend = newFailover(l.redis, local, cfg.Redis.ProbeInterval,
+			l.logger.With("backend", BackendRedis, "addr", cfg.Redis.Addr),
+			m.backendErrors.WithLabelValues(BackendRedis), m.degraded.WithLabelValues(BackendRedis))
 	default:
 		l.backend = l.local
 	}
@@ -129,10 +125,7 @@ func (s *Limiter) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		limit := rt.Policy.RateLimit
-		if limit.Burst <= 0 {
-			limit.Burst = limit.Requests
-		}
+		limit := rt.Policy.RateLimit // Burst resolved by the route table
 		res, err := s.backend.Allow(r.Context(), s.key(r, rt.RPC), limit)
 		m := s.metrics.forRPC(rt.RPC)
 		if err != nil {

@@ -43,7 +43,7 @@ func TestHeadersAndRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	g := serve(t, l, route(2, time.Minute, 0)) // 2 per minute, burst 2: one every 30s
+	g := serve(t, l, route(2, time.Minute, 2)) // 2 per minute, burst 2: one every 30s
 	tests := []struct {
 		name        string
 		advance     time.Duration
@@ -131,7 +131,7 @@ func TestKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			g := serve(t, l, route(1, time.Hour, 0))
+			g := serve(t, l, route(1, time.Hour, 1))
 			if resp, body := g.get(t, tt.first); resp.StatusCode != 200 {
 				t.Fatalf("first: %d %s", resp.StatusCode, body)
 			}
@@ -168,7 +168,7 @@ func TestRefusedBeforeBodyIsRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := serve(t, l, route(1, time.Hour, 0))
+	g := serve(t, l, route(1, time.Hour, 1))
 	if resp, _ := g.get(t, nil); resp.StatusCode != 200 {
 		t.Fatalf("first request: %d", resp.StatusCode)
 	}
@@ -189,7 +189,7 @@ func TestRefusedBeforeBodyIsRead(t *testing.T) {
 }
 
 // TestExactCountUnderConcurrency: N parallel clients against a limit of L requests with burst B
-// in a window far longer than the test: exactly B pass (B defaults to L), for both backends.
+// in a window far longer than the test: exactly B pass, for both backends.
 func TestExactCountUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	const clients, perClient = 32, 8
@@ -199,10 +199,10 @@ func TestExactCountUnderConcurrency(t *testing.T) {
 		requests, burst int
 		wantPass        int
 	}{
-		{"memory, burst defaults to the limit", false, 50, 0, 50},
+		{"memory, burst equal to the limit", false, 50, 50, 50},
 		{"memory, burst above the limit", false, 10, 70, 70},
 		{"memory, burst below the limit", false, 100, 5, 5},
-		{"redis, burst defaults to the limit", true, 50, 0, 50},
+		{"redis, burst equal to the limit", true, 50, 50, 50},
 		{"redis, burst above the limit", true, 10, 70, 70},
 	}
 	for _, tt := range tests {
@@ -242,7 +242,7 @@ func TestTwoReplicasShareRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = l.Close() })
-		replicas = append(replicas, serve(t, l, route(limit, time.Hour, 0)))
+		replicas = append(replicas, serve(t, l, route(limit, time.Hour, limit)))
 	}
 	counts := parallelGets(t, replicas, 20, 10)
 	if counts[200] != limit || counts[429] != 200-limit {
@@ -291,7 +291,7 @@ func TestReloadKeepsLocalQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g1 := serve(t, first, route(1, time.Hour, 0))
+	g1 := serve(t, first, route(1, time.Hour, 1))
 	if resp, _ := g1.get(t, nil); resp.StatusCode != 200 {
 		t.Fatal("first request refused")
 	}
@@ -300,7 +300,7 @@ func TestReloadKeepsLocalQuota(t *testing.T) {
 		t.Fatalf("reload on the same registry: %v", err)
 	}
 	_ = first.Close()
-	g2 := serve(t, second, route(1, time.Hour, 0))
+	g2 := serve(t, second, route(1, time.Hour, 1))
 	if resp, _ := g2.get(t, nil); resp.StatusCode != 429 {
 		t.Fatalf("after reload: %d, want 429 (quota kept)", resp.StatusCode)
 	}
@@ -322,12 +322,16 @@ func TestConfigValidation(t *testing.T) {
 		{"bad failure mode", Config{Redis: RedisConfig{FailureMode: "maybe"}}, "failure_mode"},
 		{"negative timeout", Config{Redis: RedisConfig{Timeout: -time.Second}}, "timeout"},
 		{"negative probe interval", Config{Redis: RedisConfig{ProbeInterval: -time.Second}}, "probe_interval"},
+		{"negative db", Config{Redis: RedisConfig{DB: -1}}, "redis.db -1"},
+		{"negative pool size", Config{Redis: RedisConfig{PoolSize: -1}}, "redis.pool_size -1"},
+		{"every bad value at once", Config{Backend: "x", MaxKeys: -1, Redis: RedisConfig{Timeout: -1, FailureMode: "x"}},
+			"max_keys -1 is negative\nredis.timeout -1ns is negative\nredis.failure_mode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := New(tt.cfg, Options{})
-			if err == nil || !strings.HasPrefix(err.Error(), "creating rate limiter: ") || !strings.Contains(err.Error(), tt.want) {
+			if err == nil || !strings.HasPrefix(err.Error(), "creating rate limiter: ") || strings.Count(err.Error(), "creating rate limiter") != 1 || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New error = %v, want one about %s", err, tt.want)
 			}
 		})
@@ -348,7 +352,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt := route(1_000_000_000, time.Second, 0)
+	rt := route(1_000_000_000, time.Second, 1_000_000_000)
 	h := l.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	req, _ := http.NewRequest(http.MethodGet, "/v1/x", nil)
 	req.RemoteAddr = "198.51.100.7:4711"

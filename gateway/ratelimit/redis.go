@@ -11,6 +11,7 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/acme/shopgate/gateway/policy"
 )
@@ -50,11 +51,7 @@ func NewRedis(cfg RedisConfig) *Redis {
 func (r *Redis) Allow(ctx context.Context, key string, limit policy.RateLimit) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	burst := limit.Burst
-	if burst <= 0 {
-		burst = limit.Requests
-	}
-	res, err := r.limiter.Allow(ctx, r.prefix+key, redis_rate.Limit{Rate: limit.Requests, Burst: burst, Period: limit.Per})
+	res, err := r.limiter.Allow(ctx, r.prefix+key, redis_rate.Limit{Rate: limit.Requests, Burst: limit.Burst, Period: limit.Per})
 	if err != nil {
 		return Result{}, fmt.Errorf("redis rate limit: %w", err)
 	}
@@ -69,54 +66,96 @@ func (r *Redis) Allow(ctx context.Context, key string, limit policy.RateLimit) (
 func (r *Redis) Close() error { return r.client.Close() }
 
 // failover puts a primary (Redis) before the failure mode: the local limiter (fail-open) or
-// ErrUnavailable (fail-closed). After a failure, the primary is skipped, and only one request
-// per probe interval tries it again, so a dead Redis costs at most one timeout per interval; the
-// transitions are logged once each.
+// ErrUnavailable (fail-closed). It runs the primary through a gobreaker CircuitBreaker that
+// trips on the first failure: while open, the primary is skipped; once per probe interval (the
+// breaker's Timeout) it turns half-open and lets exactly one request (MaxRequests 1) try the
+// primary, whose answer closes it again or reopens it for another interval. So a dead Redis
+// costs at most one timeout per interval, and the other requests never wait on it. The change
+// to and from the failure mode is logged once each (OnStateChange); a probe that fails again
+// changes nothing visible. Execute reports every call's outcome to the breaker, even a panic,
+// so a probe can never be left open-ended.
+//
+// The breaker reads time.Now, not Options.Now (gobreaker has no clock hook): tests move its
+// clock with testing/synctest.
 type failover struct {
 	primary  Backend
 	local    Backend // nil for fail-closed
-	interval time.Duration
-	now      func() time.Time
-	logger   *slog.Logger
+	breaker  *gobreaker.CircuitBreaker[Result]
 	errors   prometheus.Counter
 	degraded prometheus.Gauge
+	logger   *slog.Logger
+	mode     string // FailOpen or FailClosed, for the log line
 
-	down      atomic.Bool
-	nextProbe atomic.Int64 // ns since epoch; while down, the primary is skipped before it
+	// lastErr is the most recent failure of the primary, for the outage's log line
+	// (OnStateChange is not told the error that tripped the breaker).
+	lastErr atomic.Pointer[error]
+}
+
+// callerGone carries the error of a primary call that ended because the caller went away: it
+// says nothing about the primary, so the breaker ignores it (IsExcluded) and the caller gets
+// err back.
+type callerGone struct{ err error }
+
+func (e callerGone) Error() string { return e.err.Error() }
+func (e callerGone) Unwrap() error { return e.err }
+
+func newFailover(primary, local Backend, interval time.Duration, logger *slog.Logger, errs prometheus.Counter, degraded prometheus.Gauge) *failover {
+	f := &failover{primary: primary, local: local, errors: errs, degraded: degraded, logger: logger, mode: FailClosed}
+	if local != nil {
+		f.mode = FailOpen
+	}
+	f.breaker = gobreaker.NewCircuitBreaker[Result](gobreaker.Settings{
+		Name:          BackendRedis,
+		MaxRequests:   1,        // one probe at a time while half-open
+		Timeout:       interval, // open for one probe interval, then half-open
+		ReadyToTrip:   func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 1 },
+		IsExcluded:    func(err error) bool { return errors.As(err, new(callerGone)) },
+		OnStateChange: f.onStateChange,
+	})
+	degraded.Set(0)
+	return f
+}
+
+// onStateChange logs the way into the failure mode (closed to open) and the way out (half-open
+// to closed), once each, and sets the degraded gauge. A failed probe (half-open to open) and
+// the start of a probe (open to half-open) are not news. It runs under the breaker's lock.
+func (f *failover) onStateChange(_ string, from, to gobreaker.State) {
+	switch {
+	case from == gobreaker.StateClosed && to == gobreaker.StateOpen:
+		f.degraded.Set(1)
+		var err error
+		if p := f.lastErr.Load(); p != nil {
+			err = *p
+		}
+		f.logger.Warn("rate limit backend unreachable; failing "+f.mode, "err", err)
+	case to == gobreaker.StateClosed:
+		f.degraded.Set(0)
+		f.logger.Info("rate limit backend recovered")
+	}
 }
 
 // Allow implements Backend.
 func (f *failover) Allow(ctx context.Context, key string, limit policy.RateLimit) (Result, error) {
-	if f.down.Load() {
-		next := f.nextProbe.Load()
-		now := f.now().UnixNano()
-		if now < next || !f.nextProbe.CompareAndSwap(next, now+int64(f.interval)) {
-			return f.fallback(ctx, key, limit)
+	res, err := f.breaker.Execute(func() (Result, error) {
+		res, err := f.primary.Allow(ctx, key, limit)
+		switch {
+		case err == nil:
+			return res, nil
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()): // the caller went away: says nothing of Redis
+			return Result{}, callerGone{err}
 		}
-	}
-	res, err := f.primary.Allow(ctx, key, limit)
-	if err == nil {
-		if f.down.Load() && f.down.CompareAndSwap(true, false) {
-			f.degraded.Set(0)
-			f.logger.Info("rate limit backend recovered")
-		}
-		return res, nil
-	}
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) { // the caller went away: says nothing of Redis
+		f.errors.Inc()
+		f.lastErr.Store(&err) // before Execute reports it: the trip's log line carries it
 		return Result{}, err
+	})
+	var gone callerGone
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &gone):
+		return Result{}, gone.err
 	}
-	f.errors.Inc()
-	if !f.down.Load() {
-		f.nextProbe.Store(f.now().UnixNano() + int64(f.interval))
-		if f.down.CompareAndSwap(false, true) {
-			f.degraded.Set(1)
-			mode := FailClosed
-			if f.local != nil {
-				mode = FailOpen
-			}
-			f.logger.Warn("rate limit backend unreachable; failing "+mode, "err", err)
-		}
-	}
+	// The primary failed, the breaker is open, or another request is probing: do not wait.
 	return f.fallback(ctx, key, limit)
 }
 
@@ -125,27 +164,4 @@ func (f *failover) fallback(ctx context.Context, key string, limit policy.RateLi
 		return Result{}, ErrUnavailable
 	}
 	return f.local.Allow(ctx, key, limit)
-}
-
-// RedisLogger adapts a slog.Logger to go-redis's process-wide logger, whose default writes
-// plain lines to stderr (a failed dial, at most one per probe interval while Redis is down).
-// go-redis's logger is global, so this package never installs it; cmd/ does, once:
-//
-//	redis.SetLogger(ratelimit.RedisLogger{Logger: logger})
-//
-// Messages are logged at Debug level: the stage's own Warn line already reports the outage.
-type RedisLogger struct {
-	// Logger receives the messages. Default (nil): slog.Default().
-	Logger *slog.Logger
-}
-
-// Printf implements go-redis's internal.Logging.
-func (l RedisLogger) Printf(ctx context.Context, format string, v ...any) {
-	logger := l.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	if logger.Enabled(ctx, slog.LevelDebug) {
-		logger.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
-	}
 }
