@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/acme/shopgate/gateway/ipfilter"
 	"github.com/acme/shopgate/gateway/policy"
 )
 
@@ -125,15 +125,11 @@ func (o RouteOverride) Validate() error {
 			errs = append(errs, fmt.Errorf("fallback: %w", err))
 		}
 	}
-	for _, c := range o.AllowCIDRs {
-		if _, err := netip.ParsePrefix(c); err != nil {
-			errs = append(errs, fmt.Errorf("allow_cidrs: %q is not a CIDR prefix", c))
-		}
+	if _, err := ipfilter.ParsePrefixes("allow_cidrs", o.AllowCIDRs); err != nil {
+		errs = append(errs, err)
 	}
-	for _, c := range o.DenyCIDRs {
-		if _, err := netip.ParsePrefix(c); err != nil {
-			errs = append(errs, fmt.Errorf("deny_cidrs: %q is not a CIDR prefix", c))
-		}
+	if _, err := ipfilter.ParsePrefixes("deny_cidrs", o.DenyCIDRs); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

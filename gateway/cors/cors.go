@@ -187,7 +187,3 @@ func addVary(h http.Header, values []string) {
 	h["Vary"] = append(slices.Clip(h["Vary"]), values...)
 }
 
-// Close does nothing and returns nil: the stage owns nothing.
-//
-// Deprecated: kept only while gateway/server still calls it; it will be removed with that call.
-func (s *CORS) Close() error { return nil }

@@ -107,16 +107,3 @@ func (s *Filter) RouteMiddleware(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-// Allowed reports whether addr passes the global rules and, when rt is not nil, the route's.
-func (s *Filter) Allowed(addr netip.Addr, rt *policy.Route) bool {
-	if !s.global.admits(addr) {
-		return false
-	}
-	return rt == nil || rules{allow: rt.Policy.AllowCIDRs, deny: rt.Policy.DenyCIDRs}.admits(addr)
-}
-
-// Close does nothing and returns nil: the filter owns nothing.
-//
-// Deprecated: kept only while gateway/server still calls it; it will be removed with that call.
-func (s *Filter) Close() error { return nil }

@@ -81,7 +81,6 @@ func TestFilter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer f.Close()
 			var reached atomic.Int64
 			upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				reached.Add(1)
@@ -238,3 +237,12 @@ func TestNoGlobalRulesIsFree(t *testing.T) {
 type marker struct{}
 
 func (*marker) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// Allowed reports whether addr passes the global rules and, when rt is not nil, the route's,
+// as the two middleware decide.
+func (s *Filter) Allowed(addr netip.Addr, rt *policy.Route) bool {
+	if !s.global.admits(addr) {
+		return false
+	}
+	return rt == nil || rules{allow: rt.Policy.AllowCIDRs, deny: rt.Policy.DenyCIDRs}.admits(addr)
+}

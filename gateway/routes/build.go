@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/ipfilter"
 	"github.com/acme/shopgate/gateway/policy"
 	gatewayv1 "github.com/acme/shopgate/gen/gateway/v1"
 	"google.golang.org/genproto/googleapis/api/annotations"
@@ -201,21 +202,17 @@ func applyOverride(p *policy.Policy, o config.RouteOverride) {
 		p.Fallback = &fb
 	}
 	if o.AllowCIDRs != nil {
-		p.AllowCIDRs = prefixes(o.AllowCIDRs)
+		p.AllowCIDRs = prefixes("allow_cidrs", o.AllowCIDRs)
 	}
 	if o.DenyCIDRs != nil {
-		p.DenyCIDRs = prefixes(o.DenyCIDRs)
+		p.DenyCIDRs = prefixes("deny_cidrs", o.DenyCIDRs)
 	}
 }
 
-// prefixes parses CIDRs already checked by config.RouteOverride.Validate.
-func prefixes(cidrs []string) []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(cidrs))
-	for _, c := range cidrs {
-		if p, err := netip.ParsePrefix(c); err == nil {
-			out = append(out, p.Masked())
-		}
-	}
+// prefixes parses CIDRs already checked by config.RouteOverride.Validate, with the parser of
+// the global rules (ipfilter.ParsePrefixes), so that both accept and mean the same spellings.
+func prefixes(field string, cidrs []string) []netip.Prefix {
+	out, _ := ipfilter.ParsePrefixes(field, cidrs)
 	return out
 }
 

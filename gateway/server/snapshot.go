@@ -77,11 +77,9 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	if snap.ipFilter, err = ipfilter.New(cfg.IPRules, ipfilter.Options{Logger: s.logger, Registerer: s.reg, Resolver: snap.clientIP}); err != nil {
 		return nil, err
 	}
-	snap.onClose = append(snap.onClose, snap.ipFilter.Close)
 	if snap.cors, err = cors.New(cfg.CORS, cors.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
 		return nil, err
 	}
-	snap.onClose = append(snap.onClose, snap.cors.Close)
 	if snap.retry, err = retry.New(cfg.Retry); err != nil {
 		return nil, err
 	}
