@@ -186,4 +186,3 @@ func addVary(h http.Header, values []string) {
 	}
 	h["Vary"] = append(slices.Clip(h["Vary"]), values...)
 }
-

@@ -37,7 +37,7 @@ type State struct {
 
 	body         limitedBody
 	bodyTooLarge bool
-	bodyErr      error // what reading the body failed with (not EOF, not the limit)
+	bodyErr      error     // what reading the body failed with (not EOF, not the limit)
 	idBuf        [1]string // backs the forwarded X-Request-Id header value
 }
 
