@@ -61,7 +61,7 @@ func TestRun(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte("listen: 127.0.0.1:1\ninventory_addr: "+inv+"\ndata: "+dir+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	alice := metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: "alice", Roles: "customer", Auth: "jwt"}))
+	alice := metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: "alice", Roles: []string{"customer"}, Auth: "jwt"}))
 	var firstID string
 	tests := []struct {
 		name string

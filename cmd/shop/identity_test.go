@@ -894,8 +894,8 @@ func TestIdentityAPIKeys(t *testing.T) {
 	var botOrder orderJSON
 	t.Run("customer key creates an order as its subject", func(t *testing.T) {
 		botOrder = createOrder(t, c, bot)
-		if botOrder.Customer != "bot-1" {
-			t.Errorf("order of the bot key has customer %q, want bot-1", botOrder.Customer)
+		if botOrder.Customer != "apikey|bot-1" { // API keys have a namespace of their own
+			t.Errorf("order of the bot key has customer %q, want apikey|bot-1", botOrder.Customer)
 		}
 		if ids := orderIDs(t, c.do(t, "GET", "/v1/orders", bot, "")); !slices.Equal(ids, []string{botOrder.ID}) {
 			t.Errorf("the bot key lists %v", ids)
@@ -978,4 +978,36 @@ func TestIdentityAPIKeys(t *testing.T) {
 			t.Errorf("the key that stayed: %d %s", r.status, r.body)
 		}
 	})
+}
+
+// TestIdentityAnyUnicode: a verified subject may hold any Unicode text, controls included; the
+// order service sees it exactly as the token said, and the order breaker stays closed (grpc-go
+// used to refuse such metadata inside the gateway's client, 500, and five of them opened the
+// breaker for everyone). A role holding ',' or surrounding space is a 401, and the passport
+// never lets "customer, admin" count as admin.
+func TestIdentityAnyUnicode(t *testing.T) {
+	data := t.TempDir()
+	st := startStack(t, data)
+	defer st.stop(t)
+	c := newAPIClient(t, st)
+	m := newMinter(t, data)
+	for _, sub := range []string{"josé", "名前", "a\tb", "100%,x", "emoji 🙂", "trailing space "} {
+		t.Run(sub, func(t *testing.T) {
+			for range 6 { // more than the breaker's 5 consecutive failures
+				order := createOrder(t, c, bearer(m.user(t, sub, "customer")))
+				if order.Customer != sub {
+					t.Fatalf("order customer %q, want %q", order.Customer, sub)
+				}
+			}
+		})
+	}
+	alice := bearer(m.user(t, "alice", "customer"))
+	if r := c.do(t, "GET", "/v1/orders", alice, ""); r.status != 200 {
+		t.Fatalf("after the Unicode subjects, alice's list: %d %s", r.status, r.body)
+	}
+	for _, roles := range []string{"customer, admin", " admin", "admin "} {
+		if r := c.do(t, "GET", "/v1/orders", bearer(m.user(t, "eve", roles)), ""); r.status != 401 {
+			t.Errorf("roles %q: %d %s, want 401", roles, r.status, r.body)
+		}
+	}
 }

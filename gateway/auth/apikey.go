@@ -23,7 +23,7 @@ func newAPIKeys(cfg []APIKey) *apiKeys {
 		var h [sha256.Size]byte
 		_, _ = hex.Decode(h[:], []byte(c.SHA256)) // validated in Config.validate
 		k.hashes = append(k.hashes, h)
-		k.ids = append(k.ids, identity.Identity{Subject: c.Subject, Roles: slices.Clip(slices.Clone(c.Roles)), Method: identity.MethodAPIKey}.WithPassport())
+		k.ids = append(k.ids, identity.Identity{Source: APIKeyNamespace, Subject: APIKeyNamespace + subjectSeparator + c.Subject, Roles: slices.Clip(slices.Clone(c.Roles)), Method: identity.MethodAPIKey}.WithPassport())
 	}
 	return k
 }

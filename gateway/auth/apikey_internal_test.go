@@ -23,7 +23,7 @@ func TestAPIKeyLookupIsConstantTime(t *testing.T) {
 	keys := newAPIKeys(cfg)
 	cases := []string{"key-0", "key-" + strconv.Itoa(n-1), "key-none"}
 	for i, k := range cases[:2] {
-		if id, ok := keys.lookup(k); !ok || id.Subject != cfg[i*(n-1)].Subject {
+		if id, ok := keys.lookup(k); !ok || id.Subject != APIKeyNamespace+"|"+cfg[i*(n-1)].Subject {
 			t.Fatalf("lookup(%s) = %+v, %v", k, id, ok)
 		}
 	}
@@ -59,7 +59,7 @@ func TestAPIKeyLookupFindsEveryPosition(t *testing.T) {
 		keys := newAPIKeys(cfg)
 		for i := range n {
 			t.Run(strconv.Itoa(n)+"/"+strconv.Itoa(i), func(t *testing.T) {
-				if id, ok := keys.lookup("key-" + strconv.Itoa(i)); !ok || id.Subject != cfg[i].Subject {
+				if id, ok := keys.lookup("key-" + strconv.Itoa(i)); !ok || id.Subject != APIKeyNamespace+"|"+cfg[i].Subject {
 					t.Fatalf("lookup = %+v, %v; want %s", id, ok, cfg[i].Subject)
 				}
 				if _, ok := keys.lookup("key-" + strconv.Itoa(i) + "x"); ok {

@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -117,6 +120,36 @@ type Source struct {
 	// ScopeClaim, when set (usually "scope"), names a space-separated string whose words are
 	// added to the roles. Default: "" (not read).
 	ScopeClaim string `yaml:"scope_claim"`
+
+	// PlainSubjects makes the passport's subject the token's `sub` as it is. By default it is
+	// namespaced, "<name>|<sub>", so that two sources never share a customer (OIDC: the
+	// identifier is iss+sub). At most one source may set it (the development source does, so
+	// that `make run` shows plain subjects); a `sub` holding "|" from it is refused (401): it
+	// could name another source's customer. Default: false.
+	PlainSubjects bool `yaml:"plain_subjects"`
+	// AllowedRoles are the roles this source may grant; any other role its tokens name is
+	// dropped (an issuer that may not grant admin cannot). Default: empty, any role.
+	AllowedRoles []string `yaml:"allowed_roles"`
+}
+
+// APIKeyNamespace is the namespace of the subjects API keys authenticate as ("apikey|<subject>"):
+// no token source may take this name.
+const APIKeyNamespace = "apikey"
+
+// subjectSeparator joins a source's name and a token's sub into the passport subject. Source
+// names may not hold it, so the namespaced subject is unambiguous.
+const subjectSeparator = "|"
+
+// ValidRole reports whether a role name can be granted: not empty, no ',' (the passport's
+// separator), no space or control character at either end, valid UTF-8. A token naming
+// another is refused (401).
+func ValidRole(r string) bool {
+	if r == "" || !utf8.ValidString(r) || strings.ContainsRune(r, ',') {
+		return false
+	}
+	first, _ := utf8.DecodeRuneInString(r)
+	last, _ := utf8.DecodeLastRuneInString(r)
+	return !unicode.IsSpace(first) && !unicode.IsSpace(last) && !unicode.IsControl(first) && !unicode.IsControl(last)
 }
 
 // KeyFile is one static public key.
@@ -137,7 +170,8 @@ type APIKey struct {
 	// SHA256 is the lowercase or uppercase hex SHA-256 of the key (64 hex digits). Required.
 	// `printf %s "$KEY" | sha256sum` prints it.
 	SHA256 string `yaml:"sha256"`
-	// Subject is the identity the key authenticates as. Required.
+	// Subject is the identity the key authenticates as; the passport names it
+	// "apikey|<subject>", apart from every token source's subjects. Required.
 	Subject string `yaml:"subject"`
 	// Roles granted to the key. Default: none.
 	Roles []string `yaml:"roles"`
@@ -233,7 +267,7 @@ func (cfg Config) validate() error {
 	if cfg.Cache.Size < 0 || cfg.Cache.MaxTTL < 0 {
 		errs = append(errs, errors.New("cache: size and max_ttl must not be negative"))
 	}
-	issuers := map[string]bool{}
+	issuers, names, plain := map[string]bool{}, map[string]bool{}, 0
 	for i, s := range cfg.Sources {
 		for _, err := range s.problems() {
 			errs = append(errs, fmt.Errorf("source %d (%s): %w", i, s.Name, err))
@@ -242,11 +276,26 @@ func (cfg Config) validate() error {
 			errs = append(errs, fmt.Errorf("source %d: issuer %q is configured twice", i, s.Issuer))
 		}
 		issuers[s.Issuer] = true
+		if names[s.Name] {
+			errs = append(errs, fmt.Errorf("source %d: name %q is used twice (it namespaces the subjects)", i, s.Name))
+		}
+		names[s.Name] = true
+		if s.PlainSubjects {
+			plain++
+		}
+	}
+	if plain > 1 {
+		errs = append(errs, errors.New("plain_subjects: at most one source may set it, or two sources could share a customer"))
 	}
 	hashes := map[string]bool{}
 	for i, k := range cfg.APIKeys {
 		if k.Subject == "" {
 			errs = append(errs, fmt.Errorf("api key %d: subject is required", i))
+		}
+		for _, r := range k.Roles {
+			if !ValidRole(r) {
+				errs = append(errs, fmt.Errorf("api key %d (%s): role %q: want no ',' and no surrounding space", i, k.Subject, r))
+			}
 		}
 		sum, err := hex.DecodeString(k.SHA256)
 		switch {
@@ -265,6 +314,14 @@ func (s Source) problems() []error {
 	var errs []error
 	if s.Issuer == "" {
 		errs = append(errs, errors.New("issuer is required"))
+	}
+	if strings.Contains(s.Name, subjectSeparator) || s.Name == APIKeyNamespace {
+		errs = append(errs, fmt.Errorf("name %q: must not hold %q nor be %q (it namespaces subjects)", s.Name, subjectSeparator, APIKeyNamespace))
+	}
+	for _, r := range s.AllowedRoles {
+		if !ValidRole(r) {
+			errs = append(errs, fmt.Errorf("allowed_roles: %q: want no ',' and no surrounding space", r))
+		}
 	}
 	if len(s.Audiences) == 0 || slices.Contains(s.Audiences, "") {
 		errs = append(errs, errors.New("audiences are required and must not be empty strings"))

@@ -159,6 +159,20 @@ func TestConfigValidationReportsEveryProblem(t *testing.T) {
 			`source 0 (https://idp.test): jwks_url "http://idp.test/jwks.json": https is required (http only for loopback)`,
 			"source 1 (https://idp.test): key_files: every key needs a kid when there are several",
 			`source 1: issuer "https://idp.test" is configured twice`,
+			`source 1: name "https://idp.test" is used twice (it namespaces the subjects)`,
+		}},
+		{"names and roles", auth.Config{
+			Sources: []auth.Source{
+				{Name: "a|b", Issuer: "i1", Audiences: []string{audience}, SecretFile: "s", AllowedRoles: []string{"x,y"}, PlainSubjects: true},
+				{Name: "apikey", Issuer: "i2", Audiences: []string{audience}, SecretFile: "s", PlainSubjects: true},
+			},
+			APIKeys: []auth.APIKey{{SHA256: sha256Hex(apiKey), Subject: "s", Roles: []string{" admin"}}},
+		}, []string{
+			`source 0 (a|b): name "a|b": must not hold "|" nor be "apikey" (it namespaces subjects)`,
+			`source 0 (a|b): allowed_roles: "x,y": want no ',' and no surrounding space`,
+			`source 1 (apikey): name "apikey": must not hold "|" nor be "apikey" (it namespaces subjects)`,
+			"plain_subjects: at most one source may set it, or two sources could share a customer",
+			`api key 0 (s): role " admin": want no ',' and no surrounding space`,
 		}},
 	}
 	for _, tt := range tests {

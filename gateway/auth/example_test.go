@@ -27,6 +27,7 @@ func Example() {
 
 	a, err := auth.New(auth.Config{
 		Sources: []auth.Source{{
+			Name:      "idp",
 			Issuer:    "https://idp.example.com/",
 			Audiences: []string{"shop-api"},
 			KeyFiles:  []auth.KeyFile{{Path: pemPath, KID: "idp-1"}},
@@ -72,7 +73,7 @@ func Example() {
 	send("Authorization", "Bearer "+customerToken[:len(customerToken)-4])
 	send("X-API-Key", "test")
 	// Output:
-	// served root [admin] jwt
+	// served idp|root [admin] jwt
 	// 403 Bearer realm="shop", error="insufficient_scope"
 	// 401 Bearer realm="shop"
 	// 401 Bearer realm="shop", error="invalid_token", error_description="invalid token"

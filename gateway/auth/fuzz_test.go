@@ -195,7 +195,7 @@ func FuzzCredentials(f *testing.F) {
 			if wantSubject == "" {
 				t.Fatalf("admitted %s as %+v", sent, got)
 			}
-			if !served || got.Subject != wantSubject || got.Method != wantMethod {
+			if !served || sub(got.Source, got.Subject) != wantSubject || got.Method != wantMethod {
 				t.Fatalf("admitted %s as %+v (served %v), want subject %q by %s", sent, got, served, wantSubject, wantMethod)
 			}
 			if len(rec.Header()) != 0 || rec.Body.Len() != 0 {

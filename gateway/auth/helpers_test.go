@@ -140,6 +140,7 @@ var routes = map[string]*policy.Route{
 // seen is what the handler behind the middleware answers: the identity it received.
 type seen struct {
 	HasIdentity bool     `json:"has_identity"`
+	Source      string   `json:"source"`
 	Subject     string   `json:"subject"`
 	Roles       []string `json:"roles"`
 	Method      string   `json:"method"`
@@ -187,7 +188,7 @@ func (f *fixture) handler() http.Handler {
 		f.served.Add(1)
 		_, _ = io.Copy(io.Discard, r.Body)
 		id, ok := identity.FromContext(r.Context())
-		s := seen{HasIdentity: ok, Subject: id.Subject, Roles: id.Roles, Method: string(id.Method), BodyReads: f.reads.Load()}
+		s := seen{HasIdentity: ok, Source: id.Source, Subject: id.Subject, Roles: id.Roles, Method: string(id.Method), BodyReads: f.reads.Load()}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s)
 	})
@@ -284,8 +285,17 @@ const (
 type want struct {
 	status    int
 	challenge string
-	subject   string   // for 200: the identity's subject, "" for anonymous
+	subject   string   // for 200: the token's sub or the key's subject, "" for anonymous (see sub)
 	roles     []string // for 200 with a subject
+}
+
+// sub is the sub (or API key subject) inside a passport subject: "<source>|<sub>", or the
+// subject itself for a source with plain subjects. TestSubjectsAreNamespaced checks the form.
+func sub(source, subject string) string {
+	if rest, ok := strings.CutPrefix(subject, source+"|"); ok {
+		return rest
+	}
+	return subject
 }
 
 // check compares r with w; 401 and 403 must be google.rpc.Status JSON with the right code.
@@ -296,7 +306,7 @@ func check(t testing.TB, r response, w want) {
 	}
 	switch w.status {
 	case http.StatusOK:
-		if r.seen.Subject != w.subject || r.seen.HasIdentity != (w.subject != "") {
+		if sub(r.seen.Source, r.seen.Subject) != w.subject || r.seen.HasIdentity != (w.subject != "") {
 			t.Fatalf("handler saw %+v, want subject %q", r.seen, w.subject)
 		}
 		if w.roles != nil && strings.Join(r.seen.Roles, ",") != strings.Join(w.roles, ",") {

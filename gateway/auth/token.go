@@ -22,7 +22,8 @@ var (
 	errNoKID       = errors.New("token has no kid and its source holds several keys")
 	errUnknownKID  = errors.New("unknown kid")
 	errKeyMismatch = errors.New("key type does not match alg")
-	errBadSubject  = errors.New("sub is missing or empty")
+	errBadSubject  = errors.New("sub is missing, empty, not UTF-8, or holds the namespace separator")
+	errBadRole     = errors.New("a role is empty, holds ',' or has surrounding space")
 	errBadRoles    = errors.New("roles claim is not an array of strings")
 )
 

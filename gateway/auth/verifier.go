@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -24,6 +25,8 @@ type verifier struct {
 	rot        rotating // keys as a rotating source; nil when its keys never change
 	rolesClaim string
 	scopeClaim string
+	plain      bool            // Source.PlainSubjects
+	allowed    map[string]bool // Source.AllowedRoles; nil: any
 }
 
 // newVerifier builds the verifier of s (which has its defaults) around its keys.
@@ -33,6 +36,7 @@ func newVerifier(s Source, leeway time.Duration, clock func() time.Time, keys Ke
 		keys:       keys,
 		rolesClaim: s.RolesClaim,
 		scopeClaim: s.ScopeClaim,
+		plain:      s.PlainSubjects,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(s.Algorithms),
 			jwt.WithIssuer(s.Issuer),
@@ -43,6 +47,12 @@ func newVerifier(s Source, leeway time.Duration, clock func() time.Time, keys Ke
 			jwt.WithTimeFunc(clock),
 			jwt.WithStrictDecoding(),
 		),
+	}
+	if len(s.AllowedRoles) > 0 {
+		v.allowed = make(map[string]bool, len(s.AllowedRoles))
+		for _, r := range s.AllowedRoles {
+			v.allowed[r] = true
+		}
 	}
 	v.rot, _ = keys.(rotating)
 	return v
@@ -73,12 +83,25 @@ func (v *verifier) verify(ctx context.Context, token string, h header) (identity
 	if err != nil {
 		return identity.Identity{}, time.Time{}, err
 	}
-	if c.Subject == "" {
+	if c.Subject == "" || !utf8.ValidString(c.Subject) || v.plain && strings.Contains(c.Subject, subjectSeparator) {
 		return identity.Identity{}, time.Time{}, errBadSubject
+	}
+	roles := c.roles[:0]
+	for _, r := range c.roles {
+		if !ValidRole(r) {
+			return identity.Identity{}, time.Time{}, errBadRole
+		}
+		if v.allowed == nil || v.allowed[r] {
+			roles = append(roles, r)
+		}
+	}
+	subject := c.Subject
+	if !v.plain {
+		subject = v.name + subjectSeparator + c.Subject
 	}
 	// The cache hands the same Roles to every request of the token: clipped, an append by a
 	// later stage copies instead of writing into the shared array.
-	return identity.Identity{Subject: c.Subject, Roles: slices.Clip(c.roles), Method: identity.MethodJWT}.WithPassport(), c.ExpiresAt.Time, nil
+	return identity.Identity{Source: v.name, Subject: subject, Roles: slices.Clip(roles), Method: identity.MethodJWT}.WithPassport(), c.ExpiresAt.Time, nil
 }
 
 // tokenClaims are the registered claims plus the roles, read from configurable claim names.

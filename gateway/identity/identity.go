@@ -16,9 +16,10 @@ import (
 // The metadata keys of the passport. A service receives exactly one value of each, set by the
 // gateway; a client's own values never arrive (the router's header allow-list drops them).
 const (
-	// MDSubject carries the caller's subject (the JWT "sub", or the API key's subject).
+	// MDSubject carries the caller's subject, percent-encoded (Encode).
 	MDSubject = "x-user-id"
-	// MDRoles carries the caller's roles, comma-separated, in the order the credential gave them.
+	// MDRoles carries the caller's roles, each percent-encoded, joined by ',' in the order the
+	// credential gave them (a role never holds ',': gateway/auth refuses it).
 	MDRoles = "x-user-roles"
 	// MDAuthMethod carries how the caller authenticated: "jwt" or "apikey".
 	MDAuthMethod = "x-user-auth"
@@ -35,7 +36,10 @@ const (
 
 // Identity is a verified caller. The zero value is an anonymous caller.
 type Identity struct {
-	// Subject is the caller's stable id; empty for an anonymous caller.
+	// Source is the auth source that verified the caller (its name, or "apikey").
+	Source string
+	// Subject is the caller's stable id, unique across sources: "<source>|<sub>" unless the
+	// source keeps plain subjects (gateway/auth); empty for an anonymous caller.
 	Subject string
 	// Roles are the caller's roles, as the credential gave them.
 	Roles []string
@@ -105,9 +109,42 @@ func (id Identity) WithPassport() Identity {
 }
 
 func (id Identity) render() []string {
+	roles := make([]string, len(id.Roles))
+	for i, r := range id.Roles {
+		roles[i] = Encode(r)
+	}
 	return []string{
-		MDSubject, id.Subject,
-		MDRoles, strings.Join(id.Roles, ","),
+		MDSubject, Encode(id.Subject),
+		MDRoles, strings.Join(roles, ","),
 		MDAuthMethod, string(id.Method),
 	}
 }
+
+// Encode percent-encodes v for a metadata value: every byte outside '!'..'~', and '%' and ',',
+// becomes %XX (upper-case hex), so that any Unicode subject or role reaches the services
+// intact (grpc-go refuses values that are not printable ASCII) and roles split unambiguously.
+// A value with nothing to encode is returned as it is. services/passport decodes it.
+func Encode(v string) string {
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if mustEncode(v[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(v)+2*n)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if mustEncode(c) {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func mustEncode(c byte) bool { return c <= ' ' || c > '~' || c == '%' || c == ',' }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -163,7 +164,7 @@ func TestMetadataUpstream(t *testing.T) {
 	}
 	md := be.last(t).md
 	want := map[string][]string{
-		"x-user-id":       {"alice"},
+		"x-user-id":       {"apikey|alice"}, // API keys have their own namespace
 		"x-user-roles":    {"customer"},
 		"x-user-auth":     {"apikey"},
 		"idempotency-key": {"idem-1"},
@@ -171,7 +172,7 @@ func TestMetadataUpstream(t *testing.T) {
 		"traceparent":     {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 	}
 	for k, v := range want {
-		if got := md.Get(k); strings.Join(got, "|") != strings.Join(v, "|") {
+		if got := md.Get(k); !slices.Equal(got, v) {
 			t.Errorf("metadata %s = %q, want %q", k, got, v)
 		}
 	}
@@ -219,7 +220,7 @@ func TestNoTransportLeak(t *testing.T) {
 	if err := json.Unmarshal(r.body, &order); err != nil {
 		t.Fatal(err)
 	}
-	if order["customerId"] != "alice" || order["status"] != "ORDER_STATUS_PENDING" {
+	if order["customerId"] != "apikey|alice" || order["status"] != "ORDER_STATUS_PENDING" {
 		t.Errorf("order = %v, want lowerCamelCase fields with the caller as customer", order)
 	}
 	if _, ok := order["statusReason"]; !ok {

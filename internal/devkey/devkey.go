@@ -205,6 +205,9 @@ func (k *Key) AuthSource() auth.Source {
 		Audiences:  []string{Audience},
 		Algorithms: []string{"EdDSA"},
 		JWKSFile:   filepath.Join(k.dir, JWKSFile),
+		// The dev stack's customers are "alice", not "devkey|alice": what `make run` shows
+		// stays simple. Another source added beside it namespaces its own subjects.
+		PlainSubjects: true,
 	}
 }
 

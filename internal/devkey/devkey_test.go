@@ -279,7 +279,7 @@ func TestHandlerServesAJWKSURLSource(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK || got.Subject != "alice" {
+	if rec.Code != http.StatusOK || got.Subject != devkey.Issuer+"|alice" { // a source of its own: namespaced
 		t.Fatalf("status %d identity %+v", rec.Code, got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
@@ -62,7 +63,7 @@ func startAt(t testing.TB, path string) *harness {
 }
 
 func as(sub, roles string) context.Context {
-	return metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: sub, Roles: roles, Auth: "jwt"}))
+	return metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: sub, Roles: strings.Fields(roles), Auth: "jwt"}))
 }
 
 func admin() context.Context { return as("root", "admin") }

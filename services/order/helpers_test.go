@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,7 +129,7 @@ func (h *harness) start(t testing.TB, opts order.Options) {
 }
 
 func as(sub, roles string, kv ...string) context.Context {
-	md := passporttest.Metadata(passport.Caller{Subject: sub, Roles: roles, Auth: "jwt"})
+	md := passporttest.Metadata(passport.Caller{Subject: sub, Roles: strings.Fields(roles), Auth: "jwt"})
 	md = metadata.Join(md, metadata.Pairs(kv...))
 	return metadata.NewOutgoingContext(context.Background(), md)
 }

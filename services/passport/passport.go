@@ -4,15 +4,19 @@
 //
 // The passport is plain metadata: it is not signed and nothing here verifies it, so a service
 // trusts whoever can reach it, which must be the gateway only. The three keys below are the
-// gateway's passport; gateway/identity defines the same names separately, and only the
-// end-to-end tests of cmd/shop would notice if they drifted apart. Each key counts only when it
-// arrives exactly once: a subject sent twice is treated as no caller at all, and roles or an
-// auth method sent twice as none, so a spoofed value that slipped in beside the verified one
-// cannot win.
+// gateway's passport (gateway/identity renders them; the end-to-end tests of cmd/shop check
+// that both sides agree). Subject and roles arrive percent-encoded (every byte outside '!'..'~',
+// and '%' and ',', as %XX), so that any Unicode text reaches the service intact and the role
+// list splits on ',' unambiguously; FromContext decodes them. Each key counts only when it
+// arrives exactly once: a subject sent twice, or one that does not decode, is treated as no
+// caller at all, and roles or an auth method sent twice as none, so a spoofed value that
+// slipped in beside the verified one cannot win.
 package passport
 
 import (
 	"context"
+	"net/url"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -22,9 +26,9 @@ import (
 
 // The metadata keys of the passport.
 const (
-	// MDSubject carries the caller's subject.
+	// MDSubject carries the caller's subject, percent-encoded.
 	MDSubject = "x-user-id"
-	// MDRoles carries the caller's roles, comma-separated.
+	// MDRoles carries the caller's roles, each percent-encoded, joined by ','.
 	MDRoles = "x-user-roles"
 	// MDAuthMethod carries how the caller authenticated: "jwt" or "apikey".
 	MDAuthMethod = "x-user-auth"
@@ -37,24 +41,14 @@ const RoleAdmin = "admin"
 type Caller struct {
 	// Subject is the caller's id; empty when anonymous.
 	Subject string
-	// Roles is the comma-separated role list as the gateway sent it.
-	Roles string
+	// Roles are the caller's roles, decoded, in the order the credential gave them.
+	Roles []string
 	// Auth is how the caller authenticated ("jwt", "apikey"); empty when anonymous.
 	Auth string
 }
 
-// HasRole reports whether the caller has role.
-func (c Caller) HasRole(role string) bool {
-	rest := c.Roles
-	for rest != "" {
-		var r string
-		r, rest, _ = strings.Cut(rest, ",")
-		if strings.TrimSpace(r) == role {
-			return true
-		}
-	}
-	return false
-}
+// HasRole reports whether the caller has role (exactly: "administrator" is not "admin").
+func (c Caller) HasRole(role string) bool { return slices.Contains(c.Roles, role) }
 
 // IsAdmin reports whether the caller has RoleAdmin.
 func (c Caller) IsAdmin() bool { return c.HasRole(RoleAdmin) }
@@ -67,11 +61,26 @@ func (c Caller) CanSee(owner string) bool {
 // FromContext returns the caller of the incoming RPC in ctx, and whether there is one (a
 // subject present exactly once).
 func FromContext(ctx context.Context) (Caller, bool) {
-	sub := one(ctx, MDSubject)
-	if sub == "" {
+	sub, err := url.PathUnescape(one(ctx, MDSubject))
+	if sub == "" || err != nil {
 		return Caller{}, false
 	}
-	return Caller{Subject: sub, Roles: one(ctx, MDRoles), Auth: one(ctx, MDAuthMethod)}, true
+	return Caller{Subject: sub, Roles: roles(one(ctx, MDRoles)), Auth: one(ctx, MDAuthMethod)}, true
+}
+
+// roles decodes the role list; a role that does not decode is dropped.
+func roles(v string) []string {
+	if v == "" {
+		return nil
+	}
+	parts := strings.Split(v, ",")
+	out := parts[:0]
+	for _, p := range parts {
+		if r, err := url.PathUnescape(p); err == nil && r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // one returns the single value of key in the incoming metadata, or "" when it is missing or

@@ -20,7 +20,11 @@ func TestFromContext(t *testing.T) {
 	}{
 		{name: "no metadata", md: nil},
 		{name: "customer", md: metadata.Pairs("x-user-id", "alice", "x-user-roles", "customer", "x-user-auth", "jwt"), wantOK: true, wantSub: "alice"},
-		{name: "admin among roles", md: metadata.Pairs("x-user-id", "root", "x-user-roles", "customer, admin", "x-user-auth", "apikey"), wantOK: true, wantSub: "root", wantAdmin: true},
+		{name: "admin among roles", md: metadata.Pairs("x-user-id", "root", "x-user-roles", "customer,admin", "x-user-auth", "apikey"), wantOK: true, wantSub: "root", wantAdmin: true},
+		{name: "one role that only looks like two", md: metadata.Pairs("x-user-id", "eve", "x-user-roles", "customer%2C admin"), wantOK: true, wantSub: "eve"},
+		{name: "a role with a space is not another role", md: metadata.Pairs("x-user-id", "eve", "x-user-roles", "customer,%20admin"), wantOK: true, wantSub: "eve"},
+		{name: "encoded Unicode subject", md: metadata.Pairs("x-user-id", "partner|jos%C3%A9%20%F0%9F%99%82"), wantOK: true, wantSub: "partner|josé 🙂"},
+		{name: "a subject that does not decode", md: metadata.Pairs("x-user-id", "bad%zz")},
 		{name: "admin prefix is not admin", md: metadata.Pairs("x-user-id", "eve", "x-user-roles", "administrator"), wantOK: true, wantSub: "eve"},
 		{name: "spoofed second subject", md: metadata.Pairs("x-user-id", "mallory", "x-user-id", "alice")},
 		{name: "empty subject", md: metadata.Pairs("x-user-id", "")},
@@ -62,7 +66,7 @@ func TestCanSee(t *testing.T) {
 	}{
 		{passport.Caller{Subject: "alice"}, "alice", true},
 		{passport.Caller{Subject: "bob"}, "alice", false},
-		{passport.Caller{Subject: "root", Roles: "admin"}, "alice", true},
+		{passport.Caller{Subject: "root", Roles: []string{"admin"}}, "alice", true},
 		{passport.Caller{}, "", false},
 	}
 	for _, tc := range tests {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
@@ -69,7 +70,7 @@ func startAt(t *testing.T, path string) *harness {
 }
 
 func as(sub, roles string) context.Context {
-	return metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: sub, Roles: roles, Auth: "jwt"}))
+	return metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: sub, Roles: strings.Fields(roles), Auth: "jwt"}))
 }
 
 func alice() context.Context { return as("alice", "customer") }
