@@ -31,11 +31,12 @@
 //     script, so replicas sharing one Redis share one count and each block is created (and
 //     logged) once. To keep Redis off every request, each replica caches Redis's answer per
 //     address for redis.sync_interval (1s): a block made or lifted by another replica applies
-//     here within that delay; a block made by this replica applies at once. A request costs at
-//     most one GET per address and interval, a 401 one EVALSHA.
+//     here within that delay; a block made by this replica applies at once. A request costs two
+//     map lookups and at most one GET per address and interval; a 401 costs one EVALSHA.
 //
 // A Redis failure never blocks anyone: the detector fails open to per-replica counting in its
-// in-memory store (so detection goes on, each replica alone), skips Redis for
+// in-memory store (so detection goes on, each replica alone, and a block made then lasts its
+// whole block_for on that replica), skips Redis for
 // redis.probe_interval after a failure (one request probes it per interval), logs the outage
 // and the recovery once each, and counts gateway_abuse_backend_errors_total.
 //

@@ -16,19 +16,13 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
 	m := &metrics{
-		failures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gateway_abuse_failures_total",
-			Help: "Failed authentications (401 answers) counted per client address.",
-		}),
-		blocks: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gateway_abuse_blocks_total",
-			Help: "Client addresses blocked for too many failed authentications (counted by the replica that made the block).",
-		}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gateway_abuse_refused_total",
-			Help: "Requests refused with 429 because their client address is blocked.",
-		}),
+		failures: counter("gateway_abuse_failures_total", "Failed authentications (401 answers) counted per client address."),
+		blocks:   counter("gateway_abuse_blocks_total", "Client addresses blocked for too many failed authentications (counted by the replica that made the block)."),
+		refused:  counter("gateway_abuse_refused_total", "Requests refused with 429 because their client address is blocked."),
 		backendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_abuse_backend_errors_total",
 			Help: "Abuse backend calls that failed (timeouts, connection errors), by backend.",
@@ -42,20 +36,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.failures, err = gwmetrics.RegisterOrReuse(reg, m.failures); err != nil {
-		return nil, err
-	}
-	if m.blocks, err = gwmetrics.RegisterOrReuse(reg, m.blocks); err != nil {
-		return nil, err
-	}
-	if m.refused, err = gwmetrics.RegisterOrReuse(reg, m.refused); err != nil {
-		return nil, err
+	for _, c := range []*prometheus.Counter{&m.failures, &m.blocks, &m.refused} {
+		if *c, err = gwmetrics.RegisterOrReuse(reg, *c); err != nil {
+			return nil, err
+		}
 	}
 	if m.backendErrors, err = gwmetrics.RegisterOrReuse(reg, m.backendErrors); err != nil {
 		return nil, err
 	}
-	if m.degraded, err = gwmetrics.RegisterOrReuse(reg, m.degraded); err != nil {
-		return nil, err
-	}
-	return m, nil
+	m.degraded, err = gwmetrics.RegisterOrReuse(reg, m.degraded)
+	return m, err
 }

@@ -10,10 +10,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// shared is the Store of the Redis backend as the detector uses it: Redis first, the local
-// Memory while Redis is unreachable (fail open: an outage never blocks anyone on its own; each
-// replica then counts alone), and a cache of Redis's answers to Blocked, kept SyncInterval, so
-// that a request costs a Redis round trip at most once per address and interval.
+// shared is the Store of the Redis backend as the detector uses it: Redis, the local Memory
+// while Redis is unreachable (fail open: an outage never blocks anyone on its own; each replica
+// then counts alone, and its blocks last to their end), and a cache of Redis's answers to
+// Blocked, kept SyncInterval, so that a request costs a Redis round trip at most once per
+// address and interval.
 //
 // After a failed call Redis is skipped, and only one call per probe interval tries it again,
 // so a dead Redis costs at most one timeout per interval. The change to and from the outage is
@@ -83,16 +84,17 @@ func (s *shared) Fail(ctx context.Context, addr netip.Addr, now time.Time, lim L
 			return b, created, nil
 		}
 	}
-	b, created, _ := s.local.Fail(ctx, addr, now, lim)
-	if b.Until.After(now) {
-		s.remember(addr, b, now)
-	}
-	return b, created, nil
+	return s.local.Fail(ctx, addr, now, lim)
 }
 
-// Blocked implements Store: from the cache when it is fresh, else from Redis (or the local
-// store while Redis is down), cached for the sync interval.
+// Blocked implements Store. The local store answers first (a map lookup: it holds the blocks
+// made while Redis was down, honoured to their end); then the cached answer of Redis when it is
+// younger than the sync interval; then Redis, whose answer is cached. While Redis is down, the
+// local answer is the answer.
 func (s *shared) Blocked(ctx context.Context, addr netip.Addr, now time.Time) (Block, bool, error) {
+	if b, blocked, _ := s.local.Blocked(ctx, addr, now); blocked {
+		return b, true, nil
+	}
 	t := now.UnixNano()
 	sh := s.cache.shardOf(addr)
 	sh.mu.Lock()
@@ -102,18 +104,12 @@ func (s *shared) Blocked(ctx context.Context, addr netip.Addr, now time.Time) (B
 		return b, b.Until.After(now), nil
 	}
 	sh.mu.Unlock()
-	var (
-		b       Block
-		blocked bool
-	)
-	if s.useRedis(now) {
-		var err error
-		b, blocked, err = s.redis.Blocked(ctx, addr, now)
-		if s.result(ctx, now, err) {
-			b, blocked, _ = s.local.Blocked(ctx, addr, now)
-		}
-	} else {
-		b, blocked, _ = s.local.Blocked(ctx, addr, now)
+	if !s.useRedis(now) {
+		return Block{}, false, nil
+	}
+	b, blocked, err := s.redis.Blocked(ctx, addr, now)
+	if s.result(ctx, now, err) {
+		return Block{}, false, nil
 	}
 	s.remember(addr, b, now)
 	return b, blocked, nil
