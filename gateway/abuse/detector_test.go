@@ -2,10 +2,8 @@ package abuse
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -209,45 +207,5 @@ func TestReloadKeepsState(t *testing.T) {
 	checkBlocked(t, resp, body, "300")
 	if got := testutil.ToFloat64(f.d.metrics.failures); got != 4 {
 		t.Fatalf("failures counter %v, want 4: the reloaded detector counts on the same series", got)
-	}
-}
-
-func TestConfigErrors(t *testing.T) {
-	t.Parallel()
-	_, err := New(Config{
-		Backend:     "etcd",
-		MaxFailures: -1,
-		Window:      -time.Second,
-		BlockFor:    time.Microsecond,
-		MaxKeys:     -1,
-		Redis:       RedisConfig{KeyPrefix: "a{b}", Timeout: -1, DB: -1},
-	}, Options{})
-	if err == nil {
-		t.Fatal("no error")
-	}
-	msg := err.Error()
-	if !strings.HasPrefix(msg, "creating abuse detector: ") || strings.Count(msg, "creating abuse detector") != 1 {
-		t.Fatalf("error %q, want one prefix", msg)
-	}
-	for _, want := range []string{"backend", "max_failures", "window", "block_for", "max_keys", "redis.key_prefix", "redis.timeout", "redis.db"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("error lacks %s:\n%s", want, msg)
-		}
-	}
-	if errors.Unwrap(err) == nil {
-		t.Fatal("the problems are not wrapped")
-	}
-}
-
-func TestDefaults(t *testing.T) {
-	t.Parallel()
-	d, err := New(Config{}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	want := Limits{MaxFailures: 30, Window: time.Minute, BlockFor: 5 * time.Minute}
-	if d.Limits() != want || d.disabled || d.redis != nil {
-		t.Fatalf("defaults %+v disabled %v redis %v, want %+v, on, memory", d.Limits(), d.disabled, d.redis != nil, want)
 	}
 }
