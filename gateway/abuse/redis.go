@@ -32,9 +32,12 @@ type Redis struct {
 	seq     atomic.Uint64 // the other part
 }
 
-// NewRedis connects lazily to the Redis of cfg (defaults applied, see RedisConfig) with
-// password: no round trip happens here, so the gateway starts while Redis is down.
+// NewRedis connects lazily to the Redis of cfg (zero values mean the defaults, see
+// RedisConfig) with password: no round trip happens here, so the gateway starts while Redis is
+// down. It does not validate cfg; New does.
 func NewRedis(cfg RedisConfig, password string) *Redis {
+	full, _ := Config{Redis: cfg}.withDefaults()
+	cfg = full.Redis
 	client := redis.NewClient(&redis.Options{
 		Addr:                  cfg.Addr,
 		Username:              cfg.Username,
