@@ -1,0 +1,190 @@
+package abuse
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/acme/shopgate/gateway/clientip"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const testRedisAddr = "127.0.0.1:6379"
+
+// needRedis returns the address of the test Redis, or skips (fails when CI=true) without one.
+func needRedis(t *testing.T) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", testRedisAddr, 500*time.Millisecond)
+	if err != nil {
+		msg := "this test needs Redis on " + testRedisAddr + " (bash .ci/services.sh starts it): " + err.Error()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	_ = conn.Close()
+	return testRedisAddr
+}
+
+// testPrefix returns a Redis key prefix of this test alone and deletes its keys at the end.
+func testPrefix(t *testing.T) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "shopgate-test:abuse:" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() {
+		c := redis.NewClient(&redis.Options{Addr: testRedisAddr})
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+	})
+	return prefix
+}
+
+// closedPort returns an address on which nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_800_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer is a log sink written from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), s)
+}
+
+// fixture is a detector on a fake clock with its logs, metrics and a resolver that trusts the
+// loopback proxy, so that tests choose the client address with X-Forwarded-For.
+type fixture struct {
+	d     *Detector
+	clock *fakeClock
+	logs  *syncBuffer
+	reg   *prometheus.Registry
+}
+
+func newFixture(t *testing.T, cfg Config, clock *fakeClock) *fixture {
+	t.Helper()
+	res, err := clientip.New(clientip.Config{TrustedProxies: []string{"127.0.0.1", "::1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{clock: clock, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	f.d, err = New(cfg, Options{
+		Logger:     slog.New(slog.NewJSONHandler(f.logs, nil)),
+		Registerer: f.reg,
+		Resolver:   res,
+		Now:        clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.d.Close() })
+	return f
+}
+
+// server serves the detector's stage in front of a handler that answers with the status in the
+// X-Test-Status header (200 without it) and counts its calls.
+type server struct {
+	*httptest.Server
+	calls atomic.Int64
+}
+
+func serve(t *testing.T, d *Detector) *server {
+	t.Helper()
+	s := &server{}
+	s.Server = httptest.NewServer(d.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.calls.Add(1)
+		if code := r.Header.Get("X-Test-Status"); code != "" {
+			w.Header().Set("Content-Type", "application/json")
+			n, _ := strconv.Atoi(code)
+			w.WriteHeader(n)
+		}
+		_, _ = io.WriteString(w, `{}`)
+	})))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// get sends one request from client (through the trusted loopback proxy) for which the
+// handler answers status, and returns the response with its body read.
+func (s *server) get(t *testing.T, client string, status int) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/v1/orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", client)
+	if status != 0 {
+		req.Header.Set("X-Test-Status", strconv.Itoa(status))
+	}
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
