@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/acme/shopgate/gateway/abuse"
 	"github.com/acme/shopgate/gateway/auth"
 	"github.com/acme/shopgate/gateway/breaker"
 	"github.com/acme/shopgate/gateway/clientip"
@@ -76,6 +77,9 @@ type Config struct {
 	IPRules ipfilter.Config `yaml:"ip_rules"`
 	// ClientIP configures which proxies are trusted to name the client (gateway/clientip).
 	ClientIP clientip.Config `yaml:"client_ip"`
+	// Abuse configures the blocking of client addresses that fail authentication too often
+	// (gateway/abuse). Its backend follows rate_limiting's (and its Redis address, unless set).
+	Abuse abuse.Config `yaml:"abuse"`
 }
 
 // Upstream is one gRPC service's backends.

@@ -67,18 +67,19 @@ upstreams:
 	// 3.  edge      access-log        one access log line and the request metrics per request
 	// 4.  edge      cors              CORS headers; preflights are answered here
 	// 5.  edge      ip-global         global IP allow and deny lists: 403
-	// 6.  edge      body-limit        a body over limits.max_body_bytes: 413
-	// 7.  edge      head              a HEAD is served as the GET of its path, without the body
-	// 8.  router    router            grpc-gateway mux: method and path to a route; 404, or 405 with Allow
-	// 9.  route     ip-route          the route's allow_cidrs and deny_cidrs: 403
-	// 10. route     auth              authenticates (JWT, API key) and authorizes (roles): 401, 403
-	// 11. route     rate-limit        per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down
-	// 12. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
-	// 13. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
-	// 14. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
-	// 15. client    passport          the verified identity as x-user-* metadata, one value per key
-	// 16. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
-	// 17. client    breaker           per upstream service: 503 at once while open; counts upstream failures only
-	// 18. client    early-refusal     a stream refused before its first message answers with its status, not a 200
-	// 19. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
+	// 6.  edge      abuse             an address with too many 401s (30 in 1m): 429 with Retry-After for 5m
+	// 7.  edge      body-limit        a body over limits.max_body_bytes: 413
+	// 8.  edge      head              a HEAD is served as the GET of its path, without the body
+	// 9.  router    router            grpc-gateway mux: method and path to a route; 404, or 405 with Allow
+	// 10. route     ip-route          the route's allow_cidrs and deny_cidrs: 403
+	// 11. route     auth              authenticates (JWT, API key) and authorizes (roles): 401, 403
+	// 12. route     rate-limit        per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down
+	// 13. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
+	// 14. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
+	// 15. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
+	// 16. client    passport          the verified identity as x-user-* metadata, one value per key
+	// 17. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
+	// 18. client    breaker           per upstream service: 503 at once while open; counts upstream failures only
+	// 19. client    early-refusal     a stream refused before its first message answers with its status, not a 200
+	// 20. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
 }

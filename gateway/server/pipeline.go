@@ -48,6 +48,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "CORS headers; preflights are answered here"},
 		pipeline.Stage{Name: "ip-global", Layer: pipeline.Edge, HTTP: snap.ipFilter.Middleware,
 			Doc: "global IP allow and deny lists: 403"},
+		pipeline.Stage{Name: "abuse", Layer: pipeline.Edge, HTTP: snap.abuse.Middleware,
+			Doc: "an address with too many 401s (30 in 1m): 429 with Retry-After for 5m"},
 		pipeline.Stage{Name: "body-limit", Layer: pipeline.Edge, HTTP: edge.BodyLimit(snap.cfg.Limits.MaxBodyBytes),
 			Doc: "a body over limits.max_body_bytes: 413"},
 		pipeline.Stage{Name: "head", Layer: pipeline.Edge, HTTP: edge.HeadAsGet,
@@ -103,8 +105,39 @@ func (s *Server) assemble(snap *snapshot) error {
 	if err := s.registerUpstreams(snap.mux, snap.conns.set); err != nil {
 		return err
 	}
-	snap.handler = snap.pipeline.HTTP(pipeline.Edge, snap.mux, s.trace)
+	admin := s.adminStage(snap, snap.abuse.AdminHandler())
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == PathAbuseBlocks {
+			admin.ServeHTTP(w, r)
+			return
+		}
+		snap.mux.ServeHTTP(w, r)
+	})
+	snap.handler = snap.pipeline.HTTP(pipeline.Edge, inner, s.trace)
 	return nil
+}
+
+// PathAbuseBlocks lists the client addresses blocked for abuse (GET) and lifts one (DELETE
+// ?addr=): an admin's credential is required.
+const PathAbuseBlocks = "/admin/abuse/blocks"
+
+// adminRoute is the policy of the gateway's own admin endpoints: an authenticated admin.
+var adminRoute = &policy.Route{RPC: "/gateway.admin/Abuse", Path: PathAbuseBlocks, Policy: policy.Policy{
+	Auth: policy.AuthRequired, Roles: []string{"admin"},
+}}
+
+// adminStage runs h behind the edge stages (the caller wraps them) and the auth stage, under
+// adminRoute.
+func (s *Server) adminStage(snap *snapshot, h http.Handler) http.Handler {
+	authed := snap.auth.Middleware(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, w, r := edge.Ensure(w, r)
+		st.RPC, st.Route = adminRoute.RPC, adminRoute
+		if policy.FromContext(r.Context()) != adminRoute {
+			r = r.WithContext(policy.NewContext(r.Context(), adminRoute))
+		}
+		authed.ServeHTTP(w, r)
+	})
 }
 
 // accessLayer is the access log and request metrics: the gateway's own JSON encoder when the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/acme/shopgate/gateway/abuse"
 	"github.com/acme/shopgate/gateway/auth"
 	"github.com/acme/shopgate/gateway/clientip"
 	"github.com/acme/shopgate/gateway/config"
@@ -34,6 +35,7 @@ type snapshot struct {
 	limiter  *ratelimit.Limiter
 	ipFilter *ipfilter.Filter
 	cors     *cors.CORS
+	abuse    *abuse.Detector
 	retry    *retry.Stage
 	pipeline pipeline.Pipeline // the stages, in order (declare)
 	conns    *sharedConns      // the upstream connections, with this pipeline's client stages
@@ -80,6 +82,14 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	if snap.cors, err = cors.New(cfg.CORS, cors.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
 		return nil, err
 	}
+	abuseOpts := abuse.Options{Logger: s.logger, Registerer: s.reg, Resolver: snap.clientIP, RedisPassword: cfg.RateLimiting.Redis.Password}
+	if prev := s.cur.Load(); prev != nil {
+		abuseOpts.Local = prev.abuse.Local() // a reload keeps the counts and blocks of this process
+	}
+	if snap.abuse, err = abuse.New(abuseConfig(cfg), abuseOpts); err != nil {
+		return nil, err
+	}
+	snap.onClose = append(snap.onClose, snap.abuse.Close)
 	if snap.retry, err = retry.New(cfg.Retry); err != nil {
 		return nil, err
 	}
@@ -94,6 +104,20 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 		return nil, err
 	}
 	return snap, nil
+}
+
+// abuseConfig is cfg's abuse section with its backend following the rate limiter's: a gateway
+// whose limits are shared through Redis shares its blocks there too, on the same Redis unless
+// abuse.redis names another.
+func abuseConfig(cfg *config.Config) abuse.Config {
+	ac := cfg.Abuse
+	if ac.Backend == "" && cfg.RateLimiting.Backend == ratelimit.BackendRedis {
+		ac.Backend = abuse.BackendRedis
+		if ac.Redis.Addr == "" {
+			ac.Redis.Addr, ac.Redis.Username, ac.Redis.DB = cfg.RateLimiting.Redis.Addr, cfg.RateLimiting.Redis.Username, cfg.RateLimiting.Redis.DB
+		}
+	}
+	return ac
 }
 
 // sharedConns is one upstream.Set shared by the snapshots whose service config is the same: a
