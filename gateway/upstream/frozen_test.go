@@ -2,156 +2,16 @@ package upstream_test
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/acme/shopgate/gateway/upstream"
+	"github.com/acme/shopgate/gateway/upstream/upstreamtest"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// freezer is a TCP proxy in front of a backend that can be frozen: it then neither accepts,
-// reads nor writes, in both directions, while the kernel keeps the connections open and
-// completes new handshakes. That is what a SIGSTOPped process looks like to its clients.
-type freezer struct {
-	ln      net.Listener
-	backend string
-	done    chan struct{}
-	wg      sync.WaitGroup
-
-	mu     sync.Mutex
-	thawed chan struct{} // nil while running; closed at thaw
-	conns  map[net.Conn]struct{}
-}
-
-func newFreezer(t *testing.T, backend string) *freezer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &freezer{ln: ln, backend: backend, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
-	f.wg.Add(1)
-	go f.accept()
-	t.Cleanup(f.close)
-	return f
-}
-
-func (f *freezer) addr() string { return f.ln.Addr().String() }
-
-func (f *freezer) freeze() {
-	f.mu.Lock()
-	if f.thawed == nil {
-		f.thawed = make(chan struct{})
-	}
-	f.mu.Unlock()
-}
-
-func (f *freezer) thaw() {
-	f.mu.Lock()
-	if f.thawed != nil {
-		close(f.thawed)
-		f.thawed = nil
-	}
-	f.mu.Unlock()
-}
-
-// wait blocks while frozen; false when the proxy closes.
-func (f *freezer) wait() bool {
-	for {
-		f.mu.Lock()
-		ch := f.thawed
-		f.mu.Unlock()
-		if ch == nil {
-			select {
-			case <-f.done:
-				return false
-			default:
-				return true
-			}
-		}
-		select {
-		case <-ch:
-		case <-f.done:
-			return false
-		}
-	}
-}
-
-func (f *freezer) track(c net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	select {
-	case <-f.done:
-		_ = c.Close()
-		return false
-	default:
-	}
-	f.conns[c] = struct{}{}
-	return true
-}
-
-func (f *freezer) accept() {
-	defer f.wg.Done()
-	for f.wait() {
-		c, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		if !f.wait() { // frozen between Accept's return and here: the process did not run
-			_ = c.Close()
-			return
-		}
-		b, err := net.Dial("tcp", f.backend)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		if !f.track(c) || !f.track(b) {
-			_ = c.Close()
-			_ = b.Close()
-			return
-		}
-		f.wg.Add(2)
-		go f.pipe(c, b)
-		go f.pipe(b, c)
-	}
-}
-
-// pipe copies from src to dst, holding every byte while frozen.
-func (f *freezer) pipe(dst, src net.Conn) {
-	defer f.wg.Done()
-	defer func() { _ = dst.Close(); _ = src.Close() }()
-	buf := make([]byte, 32<<10)
-	for f.wait() {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if !f.wait() {
-				return
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (f *freezer) close() {
-	f.mu.Lock()
-	close(f.done)
-	for c := range f.conns {
-		_ = c.Close()
-	}
-	f.mu.Unlock()
-	_ = f.ln.Close()
-	f.wg.Wait()
-}
 
 // fakeClock is the ejection clock of a test.
 type fakeClock struct {
@@ -175,18 +35,18 @@ func TestStuckInstanceEjected(t *testing.T) {
 	)
 	tests := []struct {
 		name           string
-		stick, unstick func(b *backend, f *freezer)
+		stick, unstick func(b *backend, f *upstreamtest.Freezer)
 	}{
-		{"frozen process", func(_ *backend, f *freezer) { f.freeze() }, func(_ *backend, f *freezer) { f.thaw() }},
-		{"hanging calls", func(b *backend, _ *freezer) { b.hang.Store(true) }, func(b *backend, _ *freezer) { b.hang.Store(false) }},
+		{"frozen process", func(_ *backend, f *upstreamtest.Freezer) { f.Freeze() }, func(_ *backend, f *upstreamtest.Freezer) { f.Thaw() }},
+		{"hanging calls", func(b *backend, _ *upstreamtest.Freezer) { b.hang.Store(true) }, func(b *backend, _ *upstreamtest.Freezer) { b.hang.Store(false) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			stuck, fine := start(t, "stuck", 0), start(t, "fine", 0)
-			fz := newFreezer(t, stuck.addr)
+			fz := upstreamtest.NewFreezer(t, stuck.addr)
 			clock := &fakeClock{t: time.Unix(1_000_000, 0)}
-			set := dial(t, []string{fz.addr(), fine.addr}, upstream.WithClock(upstream.Options{
+			set := dial(t, []string{fz.Addr(), fine.addr}, upstream.WithClock(upstream.Options{
 				Ejection: upstream.Ejection{ConsecutiveFailures: threshold, BaseEjectionTime: base},
 			}, clock.now))
 			poll(t, "READY", set.Ready)
@@ -308,14 +168,14 @@ func TestKeepaliveDetectsFrozen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var addrs []string
-			var fz *freezer
+			var fz *upstreamtest.Freezer
 			for i := range tt.instances {
 				b := start(t, string(rune('a'+i)), 0)
-				f := newFreezer(t, b.addr)
+				f := upstreamtest.NewFreezer(t, b.addr)
 				if i == 0 {
 					fz = f
 				}
-				addrs = append(addrs, f.addr())
+				addrs = append(addrs, f.Addr())
 			}
 			set := dial(t, addrs, upstream.Options{
 				KeepaliveTime:    10 * time.Second,
@@ -324,7 +184,7 @@ func TestKeepaliveDetectsFrozen(t *testing.T) {
 			})
 			poll(t, "READY", func() bool { return set.Instances()[svc].Ready == tt.instances })
 
-			fz.freeze()
+			fz.Freeze()
 			frozenAt := time.Now()
 			for set.Instances()[svc].Ready != tt.instances-1 {
 				if time.Since(frozenAt) > 10*time.Second+kaTimeout+5*time.Second {
@@ -349,7 +209,7 @@ func TestKeepaliveDetectsFrozen(t *testing.T) {
 				}
 			}
 
-			fz.thaw()
+			fz.Thaw()
 			poll(t, "the thawed instance to be READY again", func() bool { return set.Instances()[svc].Ready == tt.instances })
 		})
 	}

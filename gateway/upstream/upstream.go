@@ -217,18 +217,18 @@ func (s *Set) Instances() map[string]Instances {
 	return out
 }
 
-// Ready reports whether the gateway can call every upstream: there is at least one, and each
-// has an instance that is READY and not ejected.
-func (s *Set) Ready() bool {
-	if len(s.pools) == 0 {
-		return false
-	}
-	for _, p := range s.pools {
-		if p.counts().Ready == 0 {
+// Ready reports whether the gateway can call every upstream: CanServe(s.Instances()).
+func (s *Set) Ready() bool { return CanServe(s.Instances()) }
+
+// CanServe reports whether instance counts (Set.Instances) let the gateway call every
+// upstream: there is at least one, and each has an instance READY and not ejected.
+func CanServe(instances map[string]Instances) bool {
+	for _, c := range instances {
+		if c.Ready == 0 {
 			return false
 		}
 	}
-	return true
+	return len(instances) > 0
 }
 
 // WaitReadyAs waits until every connection whose counterpart in old is READY is READY too, so
