@@ -1,11 +1,13 @@
 package upstream
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/acme/shopgate/gateway/deadline"
+	"github.com/acme/shopgate/gateway/policy"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/endpointsharding"
 	"google.golang.org/grpc/balancer/roundrobin"
@@ -130,9 +132,30 @@ type instance struct {
 	ejections  int       // k: the next ejection lasts k+1 times the base (pool.mu)
 	admittedAt time.Time // the last re-admission (pool.mu)
 
-	// The Done callbacks, built once so that a pick allocates nothing: of a normal call or
-	// of the probe, with the route's deadline or the client's.
-	done, doneClient, probeDone, probeDoneClient func(balancer.DoneInfo)
+	// The Done callbacks, built once so that a pick allocates nothing: [probe][kind], of a
+	// normal call or of the probe, by the call's kind.
+	done [2][kinds]func(balancer.DoneInfo)
+}
+
+// kind is what the pick knows of a call that decides how its end counts: a bit set.
+type kind uint8
+
+const (
+	clientBound kind = 1 << iota // the client's own deadline bounds the call
+	streaming                    // a server-streaming RPC: its route's timeout ends it
+	kinds       = 4              // every combination
+)
+
+// kindOf reads the call's kind from its context: the deadline stage's mark and the route.
+func kindOf(ctx context.Context) kind {
+	var k kind
+	if deadline.ClientBound(ctx) {
+		k |= clientBound
+	}
+	if rt := policy.FromContext(ctx); rt != nil && rt.ServerStreaming {
+		k |= streaming
+	}
+	return k
 }
 
 func (p *pool) instance(addr string) *instance {
@@ -140,10 +163,10 @@ func (p *pool) instance(addr string) *instance {
 		return in
 	}
 	in := &instance{pool: p, addr: addr}
-	in.done = func(di balancer.DoneInfo) { in.finished(classify(di, false)) }
-	in.doneClient = func(di balancer.DoneInfo) { in.finished(classify(di, true)) }
-	in.probeDone = func(di balancer.DoneInfo) { in.probed(classify(di, false)) }
-	in.probeDoneClient = func(di balancer.DoneInfo) { in.probed(classify(di, true)) }
+	for k := range kind(kinds) {
+		in.done[0][k] = func(di balancer.DoneInfo) { in.finished(classify(di, k)) }
+		in.done[1][k] = func(di balancer.DoneInfo) { in.probed(classify(di, k)) }
+	}
 	p.instances[addr] = in
 	return in
 }
@@ -157,11 +180,12 @@ const (
 	failure
 )
 
-// classify reads an attempt's end: UNAVAILABLE, and DEADLINE_EXCEEDED unless the client's own
-// deadline bound the call, fail; any answer from the instance succeeds; the rest (canceled, or
-// never sent: grpc-go reports a pick whose transport was gone with an empty DoneInfo) is
-// neutral.
-func classify(di balancer.DoneInfo, clientBound bool) outcome {
+// classify reads an attempt's end: UNAVAILABLE fails; so does DEADLINE_EXCEEDED, unless the
+// client's own deadline bound the call, or the call was a stream that opened (its route's
+// timeout is how a :watch ends: a success); any other answer from the instance succeeds; the
+// rest (canceled, or never sent: grpc-go reports a pick whose transport was gone with an
+// empty DoneInfo) is neutral.
+func classify(di balancer.DoneInfo, k kind) outcome {
 	if di.Err == nil {
 		if di.BytesReceived {
 			return success
@@ -172,8 +196,11 @@ func classify(di balancer.DoneInfo, clientBound bool) outcome {
 	case codes.Unavailable:
 		return failure
 	case codes.DeadlineExceeded:
-		if clientBound {
+		switch {
+		case k&clientBound != 0:
 			return neutral
+		case k&streaming != 0 && di.BytesReceived:
+			return success
 		}
 		return failure
 	case codes.Canceled:
@@ -443,18 +470,11 @@ func (e *entry) pick(info balancer.PickInfo, probe bool) (balancer.PickResult, e
 	if err != nil {
 		return res, err
 	}
-	clientBound := deadline.ClientBound(info.Ctx)
-	var done func(balancer.DoneInfo)
-	switch {
-	case probe && clientBound:
-		done = e.in.probeDoneClient
-	case probe:
-		done = e.in.probeDone
-	case clientBound:
-		done = e.in.doneClient
-	default:
-		done = e.in.done
+	p := 0
+	if probe {
+		p = 1
 	}
+	done := e.in.done[p][kindOf(info.Ctx)]
 	if childDone := res.Done; childDone != nil {
 		res.Done = func(di balancer.DoneInfo) { childDone(di); done(di) }
 	} else {

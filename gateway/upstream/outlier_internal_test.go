@@ -363,25 +363,50 @@ func TestLastServingReadmits(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	tests := []struct {
-		name        string
-		di          balancer.DoneInfo
-		clientBound bool
-		want        outcome
+		name string
+		di   balancer.DoneInfo
+		kind kind
+		want outcome
 	}{
-		{"answered OK", balancer.DoneInfo{BytesSent: true, BytesReceived: true}, false, success},
-		{"never sent (transport gone at pick)", balancer.DoneInfo{}, false, neutral},
-		{"answered with an error", balancer.DoneInfo{Err: errNotFound, BytesSent: true, BytesReceived: true}, false, success},
-		{"UNAVAILABLE", balancer.DoneInfo{Err: errUnavailable, BytesSent: true}, false, failure},
-		{"UNAVAILABLE, client deadline", balancer.DoneInfo{Err: errUnavailable}, true, failure},
-		{"route timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, false, failure},
-		{"client timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, true, neutral},
-		{"canceled", balancer.DoneInfo{Err: status.Error(codes.Canceled, "x"), BytesSent: true, BytesReceived: true}, false, neutral},
-		{"refused in the client", balancer.DoneInfo{Err: status.Error(codes.Internal, "bad metadata")}, false, neutral},
+		{"answered OK", balancer.DoneInfo{BytesSent: true, BytesReceived: true}, 0, success},
+		{"never sent (transport gone at pick)", balancer.DoneInfo{}, 0, neutral},
+		{"answered with an error", balancer.DoneInfo{Err: errNotFound, BytesSent: true, BytesReceived: true}, 0, success},
+		{"UNAVAILABLE", balancer.DoneInfo{Err: errUnavailable, BytesSent: true}, 0, failure},
+		{"UNAVAILABLE, client deadline", balancer.DoneInfo{Err: errUnavailable}, clientBound, failure},
+		{"route timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, 0, failure},
+		{"route timeout after headers", balancer.DoneInfo{Err: errDeadline, BytesSent: true, BytesReceived: true}, 0, failure},
+		{"client timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, clientBound, neutral},
+		{"stream ended by its route timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true, BytesReceived: true}, streaming, success},
+		{"stream that never opened", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, streaming, failure},
+		{"stream ended by the client's timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, streaming | clientBound, neutral},
+		{"canceled", balancer.DoneInfo{Err: status.Error(codes.Canceled, "x"), BytesSent: true, BytesReceived: true}, 0, neutral},
+		{"refused in the client", balancer.DoneInfo{Err: status.Error(codes.Internal, "bad metadata")}, 0, neutral},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := classify(tt.di, tt.clientBound); got != tt.want {
+			if got := classify(tt.di, tt.kind); got != tt.want {
 				t.Errorf("classify = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	streamRoute := &policy.Route{ServerStreaming: true, Policy: policy.Policy{Timeout: time.Hour}}
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want kind
+	}{
+		{"no route", context.Background(), 0},
+		{"unary route", policy.NewContext(context.Background(), &policy.Route{}), 0},
+		{"streaming route", policy.NewContext(context.Background(), streamRoute), streaming},
+		{"client deadline", clientBoundCtx(t), clientBound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := kindOf(tt.ctx); got != tt.want {
+				t.Errorf("kindOf = %b, want %b", got, tt.want)
 			}
 		})
 	}
