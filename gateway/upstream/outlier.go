@@ -445,7 +445,8 @@ type entry struct {
 }
 
 // picker picks round robin over the READY instances, skipping the ejected ones. It allocates
-// nothing per pick.
+// nothing per pick; with two READY instances or more, each pick reads the call's kind from its
+// context (two context lookups).
 type picker struct {
 	entries []entry
 	next    atomic.Uint32
@@ -456,9 +457,16 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	start := p.next.Add(1)
 	for i := range n {
 		e := &p.entries[(start+i)%n]
-		if ok, probe := e.in.admit(); ok {
-			return e.pick(info, probe)
+		ok, probe := e.in.admit()
+		switch {
+		case !ok:
+			continue
+		case n == 1 && !probe:
+			// The lone READY instance is never ejected: its calls need no counting, and
+			// a service with one instance pays nothing for ejection.
+			return e.child.Pick(info)
 		}
+		return e.pick(info, probe)
 	}
 	// Every READY instance is ejected or probing (those that are not READY cannot take the
 	// call): send it anyway rather than fail it.

@@ -85,7 +85,9 @@ func (h *harness) call(ctx context.Context, err error) string {
 	if perr != nil {
 		h.t.Fatal(perr)
 	}
-	res.Done(balancer.DoneInfo{Err: err, BytesSent: true, BytesReceived: err == nil || status.Code(err) != codes.DeadlineExceeded})
+	if res.Done != nil {
+		res.Done(balancer.DoneInfo{Err: err, BytesSent: true, BytesReceived: err == nil || status.Code(err) != codes.DeadlineExceeded})
+	}
 	return res.SubConn.(*fakeSubConn).addr
 }
 
@@ -98,7 +100,9 @@ func (h *harness) callTo(addr string, err error) {
 			h.t.Fatal(perr)
 		}
 		if res.SubConn.(*fakeSubConn).addr == addr {
-			res.Done(balancer.DoneInfo{Err: err, BytesSent: true, BytesReceived: err == nil})
+			if res.Done != nil { // nil for a lone instance: never ejected, never counted
+				res.Done(balancer.DoneInfo{Err: err, BytesSent: true, BytesReceived: err == nil})
+			}
 			return
 		}
 		res.Done(balancer.DoneInfo{BytesSent: true, BytesReceived: true})
@@ -412,20 +416,44 @@ func TestKindOf(t *testing.T) {
 	}
 }
 
-func TestPickAllocatesNothing(t *testing.T) {
-	h := newHarness(t, Ejection{}, "a", "b", "c")
-	info := balancer.PickInfo{Ctx: context.Background()}
-	if n := testing.AllocsPerRun(1000, func() {
-		res, _ := h.picker.Pick(info)
-		res.Done(balancer.DoneInfo{BytesSent: true, BytesReceived: true})
-	}); n != 0 {
-		t.Errorf("%v allocations per pick and done", n)
+func TestPickCost(t *testing.T) {
+	tests := []struct {
+		name     string
+		addrs    []string
+		wantDone bool
+	}{
+		{"a lone instance is not counted", []string{"a"}, false},
+		{"three instances are", []string{"a", "b", "c"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, Ejection{}, tt.addrs...)
+			info := balancer.PickInfo{Ctx: policy.NewContext(context.Background(), &policy.Route{})}
+			if res, _ := h.picker.Pick(info); (res.Done != nil) != tt.wantDone {
+				t.Errorf("Done set %v, want %v", res.Done != nil, tt.wantDone)
+			}
+			if n := testing.AllocsPerRun(1000, func() {
+				res, _ := h.picker.Pick(info)
+				if res.Done != nil {
+					res.Done(balancer.DoneInfo{BytesSent: true, BytesReceived: true})
+				}
+			}); n != 0 {
+				t.Errorf("%v allocations per pick and done", n)
+			}
+		})
 	}
 }
 
+// BenchmarkPick measures a pick and its Done on a context as deep as a gateway call's (the
+// route near the bottom, a dozen layers above it), where kindOf walks the chain twice.
 func BenchmarkPick(b *testing.B) {
 	h := newHarness(&testing.T{}, Ejection{}, "a", "b", "c")
-	info := balancer.PickInfo{Ctx: context.Background()}
+	ctx := policy.NewContext(context.Background(), &policy.Route{})
+	type layer int
+	for i := range 12 {
+		ctx = context.WithValue(ctx, layer(i), i)
+	}
+	info := balancer.PickInfo{Ctx: ctx}
 	b.ReportAllocs()
 	for b.Loop() {
 		res, _ := h.picker.Pick(info)
