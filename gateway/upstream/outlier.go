@@ -212,13 +212,16 @@ func classify(di balancer.DoneInfo, k kind) outcome {
 	return neutral
 }
 
-// admit decides whether a pick may use the instance, and whether the call is its probe.
-func (in *instance) admit() (ok, probe bool) {
+// admit decides whether a pick may use the instance, and whether the call (of ctx) is its
+// probe. A server stream is never the probe: it would hold the instance out for as long as it
+// lives (a :watch, up to its route's timeout).
+func (in *instance) admit(ctx context.Context) (ok, probe bool) {
 	switch in.state.Load() {
 	case serving:
 		return true, false
 	case ejected:
-		if in.pool.now().UnixNano() < in.until.Load() || !in.state.CompareAndSwap(ejected, probing) {
+		if in.pool.now().UnixNano() < in.until.Load() || kindOf(ctx)&streaming != 0 ||
+			!in.state.CompareAndSwap(ejected, probing) {
 			return false, false
 		}
 		return true, true
@@ -457,7 +460,7 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	start := p.next.Add(1)
 	for i := range n {
 		e := &p.entries[(start+i)%n]
-		ok, probe := e.in.admit()
+		ok, probe := e.in.admit(info.Ctx)
 		switch {
 		case !ok:
 			continue

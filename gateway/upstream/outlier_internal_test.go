@@ -169,7 +169,7 @@ func TestEjectionCounting(t *testing.T) {
 				for h.call(ctx, nil) != "b" { // the next pick goes to a: fail it
 				}
 				in := h.pool.instances["a"]
-				if ok, _ := in.admit(); !ok {
+				if ok, _ := in.admit(ctx); !ok {
 					t.Fatal("a ejected too soon")
 				}
 				res, _ := h.picker.Pick(balancer.PickInfo{Ctx: ctx})
@@ -307,6 +307,13 @@ func TestHalfOpen(t *testing.T) {
 	probe(h, errUnavailable)                              // out again, capped
 	if d := untilDue(h); d != 25*time.Second {
 		t.Errorf("third ejection %v, want the 25s cap", d)
+	}
+	// A server stream is never the probe: it goes elsewhere, and the next unary call probes.
+	watch := policy.NewContext(context.Background(), &policy.Route{ServerStreaming: true})
+	for range 4 {
+		if got := h.call(watch, nil); got != "b" {
+			t.Fatalf("a stream went to %s while a was due for its probe", got)
+		}
 	}
 	probe(h, nil) // re-admitted
 	if got := h.pool.counts(); got != (Instances{Ready: 2, Total: 2}) {
