@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -12,7 +13,9 @@ import (
 const (
 	// PathHealthz answers 200 while the process lives.
 	PathHealthz = "/healthz"
-	// PathReadyz answers 200 when every upstream has a READY connection, else 503.
+	// PathReadyz answers 200 when the gateway can call every upstream: there is at least one,
+	// and each has an instance that is READY (connected, and SERVING to health checks) and not
+	// ejected (gateway/upstream). Else 503.
 	PathReadyz = "/readyz"
 	// PathMetrics serves the Prometheus metrics.
 	PathMetrics = "/metrics"
@@ -25,18 +28,25 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 
 // Readiness is the body of /readyz.
 type Readiness struct {
-	// Ready is true when every upstream is READY.
+	// Ready is true when the gateway can call every upstream: at least one is configured, and
+	// each has an instance READY and not ejected.
 	Ready bool `json:"ready"`
-	// Upstreams maps each upstream service to its connectivity state.
+	// Upstreams maps each upstream service to its connection's connectivity state (READY when
+	// any instance is).
 	Upstreams map[string]string `json:"upstreams"`
 	// Breakers maps each circuit breaker to its state (closed, open, half-open).
 	Breakers map[string]string `json:"breakers"`
+	// Instances maps each upstream service to its instance counts: ready (READY and not
+	// ejected: taking calls), ejected, total.
+	Instances map[string]upstream.Instances `json:"instances"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	rd := Readiness{Upstreams: map[string]string{}, Breakers: s.breakers.States()}
+	rd := Readiness{Upstreams: map[string]string{}, Breakers: s.breakers.States(), Instances: map[string]upstream.Instances{}}
 	if snap := s.acquire(); snap != nil {
-		rd.Ready, rd.Upstreams = snap.conns.set.Ready(), snap.conns.set.States()
+		set := snap.conns.set
+		rd.Upstreams, rd.Instances = set.States(), set.Instances()
+		rd.Ready = upstream.CanServe(rd.Instances) // the body's counts say why
 		snap.release()
 	}
 	if rd.Breakers == nil {

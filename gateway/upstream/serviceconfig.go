@@ -8,10 +8,12 @@ import (
 )
 
 // ServiceConfig is the gRPC service config (https://github.com/grpc/grpc/blob/master/doc/service_config.md)
-// the gateway gives every upstream connection: round_robin over the upstream's addresses, gRPC
-// health checking, and the method configs (retries) contributed by other packages.
+// the gateway gives every upstream connection: round robin over the upstream's addresses with
+// outlier ejection (the gateway's own policy, registered by this package), gRPC health
+// checking, and the method configs (retries) contributed by other packages.
 type ServiceConfig struct {
-	// LoadBalancingConfig is [{"round_robin": {}}].
+	// LoadBalancingConfig names the policy: Dial gives [{"shopgate_round_robin_ejection": {}}],
+	// round_robin with outlier ejection (see Ejection).
 	LoadBalancingConfig []map[string]struct{} `json:"loadBalancingConfig"`
 	// HealthCheckConfig turns on client-side health checking (grpc.health.v1).
 	HealthCheckConfig *HealthCheckConfig `json:"healthCheckConfig,omitempty"`

@@ -1,7 +1,8 @@
 // Package upstream holds the gateway's gRPC client connections: one *grpc.ClientConn per
-// upstream service, over real connections, balanced round_robin over the service's addresses
-// with gRPC health checking, and the per-method service config (retries) that other packages
-// contribute.
+// upstream service, over real connections, balanced round robin over the service's addresses
+// with gRPC health checking, HTTP/2 keepalive pings and outlier ejection (an instance whose
+// calls keep failing is left out for a while, then re-admitted half-open: Ejection), and the
+// per-method service config (retries) that other packages contribute.
 package upstream
 
 import (
@@ -11,17 +12,20 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 )
 
 // Options carries what Dial needs besides the addresses. The zero value dials plaintext
-// connections with round_robin, health checking, fixed flow-control windows and no retries.
+// connections balanced round robin with outlier ejection, health checking, keepalive pings,
+// fixed flow-control windows and no retries.
 type Options struct {
 	// MethodConfigs are added to every connection's service config (gateway/retry provides them).
 	// Each names its service; a config for another service is harmless.
@@ -46,6 +50,41 @@ type Options struct {
 	// so one reply never waits for a window update), 16 MiB per connection (the ceiling the
 	// estimation itself would reach).
 	StreamWindow, ConnWindow int32
+	// KeepaliveTime is how long a connection may go without reading anything before the
+	// gateway pings it, and KeepaliveTimeout how long it then waits for any answer before it
+	// closes the connection: an instance that stopped answering (a frozen process, a dropped
+	// network path) leaves the round robin within KeepaliveTime+KeepaliveTimeout, calls in
+	// flight or not. Pings are sent with no call in flight too. grpc-go raises a time under
+	// 10s to 10s, and the services must allow it: grpc-go servers close a connection pinged
+	// more often than their keepalive.EnforcementPolicy.MinTime (services/grpcserver: 10s).
+	// Negative KeepaliveTime: no pings. Default: 10s and 5s.
+	KeepaliveTime, KeepaliveTimeout time.Duration
+	// Ejection configures outlier ejection; the zero value means its defaults (on).
+	Ejection Ejection
+
+	now func() time.Time // tests: the ejection clock; nil: time.Now
+}
+
+// Default keepalive (Options.KeepaliveTime, Options.KeepaliveTimeout).
+const (
+	DefaultKeepaliveTime    = 10 * time.Second
+	DefaultKeepaliveTimeout = 5 * time.Second
+)
+
+// keepalive returns the keepalive parameters of o, defaults applied; ok is false with
+// keepalive off.
+func (o Options) keepalive() (kp keepalive.ClientParameters, ok bool) {
+	if o.KeepaliveTime < 0 {
+		return kp, false
+	}
+	kp = keepalive.ClientParameters{Time: o.KeepaliveTime, Timeout: o.KeepaliveTimeout, PermitWithoutStream: true}
+	if kp.Time == 0 {
+		kp.Time = DefaultKeepaliveTime
+	}
+	if kp.Timeout <= 0 {
+		kp.Timeout = DefaultKeepaliveTimeout
+	}
+	return kp, true
 }
 
 // Default flow-control windows (Options.StreamWindow, Options.ConnWindow).
@@ -70,6 +109,7 @@ func (o Options) windows() (stream, conn int32) {
 // Set is the gateway's upstream connections, by full service name.
 type Set struct {
 	conns map[string]*grpc.ClientConn
+	pools map[string]*pool // each connection's instances
 	names []string
 
 	closeOnce sync.Once
@@ -79,27 +119,28 @@ type Set struct {
 // Dial creates one connection per upstream (addresses by service name) and starts connecting
 // them. It does not wait for them to be READY: see Ready.
 func Dial(upstreams map[string][]string, opts Options) (*Set, error) {
-	s := &Set{conns: make(map[string]*grpc.ClientConn, len(upstreams))}
+	s := &Set{conns: make(map[string]*grpc.ClientConn, len(upstreams)), pools: make(map[string]*pool, len(upstreams))}
 	for name := range upstreams {
 		s.names = append(s.names, name)
 	}
 	sort.Strings(s.names)
 	for _, name := range s.names {
-		cc, err := dialOne(name, upstreams[name], opts)
+		p := newPool(opts.Ejection, opts.now)
+		cc, err := dialOne(name, upstreams[name], opts, p)
 		if err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("dialing upstream %s: %w", name, err)
 		}
-		s.conns[name] = cc
+		s.conns[name], s.pools[name] = cc, p
 	}
 	return s, nil
 }
 
-func dialOne(service string, addrs []string, opts Options) (*grpc.ClientConn, error) {
+func dialOne(service string, addrs []string, opts Options, p *pool) (*grpc.ClientConn, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("no addresses")
 	}
-	sc := ServiceConfig{LoadBalancingConfig: []map[string]struct{}{{"round_robin": {}}}, RetryThrottling: opts.RetryThrottling}
+	sc := ServiceConfig{LoadBalancingConfig: []map[string]struct{}{{balancerName: {}}}, RetryThrottling: opts.RetryThrottling}
 	if !opts.DisableHealthCheck {
 		sc.HealthCheckConfig = &HealthCheckConfig{}
 	}
@@ -116,13 +157,13 @@ func dialOne(service string, addrs []string, opts Options) (*grpc.ClientConn, er
 		return nil, fmt.Errorf("rendering service config: %w", err)
 	}
 	// A manual resolver per connection: the static address list, no DNS, no service config from
-	// the resolver (ours is the default).
+	// the resolver (ours is the default); the pool rides along for the balancer.
 	r := manual.NewBuilderWithScheme("upstream")
 	state := resolver.State{}
 	for _, a := range addrs {
 		state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
 	}
-	r.InitialState(state)
+	r.InitialState(withPool(state, p))
 	streamWin, connWin := opts.windows()
 	dopts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -133,6 +174,9 @@ func dialOne(service string, addrs []string, opts Options) (*grpc.ClientConn, er
 		grpc.WithStaticConnWindowSize(connWin),
 		grpc.WithChainUnaryInterceptor(opts.UnaryInterceptors...),
 		grpc.WithChainStreamInterceptor(opts.StreamInterceptors...),
+	}
+	if kp, ok := opts.keepalive(); ok {
+		dopts = append(dopts, grpc.WithKeepaliveParams(kp))
 	}
 	dopts = append(dopts, opts.DialOptions...)
 	cc, err := grpc.NewClient("upstream:///"+strings.ToLower(service), dopts...)
@@ -163,14 +207,28 @@ func (s *Set) States() map[string]string {
 	return out
 }
 
-// Ready reports whether every upstream has a READY connection.
-func (s *Set) Ready() bool {
-	for _, cc := range s.conns {
-		if cc.GetState() != connectivity.Ready {
+// Instances returns each upstream's instance counts by service name: how many take calls
+// (READY and not ejected), how many are ejected, how many there are.
+func (s *Set) Instances() map[string]Instances {
+	out := make(map[string]Instances, len(s.pools))
+	for name, p := range s.pools {
+		out[name] = p.counts()
+	}
+	return out
+}
+
+// Ready reports whether the gateway can call every upstream: CanServe(s.Instances()).
+func (s *Set) Ready() bool { return CanServe(s.Instances()) }
+
+// CanServe reports whether instance counts (Set.Instances) let the gateway call every
+// upstream: there is at least one, and each has an instance READY and not ejected.
+func CanServe(instances map[string]Instances) bool {
+	for _, c := range instances {
+		if c.Ready == 0 {
 			return false
 		}
 	}
-	return true
+	return len(instances) > 0
 }
 
 // WaitReadyAs waits until every connection whose counterpart in old is READY is READY too, so

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 const svc = "shop.inventory.v1.InventoryService"
 
 // backend is a real gRPC server answering GetItem with its name; failFirst makes the first
-// failFirst calls fail with UNAVAILABLE.
+// failFirst calls fail with UNAVAILABLE; while hang is set, calls wait for their deadline.
 type backend struct {
 	inventoryv1.UnimplementedInventoryServiceServer
 	name      string
@@ -32,9 +32,14 @@ type backend struct {
 	health    *health.Server
 	calls     atomic.Int64
 	failFirst int64
+	hang      atomic.Bool
 }
 
-func (b *backend) GetItem(context.Context, *inventoryv1.GetItemRequest) (*inventoryv1.Item, error) {
+func (b *backend) GetItem(ctx context.Context, _ *inventoryv1.GetItemRequest) (*inventoryv1.Item, error) {
+	if b.hang.Load() {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	if n := b.calls.Add(1); n <= b.failFirst {
 		return nil, status.Error(codes.Unavailable, "warming up")
 	}
