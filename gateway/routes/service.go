@@ -15,6 +15,9 @@ import (
 type Service struct {
 	// Desc is the service's descriptor. Required.
 	Desc protoreflect.ServiceDescriptor
-	// Register is the generated Register<Name>Handler. Required.
-	Register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+	// Register registers the service's generated handlers on the mux, calling the upstream
+	// through cc: Register<Name>HandlerClient(ctx, mux, New<Name>Client(cc)). Required. cc is
+	// the gateway's upstream.Conn, which sends unary calls and streams over separate
+	// connections; the generated Register<Name>Handler, which takes a *grpc.ClientConn, cannot.
+	Register func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error
 }

@@ -345,6 +345,33 @@ func (p *pool) counts() Instances {
 	return c
 }
 
+// The states of an instance in pool.snapshot.
+const (
+	instanceDown    = iota // not READY
+	instanceReady          // READY and not ejected
+	instanceEjected        // ejected, READY or not
+)
+
+// snapshot returns the state of each instance by address, for counts over two pools
+// (Conn.instances).
+func (p *pool) snapshot() map[string]int {
+	now := p.now().UnixNano()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.instances))
+	for addr, in := range p.instances {
+		switch {
+		case in.ejectedAt(now):
+			out[addr] = instanceEjected
+		case in.ready:
+			out[addr] = instanceReady
+		default:
+			out[addr] = instanceDown
+		}
+	}
+	return out
+}
+
 // update records which instances the round robin has READY (children: its latest picker's
 // states) and returns the entries of the gateway's picker. When no READY instance is left
 // serving, the READY ejected ones become due for their probe at once: an ejection never leaves

@@ -1,5 +1,6 @@
-// Package upstream holds the gateway's gRPC client connections: one *grpc.ClientConn per
-// upstream service, over real connections, balanced round robin over the service's addresses
+// Package upstream holds the gateway's gRPC client connections: two *grpc.ClientConn per
+// upstream service (Conn: one for unary calls, one for streams, so that long streams never
+// hold the slots unary calls need), over real connections, balanced round robin over the service's addresses
 // with gRPC health checking, HTTP/2 keepalive pings and outlier ejection (an instance whose
 // calls keep failing is left out for a while, then re-admitted half-open: Ejection), and the
 // per-method service config (retries) that other packages contribute.
@@ -108,32 +109,114 @@ func (o Options) windows() (stream, conn int32) {
 
 // Set is the gateway's upstream connections, by full service name.
 type Set struct {
-	conns map[string]*grpc.ClientConn
-	pools map[string]*pool // each connection's instances
+	conns map[string]*Conn
 	names []string
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Dial creates one connection per upstream (addresses by service name) and starts connecting
-// them. It does not wait for them to be READY: see Ready.
+// Conn is one upstream service's connections. It is a grpc.ClientConnInterface that sends
+// unary calls (Invoke) over one *grpc.ClientConn and streams (NewStream) over another, both
+// dialed with the same options (interceptors, service config, health checks, keepalive,
+// outlier ejection), each with its own HTTP/2 connection per instance.
+//
+// Why two: grpc-go holds one HTTP/2 connection per address, and beyond the server's
+// MaxConcurrentStreams (256 for the shop's services) a new call waits for a slot until its
+// deadline. Streams such as :watch live for minutes; on a shared connection enough of them
+// leave no slot for the unary calls, which then time out (504) and open the breaker. Apart,
+// streams can only fill their own connection, and the per-caller cap (gateway/streamlimit)
+// keeps one caller from filling even that one.
+type Conn struct {
+	unary, stream         *grpc.ClientConn
+	unaryPool, streamPool *pool // each connection's instances
+}
+
+// Invoke sends a unary call over the unary connection.
+func (c *Conn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	return c.unary.Invoke(ctx, method, args, reply, opts...)
+}
+
+// NewStream opens a stream over the stream connection.
+func (c *Conn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return c.stream.NewStream(ctx, desc, method, opts...)
+}
+
+// Unary and Stream return the two connections, for tests and diagnostics.
+func (c *Conn) Unary() *grpc.ClientConn  { return c.unary }
+func (c *Conn) Stream() *grpc.ClientConn { return c.stream }
+
+// state is the worse of the two connections' states: READY only when both are.
+func (c *Conn) state() connectivity.State {
+	u, s := c.unary.GetState(), c.stream.GetState()
+	for _, st := range [...]connectivity.State{u, s} {
+		if st == connectivity.Idle {
+			c.connect()
+		}
+	}
+	if u != connectivity.Ready {
+		return u
+	}
+	return s
+}
+
+func (c *Conn) connect() {
+	c.unary.Connect()
+	c.stream.Connect()
+}
+
+// instances counts the service's instances over both connections: an instance is ready when
+// both connections have it READY and not ejected, ejected when either ejected it.
+func (c *Conn) instances() Instances {
+	u, s := c.unaryPool.snapshot(), c.streamPool.snapshot()
+	out := Instances{Total: len(u)}
+	for addr, us := range u {
+		ss := s[addr]
+		switch {
+		case us == instanceEjected || ss == instanceEjected:
+			out.Ejected++
+		case us == instanceReady && ss == instanceReady:
+			out.Ready++
+		}
+	}
+	return out
+}
+
+func (c *Conn) close() error {
+	return errors.Join(c.unary.Close(), c.stream.Close())
+}
+
+// Dial creates the connections of every upstream (addresses by service name: Conn) and starts
+// connecting them. It does not wait for them to be READY: see Ready.
 func Dial(upstreams map[string][]string, opts Options) (*Set, error) {
-	s := &Set{conns: make(map[string]*grpc.ClientConn, len(upstreams)), pools: make(map[string]*pool, len(upstreams))}
+	s := &Set{conns: make(map[string]*Conn, len(upstreams))}
 	for name := range upstreams {
 		s.names = append(s.names, name)
 	}
 	sort.Strings(s.names)
 	for _, name := range s.names {
-		p := newPool(opts.Ejection, opts.now)
-		cc, err := dialOne(name, upstreams[name], opts, p)
+		c, err := dialConn(name, upstreams[name], opts)
 		if err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("dialing upstream %s: %w", name, err)
 		}
-		s.conns[name], s.pools[name] = cc, p
+		s.conns[name] = c
 	}
 	return s, nil
+}
+
+// dialConn dials a service's two connections.
+func dialConn(service string, addrs []string, opts Options) (*Conn, error) {
+	c := &Conn{unaryPool: newPool(opts.Ejection, opts.now), streamPool: newPool(opts.Ejection, opts.now)}
+	var err error
+	if c.unary, err = dialOne(service, addrs, opts, c.unaryPool); err != nil {
+		return nil, err
+	}
+	if c.stream, err = dialOne(service, addrs, opts, c.streamPool); err != nil {
+		_ = c.unary.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 func dialOne(service string, addrs []string, opts Options, p *pool) (*grpc.ClientConn, error) {
@@ -187,32 +270,30 @@ func dialOne(service string, addrs []string, opts Options, p *pool) (*grpc.Clien
 	return cc, nil
 }
 
-// Conn returns the connection of a service, or nil.
-func (s *Set) Conn(service string) *grpc.ClientConn { return s.conns[service] }
+// Conn returns the connections of a service, or nil.
+func (s *Set) Conn(service string) *Conn { return s.conns[service] }
 
 // Names returns the upstream service names, sorted.
 func (s *Set) Names() []string { return s.names }
 
 // States returns each upstream's connectivity state ("READY", "CONNECTING",
-// "TRANSIENT_FAILURE", ...) by service name.
+// "TRANSIENT_FAILURE", ...) by service name: READY when both of its connections (Conn) are,
+// else the state of one that is not.
 func (s *Set) States() map[string]string {
 	out := make(map[string]string, len(s.conns))
-	for name, cc := range s.conns {
-		st := cc.GetState()
-		if st == connectivity.Idle {
-			cc.Connect()
-		}
-		out[name] = st.String()
+	for name, c := range s.conns {
+		out[name] = c.state().String()
 	}
 	return out
 }
 
 // Instances returns each upstream's instance counts by service name: how many take calls
-// (READY and not ejected), how many are ejected, how many there are.
+// (READY and not ejected on both of its connections), how many are ejected (on either), how
+// many there are.
 func (s *Set) Instances() map[string]Instances {
-	out := make(map[string]Instances, len(s.pools))
-	for name, p := range s.pools {
-		out[name] = p.counts()
+	out := make(map[string]Instances, len(s.conns))
+	for name, c := range s.conns {
+		out[name] = c.instances()
 	}
 	return out
 }
@@ -236,14 +317,20 @@ func CanServe(instances map[string]Instances) bool {
 // upstream that was not ready).
 func (s *Set) WaitReadyAs(ctx context.Context, old *Set) error {
 	for _, name := range s.names {
-		if prev := old.Conn(name); prev == nil || prev.GetState() != connectivity.Ready {
+		prev, c := old.Conn(name), s.conns[name]
+		if prev == nil {
 			continue
 		}
-		cc := s.conns[name]
-		for st := cc.GetState(); st != connectivity.Ready; st = cc.GetState() {
-			cc.Connect()
-			if !cc.WaitForStateChange(ctx, st) {
-				return fmt.Errorf("upstream %s still %s: %w", name, st, ctx.Err())
+		for _, pair := range [...][2]*grpc.ClientConn{{prev.unary, c.unary}, {prev.stream, c.stream}} {
+			if pair[0].GetState() != connectivity.Ready {
+				continue
+			}
+			cc := pair[1]
+			for st := cc.GetState(); st != connectivity.Ready; st = cc.GetState() {
+				cc.Connect()
+				if !cc.WaitForStateChange(ctx, st) {
+					return fmt.Errorf("upstream %s still %s: %w", name, st, ctx.Err())
+				}
 			}
 		}
 	}
@@ -254,8 +341,8 @@ func (s *Set) WaitReadyAs(ctx context.Context, old *Set) error {
 func (s *Set) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
-		for name, cc := range s.conns {
-			if err := cc.Close(); err != nil {
+		for name, c := range s.conns {
+			if err := c.close(); err != nil {
 				errs = append(errs, fmt.Errorf("closing upstream %s: %w", name, err))
 			}
 		}

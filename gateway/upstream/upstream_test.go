@@ -46,14 +46,14 @@ func (b *backend) GetItem(ctx context.Context, _ *inventoryv1.GetItemRequest) (*
 	return &inventoryv1.Item{Name: b.name}, nil
 }
 
-func start(t *testing.T, name string, failFirst int64) *backend {
+func start(t *testing.T, name string, failFirst int64, opts ...grpc.ServerOption) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &backend{name: name, addr: ln.Addr().String(), health: health.NewServer(), failFirst: failFirst}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(opts...)
 	inventoryv1.RegisterInventoryServiceServer(gs, b)
 	healthpb.RegisterHealthServer(gs, b.health)
 	var wg sync.WaitGroup
@@ -107,6 +107,43 @@ func TestRoundRobinWithHealthChecks(t *testing.T) {
 	poll(t, "traffic to leave the unhealthy backend", func() bool { return callMany(10)["b"] == 0 })
 	if seen := callMany(20); seen["b"] != 0 || seen["a"] != 20 {
 		t.Errorf("calls = %v, want all on the healthy backend", seen)
+	}
+}
+
+// TestStreamsDoNotQueueUnaryCalls fills every stream slot the upstream allows
+// (MaxConcurrentStreams 1) with a stream that stays open: another stream then waits for a slot
+// until its deadline, as grpc-go queues it, but unary calls go over their own connection and
+// answer at once.
+func TestStreamsDoNotQueueUnaryCalls(t *testing.T) {
+	b := start(t, "a", 0, grpc.MaxConcurrentStreams(1))
+	set := dial(t, []string{b.addr}, upstream.Options{DisableHealthCheck: true}) // a health watch would take the slot
+	poll(t, "READY", set.Ready)
+	conn := set.Conn(svc)
+	const method = "/shop.inventory.v1.InventoryService/GetItem"
+	desc := &grpc.StreamDesc{ServerStreams: true}
+
+	holdCtx, release := context.WithCancel(context.Background())
+	defer release()
+	if _, err := conn.NewStream(holdCtx, desc, method); err != nil { // no request sent: the upstream waits for it
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := conn.NewStream(ctx, desc, method); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("second stream with the only slot held: %v, want DEADLINE_EXCEEDED waiting for it", err)
+	}
+
+	client := inventoryv1.NewInventoryServiceClient(conn)
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		item, err := client.GetItem(ctx, &inventoryv1.GetItemRequest{})
+		cancel()
+		if err != nil || item.GetName() != "a" {
+			t.Fatalf("unary call %d with the stream slots full: %v, %v", i, item, err)
+		}
+	}
+	if got := set.Instances()[svc]; got != (upstream.Instances{Ready: 1, Total: 1}) {
+		t.Errorf("Instances = %+v, want the one instance ready", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package upstream_test
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 
 	"github.com/acme/shopgate/gateway/upstream"
@@ -40,15 +41,20 @@ func TestFixedWindows(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := start(t, "b", 0)
-			frames := &h2frames.Recorder{}
+			var mu sync.Mutex
+			var recorders []*h2frames.Recorder // one per connection: upstream.Dial makes two per service
 			dialer := func(ctx context.Context, addr string) (net.Conn, error) {
 				c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 				if err != nil {
 					return nil, err
 				}
+				frames := &h2frames.Recorder{}
+				mu.Lock()
+				recorders = append(recorders, frames)
+				mu.Unlock()
 				return frames.Wrap(c, true), nil
 			}
-			var cc *grpc.ClientConn
+			var cc grpc.ClientConnInterface
 			var closeConn func() error
 			if tt.gateway {
 				opts := tt.opts
@@ -61,11 +67,11 @@ func TestFixedWindows(t *testing.T) {
 				cc, closeConn = set.Conn(svc), set.Close
 			} else {
 				var err error
-				cc, err = grpc.NewClient(b.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
+				conn, err := grpc.NewClient(b.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
 				if err != nil {
 					t.Fatal(err)
 				}
-				closeConn = cc.Close
+				cc, closeConn = conn, conn.Close
 			}
 			client := inventoryv1.NewInventoryServiceClient(cc)
 			for range calls { // one at a time, as a lone client's requests come
@@ -74,7 +80,11 @@ func TestFixedWindows(t *testing.T) {
 				}
 			}
 			_ = closeConn()
-			frames.Check(t, "client", h2frames.Want{StreamWindow: tt.wantStreamWin, ConnWindow: tt.wantConnWin, Pings: tt.wantPings})
+			mu.Lock()
+			defer mu.Unlock()
+			for _, frames := range recorders {
+				frames.Check(t, "client", h2frames.Want{StreamWindow: tt.wantStreamWin, ConnWindow: tt.wantConnWin, Pings: tt.wantPings})
+			}
 		})
 	}
 }

@@ -6,6 +6,10 @@
 package shopapi
 
 import (
+	"context"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/acme/shopgate/gateway/routes"
@@ -17,9 +21,21 @@ import (
 // Services returns the shop's services, sorted by full name.
 func Services() []routes.Service {
 	return []routes.Service{
-		{Desc: inventoryv1.File_shop_inventory_v1_inventory_proto.Services().ByName("InventoryService"), Register: inventoryv1.RegisterInventoryServiceHandler},
-		{Desc: orderv1.File_shop_order_v1_order_proto.Services().ByName("OrderService"), Register: orderv1.RegisterOrderServiceHandler},
-		{Desc: paymentv1.File_shop_payment_v1_payment_proto.Services().ByName("PaymentService"), Register: paymentv1.RegisterPaymentServiceHandler},
+		{Desc: inventoryv1.File_shop_inventory_v1_inventory_proto.Services().ByName("InventoryService"),
+			Register: register(inventoryv1.RegisterInventoryServiceHandlerClient, inventoryv1.NewInventoryServiceClient)},
+		{Desc: orderv1.File_shop_order_v1_order_proto.Services().ByName("OrderService"),
+			Register: register(orderv1.RegisterOrderServiceHandlerClient, orderv1.NewOrderServiceClient)},
+		{Desc: paymentv1.File_shop_payment_v1_payment_proto.Services().ByName("PaymentService"),
+			Register: register(paymentv1.RegisterPaymentServiceHandlerClient, paymentv1.NewPaymentServiceClient)},
+	}
+}
+
+// register makes a routes.Service Register from a service's generated
+// Register<Name>HandlerClient and New<Name>Client: the handlers call the upstream through any
+// grpc.ClientConnInterface (the gateway's upstream.Conn).
+func register[C any](handlerClient func(context.Context, *runtime.ServeMux, C) error, newClient func(grpc.ClientConnInterface) C) func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error {
+	return func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		return handlerClient(ctx, mux, newClient(cc))
 	}
 }
 
