@@ -13,6 +13,8 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shopgate/gateway/deadline"
@@ -201,11 +203,12 @@ var (
 
 // outcome classifies a call's result: nil (the upstream answered, even with a client error such
 // as INVALID_ARGUMENT or NOT_FOUND), errFailure (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL,
-// UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled, or the call was bounded by the
+// UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled, the call was bounded by the
 // caller's own deadline rather than the route's timeout: one client's impatience must not open
-// the circuit for everyone). Whose deadline bounded the call was decided when it was set, by
+// the circuit for everyone; or the call ran out of time queued for a stream slot: see
+// queuedOnly). Whose deadline bounded the call was decided when it was set, by
 // gateway/deadline, the stage above this one: no timing guess is needed here.
-func outcome(ctx context.Context, err error) error {
+func outcome(ctx context.Context, err error, cc *grpc.ClientConn, sent *peer.Peer) error {
 	if err == nil {
 		return nil
 	}
@@ -214,7 +217,7 @@ func outcome(ctx context.Context, err error) error {
 	}
 	switch status.Code(err) {
 	case codes.DeadlineExceeded:
-		if deadline.ClientBound(ctx) {
+		if deadline.ClientBound(ctx) || queuedOnly(cc, sent) {
 			return errIgnored
 		}
 		return errFailure
@@ -225,6 +228,18 @@ func outcome(ctx context.Context, err error) error {
 	default:
 		return nil
 	}
+}
+
+// queuedOnly reports whether a call that ran out of time never got a stream on a READY
+// connection: it waited for one of the server's MaxConcurrentStreams slots (grpc-go queues a
+// call beyond them until its deadline) and nothing reached the upstream. That wait measures
+// the gateway's own queue, not the upstream's health, so it never counts against the breaker
+// (the incident: 256 :watch streams of one caller held every slot, unary calls timed out
+// queued, and the breaker opened for everyone). sent is the peer that grpc-go fills in only
+// for a call whose last attempt got a stream (grpc.Peer). A call that timed out while the
+// connection was not READY (waiting to connect) still counts: the upstream is unreachable.
+func queuedOnly(cc *grpc.ClientConn, sent *peer.Peer) bool {
+	return sent.Addr == nil && cc != nil && cc.GetState() == connectivity.Ready
 }
 
 // allow asks br for a slot; the error is the UNAVAILABLE status to return at once.
@@ -250,22 +265,25 @@ func (b *Breakers) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if err != nil {
 			return err
 		}
-		err = invoker(ctx, method, req, reply, cc, opts...)
-		done(outcome(ctx, err))
+		var sent peer.Peer
+		err = invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&sent))...)
+		done(outcome(ctx, err, cc, &sent))
 		return err
 	}
 }
 
 // StreamClientInterceptor does the same for streaming calls; what counts is whether the stream
-// opened, not how it ends.
+// opened, not how it ends. A stream that timed out queued for a slot (queuedOnly) does not
+// count.
 func (b *Breakers) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		done, err := b.get(method).allow()
 		if err != nil {
 			return nil, err
 		}
-		cs, err := streamer(ctx, desc, cc, method, opts...)
-		done(outcome(ctx, err))
+		var sent peer.Peer
+		cs, err := streamer(ctx, desc, cc, method, append(opts, grpc.Peer(&sent))...)
+		done(outcome(ctx, err, cc, &sent))
 		return cs, err
 	}
 }

@@ -406,3 +406,79 @@ func BenchmarkUnaryInterceptor(b *testing.B) {
 		_ = intercept(ctx, "/shop.order.v1.OrderService/GetOrder", nil, nil, nil, invoker)
 	}
 }
+
+// TestQueuedForAStreamSlotDoesNotCount fills the upstream's only stream slot
+// (MaxConcurrentStreams 1) with a stream the upstream holds open: unary calls and streams that
+// then run out of their route's timeout queued in grpc-go for a slot never reached the
+// upstream, and leave the breaker closed however many there are. Once the slot is free, the
+// same timeout on calls that reached the hanging upstream opens it.
+func TestQueuedForAStreamSlotDoesNotCount(t *testing.T) {
+	t.Parallel()
+	const failures = 2
+	b, err := New(Config{ConsecutiveFailures: failures, OpenTimeout: time.Hour}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := newUpstream(t, grpc.MaxConcurrentStreams(1))
+	up.block.Store(true)
+	cc := dial(t, up.addr, b)
+	inventory, orders := inventoryv1.NewInventoryServiceClient(cc), orderv1.NewOrderServiceClient(cc)
+
+	holdCtx, release := context.WithCancel(context.Background())
+	defer release()
+	hold, err := orders.WatchOrder(holdCtx, &orderv1.WatchOrderRequest{Id: "o-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 5*time.Second, "the holding stream to reach the upstream", func() bool { return up.calls.Load() == 1 })
+
+	route := func() (context.Context, context.CancelFunc) { // the route's timeout, as the router sets it
+		ctx, cancel := context.WithCancel(context.Background())
+		return policy.NewContext(ctx, &policy.Route{Policy: policy.Policy{Timeout: 50 * time.Millisecond}}), cancel
+	}
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"unary", func(ctx context.Context) error {
+			_, err := inventory.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "s"})
+			return err
+		}},
+		{"stream", func(ctx context.Context) error {
+			_, err := orders.WatchOrder(ctx, &orderv1.WatchOrderRequest{Id: "o-2"})
+			return err
+		}},
+	}
+	for _, c := range calls {
+		for i := range 2 * failures {
+			ctx, cancel := route()
+			err := c.call(ctx)
+			cancel()
+			if status.Code(err) != codes.DeadlineExceeded {
+				t.Fatalf("%s %d queued behind the held slot: %v, want DEADLINE_EXCEEDED", c.name, i, err)
+			}
+		}
+	}
+	if got := up.calls.Load(); got != 1 {
+		t.Fatalf("the upstream saw %d calls, want only the holding stream", got)
+	}
+	for name, st := range b.States() {
+		if st != "closed" {
+			t.Fatalf("breaker %s is %s after calls that only waited for a slot, want closed", name, st)
+		}
+	}
+
+	release()
+	_, _ = hold.Recv() // the held stream ends: its slot is free
+	for range failures {
+		ctx, cancel := route()
+		err := calls[0].call(ctx)
+		cancel()
+		if status.Code(err) != codes.DeadlineExceeded {
+			t.Fatalf("call to the hanging upstream: %v, want DEADLINE_EXCEEDED", err)
+		}
+	}
+	if got := b.States()[inventoryService]; got != "open" {
+		t.Fatalf("after %d route timeouts at the upstream: %s, want open", failures, got)
+	}
+}

@@ -2,7 +2,9 @@
 // or per RPC, and applies it as gRPC client interceptors.
 //
 // Closed, a breaker counts the calls' outcomes. Failures are UNAVAILABLE, DEADLINE_EXCEEDED,
-// INTERNAL, UNKNOWN and DATA_LOSS; a call the caller cancelled is not counted at all, and client
+// INTERNAL, UNKNOWN and DATA_LOSS; a call the caller cancelled, bounded by the caller's own
+// shorter deadline, or that ran out of time queued for a stream slot on a READY connection
+// (nothing reached the upstream) is not counted at all, and client
 // errors (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, ...) count as successes: the upstream
 // answered. After ConsecutiveFailures failures in a row, or (with FailureRatio) when that share
 // of at least MinRequests calls in Interval failed, it opens: every call fails at once with the

@@ -29,11 +29,12 @@ type upstream struct {
 	code   atomic.Uint32
 	block  atomic.Bool // when set, calls wait until the caller gives up
 	served chan struct{}
+	opts   []grpc.ServerOption // the server's options (MaxConcurrentStreams)
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t *testing.T, opts ...grpc.ServerOption) *upstream {
 	t.Helper()
-	u := &upstream{}
+	u := &upstream{opts: opts}
 	u.start(t, "127.0.0.1:0")
 	t.Cleanup(u.stop)
 	return u
@@ -46,7 +47,7 @@ func (u *upstream) start(t *testing.T, addr string) {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
 	u.addr = ln.Addr().String()
-	u.srv = grpc.NewServer()
+	u.srv = grpc.NewServer(u.opts...)
 	inventoryv1.RegisterInventoryServiceServer(u.srv, u)
 	orderv1.RegisterOrderServiceServer(u.srv, u)
 	u.served = make(chan struct{})

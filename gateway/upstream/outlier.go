@@ -181,10 +181,12 @@ const (
 )
 
 // classify reads an attempt's end: UNAVAILABLE fails; so does DEADLINE_EXCEEDED, unless the
-// client's own deadline bound the call, or the call was a stream that opened (its route's
-// timeout is how a :watch ends: a success); any other answer from the instance succeeds; the
-// rest (canceled, or never sent: grpc-go reports a pick whose transport was gone with an
-// empty DoneInfo) is neutral.
+// client's own deadline bound the call, the call was a stream that opened (its route's
+// timeout is how a :watch ends: a success), or the attempt never got a stream on the
+// instance's connection (it waited for one of the server's MaxConcurrentStreams slots until
+// its deadline: the gateway's queue, not the instance's answer); any other answer from the
+// instance succeeds; the rest (canceled, or never sent: grpc-go reports a pick whose
+// transport was gone with an empty DoneInfo) is neutral.
 func classify(di balancer.DoneInfo, k kind) outcome {
 	if di.Err == nil {
 		if di.BytesReceived {
@@ -197,7 +199,7 @@ func classify(di balancer.DoneInfo, k kind) outcome {
 		return failure
 	case codes.DeadlineExceeded:
 		switch {
-		case k&clientBound != 0:
+		case k&clientBound != 0, !di.BytesSent:
 			return neutral
 		case k&streaming != 0 && di.BytesReceived:
 			return success

@@ -387,6 +387,8 @@ func TestClassify(t *testing.T) {
 		{"route timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, 0, failure},
 		{"route timeout after headers", balancer.DoneInfo{Err: errDeadline, BytesSent: true, BytesReceived: true}, 0, failure},
 		{"client timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, clientBound, neutral},
+		{"route timeout waiting for a stream slot", balancer.DoneInfo{Err: errDeadline}, 0, neutral},
+		{"stream timed out waiting for a stream slot", balancer.DoneInfo{Err: errDeadline}, streaming, neutral},
 		{"stream ended by its route timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true, BytesReceived: true}, streaming, success},
 		{"stream that never opened", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, streaming, failure},
 		{"stream ended by the client's timeout", balancer.DoneInfo{Err: errDeadline, BytesSent: true}, streaming | clientBound, neutral},
