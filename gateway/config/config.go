@@ -16,6 +16,7 @@ import (
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
+	"github.com/acme/shopgate/gateway/streamlimit"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -80,6 +81,9 @@ type Config struct {
 	// Abuse configures the blocking of client addresses that fail authentication too often
 	// (gateway/abuse). Its backend follows rate_limiting's (and its Redis address, unless set).
 	Abuse abuse.Config `yaml:"abuse"`
+	// Streams caps the server streams one caller may hold open at once, per replica
+	// (gateway/streamlimit). Default: 10. Reloadable; a reload keeps the open counts.
+	Streams streamlimit.Config `yaml:"streams"`
 }
 
 // Upstream is one gRPC service's backends.

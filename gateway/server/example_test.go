@@ -74,12 +74,13 @@ upstreams:
 	// 10. route     ip-route          the route's allow_cidrs and deny_cidrs: 403
 	// 11. route     auth              authenticates (JWT, API key) and authorizes (roles): 401, 403
 	// 12. route     rate-limit        per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down
-	// 13. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
-	// 14. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
-	// 15. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
-	// 16. client    passport          the verified identity as x-user-* metadata, one value per key
-	// 17. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
-	// 18. client    breaker           per upstream service: 503 at once while open; counts upstream failures only
-	// 19. client    early-refusal     a stream refused before its first message answers with its status, not a 200
-	// 20. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
+	// 13. route     stream-limit      a caller holding streams.max_per_caller (10) open server streams: 429 with Retry-After
+	// 14. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
+	// 15. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
+	// 16. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
+	// 17. client    passport          the verified identity as x-user-* metadata, one value per key
+	// 18. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
+	// 19. client    breaker           per upstream service: 503 at once while open; counts upstream failures only
+	// 20. client    early-refusal     a stream refused before its first message answers with its status, not a 200
+	// 21. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
 }

@@ -25,8 +25,10 @@ import (
 //   - CORS answers preflights before any rule that would refuse them; IP rules and the body
 //     limit cost nothing per byte and refuse before routing.
 //   - After the router: the route's IP rules, then auth (a refused caller costs no quota), then
-//     the rate limit, keyed by the verified caller. Nothing reads the body before the handler,
-//     so a request refused by a stage is refused before its body is read or decoded.
+//     the rate limit, keyed by the verified caller, then the cap on a caller's open streams
+//     (a start the rate limit refused never holds a place; the place is held until the
+//     handler returns, so the stage must wrap the handler). Nothing reads the body before the
+//     handler, so a request refused by a stage is refused before its body is read or decoded.
 //   - On the upstream call: the passport, then the deadline above the breaker, so that the
 //     breaker knows whose deadline bounded a call that timed out (deadline.ClientBound) and
 //     counts only the route's; the breaker above the retries, so a call counts once whatever
@@ -62,6 +64,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "authenticates (JWT, API key) and authorizes (roles): 401, 403"},
 		pipeline.Stage{Name: "rate-limit", Layer: pipeline.Route, HTTP: snap.limiter.Middleware,
 			Doc: "per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down"},
+		pipeline.Stage{Name: "stream-limit", Layer: pipeline.Route, HTTP: snap.streams.Middleware,
+			Doc: "a caller holding streams.max_per_caller (10) open server streams: 429 with Retry-After"},
 		pipeline.Stage{Name: "forwarding", Layer: pipeline.Route, HTTP: forwarding,
 			Doc: "a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream"},
 		pipeline.Stage{Name: "stream-write", Layer: pipeline.Route, HTTP: deadline.StreamWriteDeadline(writeTimeout),

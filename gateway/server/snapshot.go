@@ -19,6 +19,7 @@ import (
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
 	"github.com/acme/shopgate/gateway/routes"
+	"github.com/acme/shopgate/gateway/streamlimit"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 )
@@ -33,6 +34,7 @@ type snapshot struct {
 	clientIP *clientip.Resolver
 	auth     *auth.Authenticator
 	limiter  *ratelimit.Limiter
+	streams  *streamlimit.Limiter
 	ipFilter *ipfilter.Filter
 	cors     *cors.CORS
 	abuse    *abuse.Detector
@@ -76,6 +78,13 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 		return nil, err
 	}
 	snap.onClose = append(snap.onClose, snap.limiter.Close)
+	slOpts := streamlimit.Options{Registerer: s.reg, Resolver: snap.clientIP}
+	if prev := s.cur.Load(); prev != nil {
+		slOpts.Counts = prev.streams.Counts() // a reload keeps every caller's open streams
+	}
+	if snap.streams, err = streamlimit.New(cfg.Streams, slOpts); err != nil {
+		return nil, err
+	}
 	if snap.ipFilter, err = ipfilter.New(cfg.IPRules, ipfilter.Options{Logger: s.logger, Registerer: s.reg, Resolver: snap.clientIP}); err != nil {
 		return nil, err
 	}
