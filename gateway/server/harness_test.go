@@ -59,14 +59,14 @@ type backend struct {
 	watch  func(stream grpc.ServerStreamingServer[orderv1.Order]) error
 }
 
-func startBackend(t testing.TB) *backend {
+func startBackend(t testing.TB, opts ...grpc.ServerOption) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	u := &backend{addr: ln.Addr().String()}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(opts...)
 	orderv1.RegisterOrderServiceServer(gs, u)
 	inventoryv1.RegisterInventoryServiceServer(gs, u)
 	paymentv1.RegisterPaymentServiceServer(gs, u)
