@@ -246,3 +246,60 @@ func getOrder(client *http.Client, url, key string) string {
 	}
 	return ""
 }
+
+// TestStreamCapAcrossReload: a reload keeps the open streams of every caller (they were
+// admitted under the old configuration and still count under the new one, and their end
+// frees their places there); the new cap applies to new streams only, and never cuts one.
+func TestStreamCapAcrossReload(t *testing.T) {
+	tests := []struct {
+		name    string
+		streams string // the reloaded streams section
+		want    int    // the status of alice's next watch
+	}{
+		{"same cap", "streams: {max_per_caller: 2}", http.StatusTooManyRequests},
+		{"another section changed", "streams: {max_per_caller: 2}\nlimits: {max_body_bytes: 4096}", http.StatusTooManyRequests},
+		{"cap raised", "streams: {max_per_caller: 3}", http.StatusOK},
+		{"cap lowered", "streams: {max_per_caller: 1}", http.StatusTooManyRequests},
+		{"default cap", "", http.StatusOK},
+		{"cap off", "streams: {max_per_caller: -1}", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := startBackend(t)
+			holdWatches(be)
+			gw := startGateway(t, baseYAML(be.addr, "streams: {max_per_caller: 2}\n"), Options{})
+			gw.waitReady(t)
+			transport := &http.Transport{}
+			defer transport.CloseIdleConnections()
+			client := &http.Client{Transport: transport}
+			var stops []func()
+			defer func() {
+				for _, stop := range stops {
+					stop()
+				}
+			}()
+			for range 2 {
+				stops = append(stops, openWatch(t, client, gw.url, customerKey))
+			}
+			if err := gw.Reload(parse(t, baseYAML(be.addr, tt.streams+"\n"))); err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == http.StatusOK {
+				stops = append(stops, openWatch(t, client, gw.url, customerKey))
+			} else if r := do(t, client, http.MethodGet, gw.url+"/v1/orders/o-1:watch", nil, customer()); r.status != tt.want {
+				t.Fatalf("alice's next watch after the reload: %d, want %d", r.status, tt.want)
+			}
+			for _, stop := range stops {
+				stop()
+			}
+			stops = nil
+			deadline := time.Now().Add(5 * time.Second)
+			for gw.cur.Load().streams.Counts().Callers() != 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the streams' places were not given back after they ended")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
