@@ -142,27 +142,17 @@ func (c *Conn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method stri
 	return c.stream.NewStream(ctx, desc, method, opts...)
 }
 
-// Unary and Stream return the two connections, for tests and diagnostics.
-func (c *Conn) Unary() *grpc.ClientConn  { return c.unary }
-func (c *Conn) Stream() *grpc.ClientConn { return c.stream }
-
 // state is the worse of the two connections' states: READY only when both are.
 func (c *Conn) state() connectivity.State {
 	u, s := c.unary.GetState(), c.stream.GetState()
-	for _, st := range [...]connectivity.State{u, s} {
-		if st == connectivity.Idle {
-			c.connect()
-		}
+	if u == connectivity.Idle || s == connectivity.Idle {
+		c.unary.Connect()
+		c.stream.Connect()
 	}
 	if u != connectivity.Ready {
 		return u
 	}
 	return s
-}
-
-func (c *Conn) connect() {
-	c.unary.Connect()
-	c.stream.Connect()
 }
 
 // instances counts the service's instances over both connections: an instance is ready when
