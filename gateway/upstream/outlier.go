@@ -76,9 +76,10 @@ func (e Ejection) withDefaults() Ejection {
 // Instances counts one upstream service's instances (addresses), for /readyz.
 type Instances struct {
 	// Ready is how many instances are READY (connected and, with health checking, SERVING)
-	// and not ejected: the ones that take calls.
+	// and not ejected, on both of the service's connections (Conn): the ones that take unary
+	// calls and streams.
 	Ready int `json:"ready"`
-	// Ejected is how many instances are ejected (Ejection), READY or not.
+	// Ejected is how many instances are ejected (Ejection) on either connection, READY or not.
 	Ejected int `json:"ejected"`
 	// Total is how many instances the service has.
 	Total int `json:"total"`
