@@ -79,7 +79,7 @@ upstreams:
 	// 15. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
 	// 16. client    passport          the verified identity as x-user-* metadata, one value per key
 	// 17. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
-	// 18. client    breaker           per upstream service: 503 at once while open; counts upstream failures only
+	// 18. client    breaker           per RPC (breaker.scope): 503 at once while open; counts upstream failures only
 	// 19. client    early-refusal     a stream refused before its first message answers with its status, not a 200
 	// 20. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
 }

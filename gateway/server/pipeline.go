@@ -73,7 +73,7 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 		pipeline.Stage{Name: "deadline", Layer: pipeline.Client, Unary: deadline.Unary, Stream: deadline.Stream,
 			Doc: "the route's timeout, or the client's shorter Grpc-Timeout: 504"},
 		pipeline.Stage{Name: "breaker", Layer: pipeline.Client, Unary: s.breakers.UnaryClientInterceptor(), Stream: s.breakers.StreamClientInterceptor(),
-			Doc: "per upstream service: 503 at once while open; counts upstream failures only"},
+			Doc: "per RPC (breaker.scope): 503 at once while open; counts upstream failures only"},
 		pipeline.Stage{Name: "early-refusal", Layer: pipeline.Client, Stream: refuseEarly,
 			Doc: "a stream refused before its first message answers with its status, not a 200"},
 		pipeline.Stage{Name: "retry", Layer: pipeline.Transport, MethodConfigs: retried, Throttling: snap.retry.Throttling(),
