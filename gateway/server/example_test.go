@@ -67,7 +67,7 @@ upstreams:
 	// 3.  edge      access-log        one access log line and the request metrics per request
 	// 4.  edge      cors              CORS headers; preflights are answered here
 	// 5.  edge      ip-global         global IP allow and deny lists: 403
-	// 6.  edge      abuse             an address with too many 401s (30 in 1m): 429 with Retry-After for 5m
+	// 6.  edge      abuse             an address with too many 401s (default 30 in 1m): 429 with Retry-After
 	// 7.  edge      body-limit        a body over limits.max_body_bytes: 413
 	// 8.  edge      head              a HEAD is served as the GET of its path, without the body
 	// 9.  router    router            grpc-gateway mux: method and path to a route; 404, or 405 with Allow

@@ -16,14 +16,18 @@ import (
 
 // declare is the one place where the stages a request passes are written down, in order, from
 // the first net/http middleware to grpc-go's retries: every layer of the snapshot is wired from
-// this table (assemble, connsFor), ExamplePipeline prints it and TestStackOrder checks that a
-// real request passes exactly these stages.
+// this table (assemble, connsFor), ExampleServer_Pipeline prints it, docs/ARCHITECTURE.md shows
+// it (TestArchitectureDocShowsThePipeline) and TestStackOrder checks that a real request passes
+// exactly these stages.
 //
 // Why this order:
 //   - recover and request-id come first so that every answer, even a panic's, is a
 //     google.rpc.Status with X-Request-Id; the access log wraps everything after it.
-//   - CORS answers preflights before any rule that would refuse them; IP rules and the body
-//     limit cost nothing per byte and refuse before routing.
+//   - CORS answers preflights before any rule that would refuse them (and a browser can read
+//     a refusal); IP rules, the abuse block and the body limit cost nothing per byte and refuse
+//     before routing. The abuse stage sits inside the access log, so its 429s are logged, and
+//     counts the 401s the auth stage gives further in.
+//   - A HEAD becomes a GET just before the router, so the access log still says HEAD.
 //   - After the router: the route's IP rules, then auth (a refused caller costs no quota), then
 //     the rate limit, keyed by the verified caller. Nothing reads the body before the handler,
 //     so a request refused by a stage is refused before its body is read or decoded.
@@ -49,7 +53,7 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 		pipeline.Stage{Name: "ip-global", Layer: pipeline.Edge, HTTP: snap.ipFilter.Middleware,
 			Doc: "global IP allow and deny lists: 403"},
 		pipeline.Stage{Name: "abuse", Layer: pipeline.Edge, HTTP: snap.abuse.Middleware,
-			Doc: "an address with too many 401s (30 in 1m): 429 with Retry-After for 5m"},
+			Doc: "an address with too many 401s (default 30 in 1m): 429 with Retry-After"},
 		pipeline.Stage{Name: "body-limit", Layer: pipeline.Edge, HTTP: edge.BodyLimit(snap.cfg.Limits.MaxBodyBytes),
 			Doc: "a body over limits.max_body_bytes: 413"},
 		pipeline.Stage{Name: "head", Layer: pipeline.Edge, HTTP: edge.HeadAsGet,
