@@ -106,21 +106,9 @@ func TestFaultUpstreamInstance(t *testing.T) {
 				return served(s.inventory, getItem) > 0 && served(other, getItem) > 0
 			})
 			stopWatch := readyzWatch(g)
-			var refs []string
-			place := func(n int) {
-				for range n {
-					i := len(refs)
-					id, err := g.createOrder(token, sku, 1, fmt.Sprintf("fault-%d", i), 10*time.Second)
-					if err != nil {
-						t.Fatalf("order %d: %v", i, err)
-					}
-					refs = append(refs, "frank/"+id)
-				}
-			}
-			place(orders / 2) // their events are on their way to the instances
-
+			refs := g.placeOrders("frank", token, sku, "before", orders/2) // their events are on their way to the instances
 			tt.fault(other)
-			place(orders / 2)
+			refs = append(refs, g.placeOrders("frank", token, sku, "during", orders/2)...)
 			var failed []string
 			began := time.Now()
 			for streak := 0; streak < 20; {
@@ -188,25 +176,7 @@ func TestFaultKilledBetweenCommitAndPublish(t *testing.T) {
 			const sku, stock, orders = "SKU-OUTBOX", 6, 8
 			s.putItem(sku, stock, 100)
 			token := g.token("gina", "customer")
-			ids := make([]string, orders)
-			errs := make(chan error, orders)
-			var wg sync.WaitGroup
-			for i := range orders {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					id, err := g.createOrder(token, sku, 1, fmt.Sprintf("outbox-%d", i), 10*time.Second)
-					ids[i] = id
-					if err != nil {
-						errs <- fmt.Errorf("order %d: %w", i, err)
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
+			refs := g.placeOrders("gina", token, sku, "outbox", orders)
 			if tt.unpublished {
 				if n := b.subjectCounts(t)["shop.events.v1.OrderCreated"]; n != 0 {
 					t.Fatalf("orderd published %d OrderCreated with its relay off", n)
@@ -216,16 +186,10 @@ func TestFaultKilledBetweenCommitAndPublish(t *testing.T) {
 			t.Logf("%d of the %d OrderCreated were in the stream when orderd was killed", b.subjectCounts(t)["shop.events.v1.OrderCreated"], orders)
 			s.order.start()
 
-			var refs []string
-			for i, id := range ids {
-				again, err := g.createOrder(token, sku, 1, fmt.Sprintf("outbox-%d", i), 20*time.Second)
-				if err != nil {
-					t.Fatalf("order %d sent again after the restart: %v", i, err)
-				}
-				if again != id {
-					t.Errorf("order %d sent again with its Idempotency-Key is %s, want the first answer's %s", i, again, id)
-				}
-				refs = append(refs, "gina/"+id)
+			// The client sends each order again with its Idempotency-Key (retrying while orderd
+			// is not back): the same orders.
+			if again := g.placeOrders("gina", token, sku, "outbox", orders); !slices.Equal(again, refs) {
+				t.Errorf("the orders sent again with their Idempotency-Keys are %v, want the first answers %v", again, refs)
 			}
 			checkOrders(t, s, sku, stock, refs)
 			list, err := s.ord.ListOrders(as(ctxTimeout(t, 5*time.Second), "gina", "customer"), &orderv1.ListOrdersRequest{PageSize: 100})
@@ -265,19 +229,15 @@ func TestFaultWatchFlood(t *testing.T) {
 	const sku, stock = "SKU-FLOOD", 20
 	s.putItem(sku, stock, 100)
 	flooder, victim := g.token("flood", "customer"), g.token("victim", "customer")
-	var refs, floodIDs []string
-	for i := range 5 {
-		id, err := g.createOrder(flooder, sku, 1, fmt.Sprintf("flood-%d", i), 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		refs, floodIDs = append(refs, "flood/"+id), append(floodIDs, id)
+	floodRefs := g.placeOrders("flood", flooder, sku, "flood", 5)
+	victimRef := g.placeOrders("victim", victim, sku, "victim", 1)[0]
+	_, victimID, _ := cut(victimRef)
+
+	var floodIDs []string
+	for _, ref := range floodRefs {
+		_, id, _ := cut(ref)
+		floodIDs = append(floodIDs, id)
 	}
-	victimID, err := g.createOrder(victim, sku, 1, "victim", 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	refs = append(refs, "victim/"+victimID)
 
 	// The flood, on connections of its own: each stream answered 200 holds its connection
 	// until released.
@@ -372,5 +332,5 @@ func TestFaultWatchFlood(t *testing.T) {
 	// paymentd again, its relay on: the orders complete.
 	s.payment.kill()
 	s.payment.start()
-	checkOrders(t, s, sku, stock, refs)
+	checkOrders(t, s, sku, stock, append(floodRefs, victimRef))
 }

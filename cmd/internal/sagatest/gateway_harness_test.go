@@ -215,6 +215,31 @@ func (g *gateway) createOrder(token, sku string, qty int, key string, within tim
 	}
 }
 
+// placeOrders places n orders of one unit of sku at once as customer (whose token it is), the
+// i-th with the Idempotency-Key prefix-i, and returns their refs ("customer/id", see cut), in
+// the order of i. Placed again with the same prefix, they are the same orders.
+func (g *gateway) placeOrders(customer, token, sku, prefix string, n int) []string {
+	g.t.Helper()
+	refs := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := g.createOrder(token, sku, 1, fmt.Sprintf("%s-%d", prefix, i), 20*time.Second)
+			refs[i], errs[i] = customer+"/"+id, err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			g.t.Fatalf("order %s-%d of %s: %v", prefix, i, customer, err)
+		}
+	}
+	return refs
+}
+
 // readyz returns /readyz's status code and body.
 func (g *gateway) readyz() (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -262,7 +287,9 @@ func served(p *proc, method string) int {
 func checkOrders(t *testing.T, s *stack, sku string, stock int, refs []string) {
 	t.Helper()
 	began := time.Now()
-	defer func() { t.Logf("the %d orders settled, checked in %v", len(refs), time.Since(began).Round(time.Millisecond)) }()
+	defer func() {
+		t.Logf("the %d orders settled, checked in %v", len(refs), time.Since(began).Round(time.Millisecond))
+	}()
 	count := map[orderv1.OrderStatus]int{}
 	statusOf := map[string]orderv1.OrderStatus{}
 	for _, ref := range refs {
