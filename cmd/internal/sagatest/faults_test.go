@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/services/order"
+	"google.golang.org/grpc/metadata"
 )
 
 // freeze stops p's process (SIGSTOP): its connections stay open and nothing answers on them.
@@ -35,6 +38,15 @@ func (p *proc) send(sig syscall.Signal) {
 	}
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatalf("%v to %s: %v", sig, p.name, err)
+	}
+}
+
+// skipPending skips a test of a contract that main does not meet yet, unless
+// SHOPGATE_FAULTS_PENDING=1: the test says what it waits for.
+func skipPending(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("SHOPGATE_FAULTS_PENDING") != "1" {
+		t.Skip(why + " (SHOPGATE_FAULTS_PENDING=1 runs it)")
 	}
 }
 
@@ -214,8 +226,9 @@ func TestFaultWatchFlood(t *testing.T) {
 	// On main without the cap, 255 of the 300 streams open (orderd's MaxConcurrentStreams, 256,
 	// less the health check's), the other 45 hang without an answer, and the other user's
 	// GetOrder waits behind them on the same upstream connection until its 5s timeout: 504.
-	// Remove this line once the cap and the separate stream connections are merged.
-	t.Skip("needs the per-caller stream cap (issue 13 item 1)")
+	// Remove this line once the cap and the separate stream connections are merged (or set
+	// SHOPGATE_FAULTS_PENDING=1 to run it before).
+	skipPending(t, "needs the per-caller stream cap (issue 13 item 1)")
 	const (
 		floods     = 300
 		streamCap  = 10 // the default per-caller cap of open streams (API.md)
@@ -333,4 +346,46 @@ func TestFaultWatchFlood(t *testing.T) {
 	s.payment.kill()
 	s.payment.start()
 	checkOrders(t, s, sku, stock, append(floodRefs, victimRef))
+}
+
+// TestFaultOrderdPricesThroughEitherInventory gives orderd both inventory instances
+// (`-inventory-addr a,b`: API.md, "orderd -inventory-addr takes a comma-separated address
+// list") and kills one of them: orders are still accepted, priced through the other, and all
+// complete once.
+func TestFaultOrderdPricesThroughEitherInventory(t *testing.T) {
+	// orderd dials the flag's value as one gRPC target: "a,b" resolves to nothing, orderd still
+	// reports SERVING, and every CreateOrder fails UNAVAILABLE ("inventory unavailable, try
+	// again").
+	skipPending(t, "orderd does not take an -inventory-addr list (cmd/orderd dials it as one target)")
+	b := externalBroker(t)
+	s := newStack(t, b, stackOptions{common: []string{"-events-ack-wait", "2s"}})
+	other := twin(t, s.inventory)
+	s.order.kill()
+	s.order.args = append(s.order.args, "-inventory-addr", s.inventory.addr+","+other.addr) // the last flag wins
+	s.order.start()
+	const sku, stock, orders = "SKU-PRICES", 6, 8
+	s.putItem(sku, stock, 100)
+	place := func(i int) string {
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			var o *orderv1.Order
+			ctx := metadata.AppendToOutgoingContext(as(ctxTimeout(t, 5*time.Second), "hana", "customer"), order.MDIdempotencyKey, fmt.Sprintf("prices-%d", i))
+			o, err = s.ord.CreateOrder(ctx, &orderv1.CreateOrderRequest{Items: []*orderv1.OrderLine{{Sku: sku, Quantity: 1}}})
+			if err == nil {
+				return "hana/" + o.GetId()
+			}
+		}
+		t.Fatalf("order %d not accepted within 10s: %v", i, err)
+		return ""
+	}
+	var refs []string
+	for i := range orders / 2 {
+		refs = append(refs, place(i))
+	}
+	s.inventory.kill()
+	for i := orders / 2; i < orders; i++ {
+		refs = append(refs, place(i))
+	}
+	s.inventory.start()
+	checkOrders(t, s, sku, stock, refs)
 }
