@@ -356,7 +356,6 @@ func TestFaultOrderdPricesThroughEitherInventory(t *testing.T) {
 	// orderd dials the flag's value as one gRPC target: "a,b" resolves to nothing, orderd still
 	// reports SERVING, and every CreateOrder fails UNAVAILABLE ("inventory unavailable, try
 	// again").
-	skipPending(t, "orderd does not take an -inventory-addr list (cmd/orderd dials it as one target)")
 	b := externalBroker(t)
 	s := newStack(t, b, stackOptions{common: []string{"-events-ack-wait", "2s"}})
 	other := twin(t, s.inventory)
