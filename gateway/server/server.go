@@ -172,6 +172,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		IdleTimeout:       srv.IdleTimeout,
 		MaxHeaderBytes:    srv.MaxHeaderBytes,
 		ConnState:         s.connLimit.ConnState, // idle keep-alive connections close sooner near max_connections
+		ConnContext:       edge.ConnContext,      // for edge.AmbiguousFraming
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -208,9 +209,26 @@ var methodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *ht
 // Handler returns the gateway as an http.Handler (the server itself).
 func (s *Server) Handler() http.Handler { return s }
 
+// ambiguousFramingHandler refuses a request whose head carried both Content-Length and
+// Transfer-Encoding, and closes the connection after the answer.
+var ambiguousFramingHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Connection", "close")
+	httperror.Write(w, status.New(codes.InvalidArgument, "request has both Content-Length and Transfer-Encoding"))
+})
+
 // ServeHTTP serves the health endpoints and hands every other request to the current snapshot,
 // which it holds until the request ends (a reload never pulls it away mid-request).
+//
+// A request whose head carried both Content-Length and Transfer-Encoding (edge.AmbiguousFraming)
+// is refused first of all with 400 and the connection is closed after it. RFC 9112 allows
+// serving it by Transfer-Encoding as long as the connection is closed afterwards; refusing it,
+// as Envoy and nginx do by default, also answers nothing that a proxy in front may have framed
+// differently (a smuggling attempt), and no honest client sends both.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if edge.AmbiguousFraming(r) {
+		edge.RequestID(ambiguousFramingHandler).ServeHTTP(w, r)
+		return
+	}
 	switch r.URL.Path {
 	case PathHealthz, PathReadyz, PathMetrics:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
