@@ -37,7 +37,8 @@ type framing struct {
 	clValid bool
 	cl      uint64
 
-	verdicts []bool // one per head scanned, not yet taken: true when it had both fields
+	verdicts []bool // one per head scanned, from taken on not yet taken: true when it had both fields
+	taken    int
 }
 
 type framingState uint8
@@ -89,17 +90,18 @@ func (f *framing) read(p []byte) {
 	}
 }
 
-// take adds b (part of the current line, without its '\n') to the line.
+// take adds b (part of the current line, without its '\n') to the line, keeping its start.
 func (f *framing) take(b []byte) {
-	for _, c := range b {
-		if f.lineLen < len(f.line) {
+	if f.lineLen < len(f.line) {
+		kept := f.line[f.lineLen:]
+		kept = kept[:copy(kept, b)]
+		for i, c := range kept {
 			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
+				kept[i] = c + 'a' - 'A'
 			}
-			f.line[f.lineLen] = c
 		}
-		f.lineLen++
 	}
+	f.lineLen += len(b)
 }
 
 // endLine handles the current line, which just ended with '\n'.
@@ -159,7 +161,7 @@ func (f *framing) headLine(line []byte, long, empty bool) {
 
 // endHead queues the verdict of the head that just ended and moves on to its body.
 func (f *framing) endHead() {
-	if len(f.verdicts) >= maxQueuedVerdicts {
+	if len(f.verdicts)-f.taken >= maxQueuedVerdicts {
 		f.state = framingOff
 		return
 	}
@@ -183,11 +185,17 @@ func (f *framing) endHead() {
 func (f *framing) next() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.verdicts) == 0 {
+	if f.taken == len(f.verdicts) {
 		return false
 	}
-	v := f.verdicts[0]
-	f.verdicts = f.verdicts[1:]
+	v := f.verdicts[f.taken]
+	f.taken++
+	switch {
+	case f.taken == len(f.verdicts): // the usual case: nothing queued ahead
+		f.verdicts, f.taken = f.verdicts[:0], 0
+	case f.taken >= 64 && 2*f.taken >= len(f.verdicts): // a long pipeline: keep the queue small
+		f.verdicts, f.taken = f.verdicts[:copy(f.verdicts, f.verdicts[f.taken:])], 0
+	}
 	return v
 }
 

@@ -71,3 +71,26 @@ func TestFramingVerdicts(t *testing.T) {
 		}
 	}
 }
+
+// TestFramingLongPipeline: a connection whose heads are always scanned one ahead of the
+// requests served gets every verdict in order, and the queue stays small.
+func TestFramingLongPipeline(t *testing.T) {
+	const get = "GET / HTTP/1.1\r\n\r\n"
+	both := "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	var f framing
+	f.read([]byte(get))
+	for i := range 10_000 {
+		next := get
+		if i%7 == 0 {
+			next = both
+		}
+		f.read([]byte(next))
+		want := i > 0 && (i-1)%7 == 0
+		if got := f.next(); got != want {
+			t.Fatalf("request %d: verdict %v, want %v", i, got, want)
+		}
+	}
+	if len(f.verdicts) > 128 {
+		t.Fatalf("queue grew to %d", len(f.verdicts))
+	}
+}
