@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"testing"
 )
 
@@ -29,6 +31,7 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 	lookalike := "GET /healthz HTTP/1.1\r\nHost: gw\r\nContent-Length: " + strconv.Itoa(len(lookalikeBody)) + "\r\n\r\n" + lookalikeBody
 	lookalikeChunked := "GET /healthz HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n" +
 		strconv.FormatInt(int64(len(lookalikeBody)), 16) + "\r\n" + lookalikeBody + "\r\n0\r\n\r\n"
+	refused := 0
 	for _, tt := range []struct {
 		name    string
 		send    []string // written one by one, each answered before the next
@@ -73,6 +76,12 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 				if !resp.Close || resp.Header.Get("X-Request-Id") == "" {
 					t.Fatalf("ambiguous request: close %v, X-Request-Id %q; want Connection: close and an id", resp.Close, resp.Header.Get("X-Request-Id"))
 				}
+			}
+			if tt.refused {
+				refused++
+			}
+			if got := testutil.ToFloat64(gw.ambiguous); got != float64(refused) {
+				t.Fatalf("gateway_http_ambiguous_framing_total = %v, want %d", got, refused)
 			}
 			if tt.refused && !c.closedByServer(t) {
 				t.Fatal("the connection was kept after the ambiguous request")

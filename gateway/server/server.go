@@ -81,6 +81,7 @@ type Server struct {
 	dial      upstream.Options    // what every upstream dial shares; retries are added per snapshot
 	httpSrv   *http.Server
 	connLimit *connlimit.Limiter      // server.max_connections over every listener Serve is given
+	ambiguous prometheus.Counter      // requests refused for both Content-Length and Transfer-Encoding
 	builtin   http.Handler            // health and metrics endpoints, with a request id
 	extra     map[string]http.Handler // Options.Handlers, with a request id
 
@@ -151,6 +152,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		snap.release()
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
+	s.ambiguous = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gateway_http_ambiguous_framing_total",
+		Help: "Requests refused with 400 for carrying both Content-Length and Transfer-Encoding.",
+	})
+	if s.ambiguous, err = metrics.RegisterOrReuse(s.reg, s.ambiguous); err != nil {
+		snap.release()
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
 	metricsH := promHandler(s.gatherer)
 	s.builtin = edge.Recover(s.logger)(edge.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -209,24 +218,26 @@ var methodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *ht
 // Handler returns the gateway as an http.Handler (the server itself).
 func (s *Server) Handler() http.Handler { return s }
 
-// ambiguousFramingHandler refuses a request whose head carried both Content-Length and
+// refuseAmbiguousFraming refuses a request whose head carried both Content-Length and
 // Transfer-Encoding, and closes the connection after the answer.
-var ambiguousFramingHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+var refuseAmbiguousFraming = edge.RequestID(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Connection", "close")
 	httperror.Write(w, status.New(codes.InvalidArgument, "request has both Content-Length and Transfer-Encoding"))
-})
+}))
 
 // ServeHTTP serves the health endpoints and hands every other request to the current snapshot,
 // which it holds until the request ends (a reload never pulls it away mid-request).
 //
 // A request whose head carried both Content-Length and Transfer-Encoding (edge.AmbiguousFraming)
-// is refused first of all with 400 and the connection is closed after it. RFC 9112 allows
+// is refused first of all with 400 (counted in gateway_http_ambiguous_framing_total) and the
+// connection is closed after it. RFC 9112 allows
 // serving it by Transfer-Encoding as long as the connection is closed afterwards; refusing it,
 // as Envoy and nginx do by default, also answers nothing that a proxy in front may have framed
 // differently (a smuggling attempt), and no honest client sends both.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if edge.AmbiguousFraming(r) {
-		edge.RequestID(ambiguousFramingHandler).ServeHTTP(w, r)
+		s.ambiguous.Inc() // not in the access log: it comes before the pipeline, like net/http's own 400s
+		refuseAmbiguousFraming.ServeHTTP(w, r)
 		return
 	}
 	switch r.URL.Path {
