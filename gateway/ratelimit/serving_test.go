@@ -24,7 +24,6 @@ func (b *scriptedBackend) Ping(ctx context.Context) error {
 func TestServing(t *testing.T) {
 	t.Parallel()
 	const interval = time.Second
-	redisDown := errors.New("dial tcp: connection refused")
 	type step struct {
 		name       string
 		sleep      time.Duration
@@ -37,8 +36,8 @@ func TestServing(t *testing.T) {
 	calls := func(n int) map[string]int { return map[string]int{FailOpen: 0, FailClosed: n} }
 	steps := []step{
 		{"redis up", 0, nil, both(true), calls(1), 0},
-		{"redis away: the ping trips the breaker", 0, redisDown, both(false), calls(2), 1},
-		{"open: false at once", 0, redisDown, both(false), calls(2), 1},
+		{"redis away: the ping trips the breaker", 0, errRedisDown, both(false), calls(2), 1},
+		{"open: false at once", 0, errRedisDown, both(false), calls(2), 1},
 		{"redis back, still within the interval", interval / 2, nil, both(false), calls(2), 1},
 		{"the ping after the interval is the probe", interval, nil, both(true), calls(3), 0},
 		{"closed: asked each time", 0, nil, both(true), calls(4), 0},
@@ -75,7 +74,7 @@ func TestServingWithoutFailover(t *testing.T) {
 		opts Options
 	}{
 		{"memory", Options{}},
-		{"custom backend", Options{Backend: &scriptedBackend{err: redisDownErr}}},
+		{"custom backend", Options{Backend: &scriptedBackend{err: errRedisDown}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := New(Config{}, tt.opts)
@@ -89,4 +88,4 @@ func TestServingWithoutFailover(t *testing.T) {
 	}
 }
 
-var redisDownErr = errors.New("down")
+var errRedisDown = errors.New("dial tcp: connection refused")
