@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/acme/shopgate/gateway/redisclient"
+
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -29,20 +31,8 @@ type Redis struct {
 // NewRedis connects lazily to the Redis of cfg (defaults applied by the caller, see
 // RedisConfig): no round trip happens here, so the gateway starts while Redis is down.
 func NewRedis(cfg RedisConfig) *Redis {
-	client := redis.NewClient(&redis.Options{
-		Addr:                  cfg.Addr,
-		Username:              cfg.Username,
-		Password:              cfg.Password,
-		DB:                    cfg.DB,
-		DialTimeout:           cfg.Timeout,
-		ReadTimeout:           cfg.Timeout,
-		WriteTimeout:          cfg.Timeout,
-		PoolTimeout:           cfg.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1, // a retry would double the time a dead Redis costs a request
-		DialerRetries:         1,  // go-redis's default, 5 dials 100ms apart, would hold a request 0.5s
-		PoolSize:              cfg.PoolSize,
-		DisableIdentity:       true, // no CLIENT SETINFO round trip on every new connection
+	client := redisclient.New(redisclient.Options{
+		Addr: cfg.Addr, Username: cfg.Username, Password: cfg.Password, DB: cfg.DB, Timeout: cfg.Timeout, PoolSize: cfg.PoolSize,
 	})
 	return &Redis{client: client, limiter: redis_rate.NewLimiter(client), prefix: cfg.KeyPrefix, timeout: cfg.Timeout}
 }
