@@ -12,9 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/acme/shopgate/gateway/redisclient"
-
 	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/shopgate/gateway/redisclient"
 )
 
 // Redis is the shared Store. Per address it keeps two keys in one hash slot (Redis Cluster):
