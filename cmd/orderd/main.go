@@ -24,8 +24,6 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	"github.com/acme/shopgate/services/order"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 func main() {
@@ -49,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config{Config: svcmain.Defaults("127.0.0.1:9101"), InventoryAddr: "127.0.0.1:9103"}
 	err := svcmain.Load("orderd", args, stderr, &cfg, func(fs *flag.FlagSet) {
 		cfg.Flags(fs, "order/order.db")
-		fs.StringVar(&cfg.InventoryAddr, "inventory-addr", cfg.InventoryAddr, "gRPC address of the inventory service")
+		fs.StringVar(&cfg.InventoryAddr, "inventory-addr", cfg.InventoryAddr, "inventory service: host:port, a comma-separated list (balanced, health-checked), or a gRPC target (dns:///name:port)")
 	})
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -61,9 +59,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	invConn, err := grpc.NewClient(cfg.InventoryAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	invConn, err := dialInventory(cfg.InventoryAddr)
 	if err != nil {
-		return fmt.Errorf("inventory client: %w", err)
+		return err
 	}
 	defer invConn.Close()
 	store, err := order.OpenSQLite(filepath.Join(cfg.Data, "order", "order.db"))

@@ -84,7 +84,7 @@ func TestAdminHandler(t *testing.T) {
 	if resp, body := adminDo(t, admin, http.MethodGet, ""); string(body) != `{"blocks":[]}`+"\n" {
 		t.Fatalf("GET after the lifts: %d %s", resp.StatusCode, body)
 	}
-	if f.logs.count("client address block lifted") != 2 {
+	if f.logs.Count("client address block lifted") != 2 {
 		t.Fatal("a lift is not logged")
 	}
 }

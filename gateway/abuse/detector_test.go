@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/internal/testredis"
 )
 
 // statusBody is the google.rpc.Status JSON a refused request carries.
@@ -51,7 +52,7 @@ func TestMiddlewareBlocks(t *testing.T) {
 			t.Parallel()
 			cfg := Config{Backend: backend}
 			if backend == BackendRedis {
-				cfg.Redis = RedisConfig{Addr: needRedis(t), KeyPrefix: testPrefix(t)}
+				cfg.Redis = RedisConfig{Addr: testredis.Need(t), KeyPrefix: testredis.Prefix(t, "abuse")}
 			}
 			f := newFixture(t, cfg, newFakeClock())
 			s := serve(t, f.d)
@@ -80,11 +81,11 @@ func TestMiddlewareBlocks(t *testing.T) {
 			if resp, body := s.get(t, bad, http.StatusOK); resp.StatusCode != http.StatusOK {
 				t.Fatalf("after the block: %d, want 200 (%s)", resp.StatusCode, body)
 			}
-			if n := f.logs.count(`"msg":"client address blocked for failed authentications"`); n != 1 {
+			if n := f.logs.Count(`"msg":"client address blocked for failed authentications"`); n != 1 {
 				t.Fatalf("logged %d blocks, want 1", n)
 			}
-			if n := f.logs.count(`"addr":"198.51.100.7","failures":31`); n != 1 {
-				t.Fatalf("the block line lacks the address or the failures:\n%s", f.logs.buf.String())
+			if n := f.logs.Count(`"addr":"198.51.100.7","failures":31`); n != 1 {
+				t.Fatalf("the block line lacks the address or the failures:\n%s", f.logs.String())
 			}
 			if got := testutil.ToFloat64(f.d.metrics.blocks); got != 1 {
 				t.Fatalf("gateway_abuse_blocks_total = %v, want 1", got)

@@ -1,67 +1,25 @@
 package abuse
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/acme/shopgate/gateway/clientip"
+	"github.com/acme/shopgate/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-const testRedisAddr = "127.0.0.1:6379"
-
-// needRedis returns the address of the test Redis, or skips (fails when CI=true) without one.
-func needRedis(t *testing.T) string {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", testRedisAddr, 500*time.Millisecond)
-	if err != nil {
-		msg := "this test needs Redis on " + testRedisAddr + " (bash .ci/services.sh starts it): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	_ = conn.Close()
-	return testRedisAddr
-}
-
-// testPrefix returns a Redis key prefix of this test alone and deletes its keys at the end.
-func testPrefix(t *testing.T) string {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "shopgate-test:abuse:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		c := redis.NewClient(&redis.Options{Addr: testRedisAddr})
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-	return prefix
-}
 
 // closedPort returns an address on which nothing listens.
 func closedPort(t *testing.T) string {
@@ -95,30 +53,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer is a log sink written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
 // fixture is a detector on a fake clock with its logs, metrics and a resolver that trusts the
 // loopback proxy, so that tests choose the client address with X-Forwarded-For.
 type fixture struct {
 	d     *Detector
 	clock *fakeClock
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 	reg   *prometheus.Registry
 }
 
@@ -128,7 +68,7 @@ func newFixture(t *testing.T, cfg Config, clock *fakeClock) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{clock: clock, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	f := &fixture{clock: clock, logs: &testlog.Buffer{}, reg: prometheus.NewRegistry()}
 	f.d, err = New(cfg, Options{
 		Logger:     slog.New(slog.NewJSONHandler(f.logs, nil)),
 		Registerer: f.reg,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/acme/shopgate/internal/testredis"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -90,9 +91,9 @@ func (p *switchProxy) up() {
 // lasts its whole block_for.
 func TestRedisOutageAndRecovery(t *testing.T) {
 	t.Parallel()
-	proxy := newSwitchProxy(t, needRedis(t))
+	proxy := newSwitchProxy(t, testredis.Need(t))
 	clock := newFakeClock()
-	cfg := Config{MaxFailures: 2, Backend: BackendRedis, Redis: RedisConfig{Addr: proxy.addr, KeyPrefix: testPrefix(t)}}
+	cfg := Config{MaxFailures: 2, Backend: BackendRedis, Redis: RedisConfig{Addr: proxy.addr, KeyPrefix: testredis.Prefix(t, "abuse")}}
 	f := newFixture(t, cfg, clock)
 	s := serve(t, f.d)
 	const a, b = "192.0.2.1", "192.0.2.2"
@@ -106,15 +107,15 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	}
 	resp, body := s.get(t, a, http.StatusOK)
 	checkBlocked(t, resp, body, "300")
-	if f.logs.count("abuse backend unreachable") != 1 || testutil.ToFloat64(f.d.metrics.degraded.WithLabelValues(BackendRedis)) != 1 {
+	if f.logs.Count("abuse backend unreachable") != 1 || testutil.ToFloat64(f.d.metrics.degraded.WithLabelValues(BackendRedis)) != 1 {
 		t.Fatal("the outage is not logged once, or not in the gauge")
 	}
 
 	proxy.up()
 	clock.Advance(DefaultProbeInterval)
 	s.get(t, b, http.StatusUnauthorized) // this one probes Redis, and is counted there
-	if f.logs.count("abuse backend recovered") != 1 || testutil.ToFloat64(f.d.metrics.degraded.WithLabelValues(BackendRedis)) != 0 {
-		t.Fatalf("the recovery is not logged once, or not in the gauge:\n%s", f.logs.buf.String())
+	if f.logs.Count("abuse backend recovered") != 1 || testutil.ToFloat64(f.d.metrics.degraded.WithLabelValues(BackendRedis)) != 0 {
+		t.Fatalf("the recovery is not logged once, or not in the gauge:\n%s", f.logs.String())
 	}
 	resp, body = s.get(t, a, http.StatusOK)
 	checkBlocked(t, resp, body, "299")

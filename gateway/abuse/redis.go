@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/shopgate/gateway/redisclient"
 )
 
 // Redis is the shared Store. Per address it keeps two keys in one hash slot (Redis Cluster):
@@ -38,20 +40,8 @@ type Redis struct {
 func NewRedis(cfg RedisConfig, password string) *Redis {
 	full, _ := Config{Redis: cfg}.withDefaults()
 	cfg = full.Redis
-	client := redis.NewClient(&redis.Options{
-		Addr:                  cfg.Addr,
-		Username:              cfg.Username,
-		Password:              password,
-		DB:                    cfg.DB,
-		DialTimeout:           cfg.Timeout,
-		ReadTimeout:           cfg.Timeout,
-		WriteTimeout:          cfg.Timeout,
-		PoolTimeout:           cfg.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1, // a retry would double what a dead Redis costs a request
-		DialerRetries:         1,
-		PoolSize:              cfg.PoolSize,
-		DisableIdentity:       true,
+	client := redisclient.New(redisclient.Options{
+		Addr: cfg.Addr, Username: cfg.Username, Password: password, DB: cfg.DB, Timeout: cfg.Timeout, PoolSize: cfg.PoolSize,
 	})
 	var id [6]byte
 	_, _ = rand.Read(id[:])

@@ -7,14 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/shopgate/internal/testredis"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestRedisStore(t *testing.T) {
 	t.Parallel()
-	addr := needRedis(t)
+	addr := testredis.Need(t)
 	testStore(t, func(t *testing.T) Store {
-		r := NewRedis(RedisConfig{Addr: addr, KeyPrefix: testPrefix(t)}, "")
+		r := NewRedis(RedisConfig{Addr: addr, KeyPrefix: testredis.Prefix(t, "abuse")}, "")
 		t.Cleanup(func() { _ = r.Close() })
 		return r
 	})
@@ -24,7 +25,7 @@ func TestRedisStore(t *testing.T) {
 // made by one is honoured by the other within redis.sync_interval, and so is a lift.
 func TestDetectorsShareRedis(t *testing.T) {
 	t.Parallel()
-	cfg := Config{MaxFailures: 4, Backend: BackendRedis, Redis: RedisConfig{Addr: needRedis(t), KeyPrefix: testPrefix(t)}}
+	cfg := Config{MaxFailures: 4, Backend: BackendRedis, Redis: RedisConfig{Addr: testredis.Need(t), KeyPrefix: testredis.Prefix(t, "abuse")}}
 	clock := newFakeClock()
 	a, b := newFixture(t, cfg, clock), newFixture(t, cfg, clock)
 	sa, sb := serve(t, a.d), serve(t, b.d)
@@ -53,7 +54,7 @@ func TestDetectorsShareRedis(t *testing.T) {
 	clock.Advance(time.Millisecond)
 	resp, body = sb.get(t, bad, http.StatusOK)
 	checkBlocked(t, resp, body, "299")
-	if a.logs.count("client address blocked")+b.logs.count("client address blocked") != 1 {
+	if a.logs.Count("client address blocked")+b.logs.Count("client address blocked") != 1 {
 		t.Fatal("the block was logged more or less than once across the replicas")
 	}
 
@@ -112,7 +113,7 @@ func TestRedisDownFailsOpen(t *testing.T) {
 	}
 	resp, body := s.get(t, "192.0.2.2", http.StatusOK)
 	checkBlocked(t, resp, body, "300")
-	if n := f.logs.count("abuse backend unreachable"); n != 1 {
+	if n := f.logs.Count("abuse backend unreachable"); n != 1 {
 		t.Fatalf("logged the outage %d times, want once", n)
 	}
 	if got := testutil.ToFloat64(f.d.metrics.degraded.WithLabelValues(BackendRedis)); got != 1 {

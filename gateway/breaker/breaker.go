@@ -123,7 +123,7 @@ func (b *Breakers) States() map[string]string {
 }
 
 // nameOf returns the breaker name of a full method ("/pkg.Service/Method"): the service, or
-// the method itself with PerRPC.
+// the method itself with ScopeRPC.
 func nameOf(method string, perRPC bool) string {
 	if perRPC {
 		return method
@@ -138,7 +138,7 @@ func nameOf(method string, perRPC bool) string {
 // get returns the breaker of method, creating it on first use.
 func (b *Breakers) get(method string) *breaker {
 	g := b.current.Load()
-	name := nameOf(method, g.cfg.PerRPC)
+	name := nameOf(method, g.cfg.Scope == ScopeRPC)
 	g.mu.RLock()
 	br, ok := g.m[name]
 	g.mu.RUnlock()

@@ -56,7 +56,7 @@ func TestOpensAndFailsFastWithoutTouchingUpstream(t *testing.T) {
 	t.Parallel()
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
-	b, err := New(Config{ConsecutiveFailures: 3, OpenTimeout: time.Hour}, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: reg})
+	b, err := New(Config{Scope: ScopeService, ConsecutiveFailures: 3, OpenTimeout: time.Hour}, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestWhatCountsAsFailure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.code.String(), func(t *testing.T) {
 			t.Parallel()
-			b, err := New(Config{ConsecutiveFailures: 1, OpenTimeout: time.Hour}, Options{})
+			b, err := New(Config{Scope: ScopeService, ConsecutiveFailures: 1, OpenTimeout: time.Hour}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,7 +171,7 @@ func TestCallerCancellationDoesNotCount(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b, err := New(Config{ConsecutiveFailures: 1, OpenTimeout: time.Hour}, Options{})
+			b, err := New(Config{Scope: ScopeService, ConsecutiveFailures: 1, OpenTimeout: time.Hour}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -208,7 +208,7 @@ func TestCallerCancellationDoesNotCount(t *testing.T) {
 // it on the same address and waits (polling, tiny open timeout) for the breaker to close.
 func TestStoppedUpstreamOpensThenRecovers(t *testing.T) {
 	t.Parallel()
-	b, err := New(Config{ConsecutiveFailures: 2, OpenTimeout: 30 * time.Millisecond}, Options{})
+	b, err := New(Config{Scope: ScopeService, ConsecutiveFailures: 2, OpenTimeout: 30 * time.Millisecond}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestStoppedUpstreamOpensThenRecovers(t *testing.T) {
 // calls fail at once; the probe's success closes the breaker.
 func TestHalfOpenLetsLimitedProbes(t *testing.T) {
 	t.Parallel()
-	b, err := New(Config{ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 1}, Options{})
+	b, err := New(Config{Scope: ScopeService, ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 1}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestHalfOpenLetsLimitedProbes(t *testing.T) {
 
 func TestStreamCountsTheOpen(t *testing.T) {
 	t.Parallel()
-	b, err := New(Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour}, Options{})
+	b, err := New(Config{Scope: ScopeService, ConsecutiveFailures: 2, OpenTimeout: time.Hour}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,9 +300,11 @@ func TestStreamCountsTheOpen(t *testing.T) {
 	}
 }
 
-func TestPerRPC(t *testing.T) {
+// TestScopeRPCIsTheDefault: one RPC's failures open its own breaker only; the service's other RPCs
+// keep answering (a dependency's fault behind CreateOrder leaves GetOrder alone).
+func TestScopeRPCIsTheDefault(t *testing.T) {
 	t.Parallel()
-	b, err := New(Config{PerRPC: true, ConsecutiveFailures: 1, OpenTimeout: time.Hour}, Options{})
+	b, err := New(Config{ConsecutiveFailures: 1, OpenTimeout: time.Hour}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +324,7 @@ func TestPerRPC(t *testing.T) {
 
 func TestUpdate(t *testing.T) {
 	t.Parallel()
-	cfg := Config{ConsecutiveFailures: 1, OpenTimeout: time.Hour}
+	cfg := Config{Scope: ScopeService, ConsecutiveFailures: 1, OpenTimeout: time.Hour}
 	b, err := New(cfg, Options{Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -351,7 +353,7 @@ func TestUpdate(t *testing.T) {
 
 func TestFailureRatio(t *testing.T) {
 	t.Parallel()
-	b, err := New(Config{ConsecutiveFailures: 1000, FailureRatio: 0.5, MinRequests: 10, OpenTimeout: time.Hour}, Options{})
+	b, err := New(Config{Scope: ScopeService, ConsecutiveFailures: 1000, FailureRatio: 0.5, MinRequests: 10, OpenTimeout: time.Hour}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +387,7 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := b.current.Load().cfg
-	want := Config{ConsecutiveFailures: 5, MinRequests: 20, Interval: time.Minute, OpenTimeout: 10 * time.Second, HalfOpenMaxRequests: 1}
+	want := Config{Scope: ScopeRPC, ConsecutiveFailures: 5, MinRequests: 20, Interval: time.Minute, OpenTimeout: 10 * time.Second, HalfOpenMaxRequests: 1}
 	if got != want {
 		t.Fatalf("defaults = %+v, want %+v", got, want)
 	}
@@ -394,7 +396,7 @@ func TestConfigValidation(t *testing.T) {
 // BenchmarkUnaryInterceptor measures the breaker's cost on a call through a closed breaker (the
 // invoker stands for the network call and does nothing).
 func BenchmarkUnaryInterceptor(b *testing.B) {
-	br, err := New(Config{}, Options{})
+	br, err := New(Config{Scope: ScopeService}, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -415,7 +417,7 @@ func BenchmarkUnaryInterceptor(b *testing.B) {
 func TestQueuedForAStreamSlotDoesNotCount(t *testing.T) {
 	t.Parallel()
 	const failures = 2
-	b, err := New(Config{ConsecutiveFailures: failures, OpenTimeout: time.Hour}, Options{})
+	b, err := New(Config{Scope: ScopeService, ConsecutiveFailures: failures, OpenTimeout: time.Hour}, Options{}) // as in the incident: the streams' and the unary calls' breaker is one
 	if err != nil {
 		t.Fatal(err)
 	}

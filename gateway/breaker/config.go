@@ -21,12 +21,23 @@ const (
 	DefaultHalfOpenMaxRequests = 1
 )
 
+// The scopes of Config.Scope.
+const (
+	// ScopeRPC keeps one breaker per RPC (the default): a dependency's fault that fails one RPC
+	// (CreateOrder waiting on a frozen inventory) does not open the circuit of the service's
+	// other RPCs (GetOrder).
+	ScopeRPC = "rpc"
+	// ScopeService keeps one breaker per upstream service: any RPC's failures open it for all.
+	ScopeService = "service"
+)
+
 // Config is the `breaker` section of the gateway's YAML. The zero value means "the defaults":
-// one breaker per upstream service that opens after 5 consecutive failures, stays open 10s and
-// then lets one probe through.
+// one breaker per RPC that opens after 5 consecutive failures, stays open 10s and then lets one
+// probe through.
 type Config struct {
-	// PerRPC keeps one breaker per RPC instead of one per service. Default: false.
-	PerRPC bool `yaml:"per_rpc" json:"per_rpc"`
+	// Scope is "rpc" (one breaker per RPC) or "service" (one per upstream service).
+	// Default: "rpc".
+	Scope string `yaml:"scope" json:"scope"`
 	// ConsecutiveFailures trips the breaker after that many failures in a row. Default: 5.
 	ConsecutiveFailures uint32 `yaml:"consecutive_failures" json:"consecutive_failures"`
 	// FailureRatio, when above 0, also trips the breaker when at least that share of the
@@ -46,6 +57,13 @@ type Config struct {
 // withDefaults returns cfg with every zero value replaced by its default, or an error.
 func (cfg Config) withDefaults() (Config, error) {
 	var errs []error
+	switch cfg.Scope {
+	case "":
+		cfg.Scope = ScopeRPC
+	case ScopeRPC, ScopeService:
+	default:
+		errs = append(errs, fmt.Errorf("scope %q is neither %q nor %q", cfg.Scope, ScopeRPC, ScopeService))
+	}
 	if cfg.ConsecutiveFailures == 0 {
 		cfg.ConsecutiveFailures = DefaultConsecutiveFailures
 	}

@@ -24,7 +24,7 @@
 // Config example (YAML section `breaker`):
 //
 //	breaker:
-//	  per_rpc: false              # default false: one breaker per service
+//	  scope: rpc                  # default rpc: one breaker per RPC; service: one per service
 //	  consecutive_failures: 5     # default 5
 //	  failure_ratio: 0.5          # default 0 (off)
 //	  min_requests: 20            # default 20, for failure_ratio

@@ -11,6 +11,7 @@ import (
 	"github.com/acme/shopgate/gateway/auth"
 	"github.com/acme/shopgate/gateway/breaker"
 	"github.com/acme/shopgate/gateway/clientip"
+	"github.com/acme/shopgate/gateway/connlimit"
 	"github.com/acme/shopgate/gateway/cors"
 	"github.com/acme/shopgate/gateway/ipfilter"
 	"github.com/acme/shopgate/gateway/policy"
@@ -32,6 +33,8 @@ const (
 	DefaultIdleTimeout = 120 * time.Second
 	// DefaultMaxHeaderBytes bounds the size of a request's headers.
 	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultMaxConnections bounds the open client connections (gateway/connlimit).
+	DefaultMaxConnections = connlimit.DefaultMax
 	// DefaultShutdownTimeout bounds a graceful shutdown.
 	DefaultShutdownTimeout = 20 * time.Second
 	// DefaultMaxBodyBytes bounds a request body (1 MiB).
@@ -105,6 +108,12 @@ type Server struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes. Default: DefaultMaxHeaderBytes (64 KiB).
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConnections bounds the open client connections: one more is accepted and closed at
+	// once (counted in gateway_connections_refused_total), and from 80% of it on, keep-alive
+	// connections idle for 5s are closed instead of after IdleTimeout (gateway/connlimit).
+	// The process's file descriptor limit must be above it. Default: DefaultMaxConnections
+	// (10000); 0 means the default.
+	MaxConnections int `yaml:"max_connections"`
 	// ShutdownTimeout bounds a graceful shutdown. Default: DefaultShutdownTimeout (20s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }

@@ -37,7 +37,7 @@ func TestDefaults(t *testing.T) {
 		Listen: config.DefaultListen,
 		Server: config.Server{
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
-			MaxHeaderBytes: 65536, ShutdownTimeout: 20 * time.Second,
+			MaxHeaderBytes: 65536, MaxConnections: 10000, ShutdownTimeout: 20 * time.Second,
 		},
 		Limits:   config.Limits{MaxBodyBytes: 1 << 20},
 		Defaults: config.Defaults{Timeout: 10 * time.Second, RateLimit: policy.RateLimit{Requests: 100, Per: time.Minute, Burst: 100}},
@@ -84,6 +84,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad upstream address", "upstreams:\n  a.B: {addresses: [localhost]}\n", []string{"upstreams.a.B.addresses", "localhost"}},
 		{"upstream not a service name", "upstreams:\n  orders: {addresses: [\"a:1\"]}\n", []string{"orders"}},
 		{"negative timeout", "defaults: {timeout: -1s}\n", []string{"defaults.timeout"}},
+		{"negative max connections", "server: {max_connections: -1}\n", []string{"server.max_connections", "-1"}},
 		{"zero route timeout", "routes:\n  a.B/C: {timeout: 0s}\n", []string{"routes.a.B/C", "timeout"}},
 		{"bad auth mode", "routes:\n  a.B/C: {auth: maybe}\n", []string{"routes.a.B/C", "auth", "maybe"}},
 		{"bad rate limit", "routes:\n  a.B/C: {rate_limit: {requests: 0, per: 1s}}\n", []string{"routes.a.B/C", "rate_limit", "requests"}},

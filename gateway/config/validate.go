@@ -34,6 +34,9 @@ func (c *Config) applyDefaults() {
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if s.MaxConnections == 0 {
+		s.MaxConnections = DefaultMaxConnections
+	}
 	if s.ShutdownTimeout == 0 {
 		s.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -87,6 +90,9 @@ func (c *Config) validate() error {
 	}
 	if s.MaxHeaderBytes < 0 {
 		errs = append(errs, fmt.Errorf("server.max_header_bytes: must not be negative, got %d", s.MaxHeaderBytes))
+	}
+	if s.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("server.max_connections: must not be negative, got %d", s.MaxConnections))
 	}
 	if c.Limits.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("limits.max_body_bytes: must not be negative, got %d", c.Limits.MaxBodyBytes))

@@ -17,6 +17,10 @@ import (
 // body with X-Request-Id instead of net/http's plain text. net/http writes those answers straight
 // to the connection, in one write, with its own fixed header block; the wrapped connection
 // recognises that block and writes the Status instead. Every other write passes untouched.
+//
+// The connections also watch each request head for both Content-Length and Transfer-Encoding,
+// which net/http serves without telling its handlers: install ConnContext as the
+// http.Server's ConnContext and ask AmbiguousFraming once per request.
 func Listener(ln net.Listener) net.Listener { return statusListener{ln} }
 
 type statusListener struct{ net.Listener }
@@ -26,12 +30,28 @@ func (l statusListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return statusConn{c}, nil
+	return &statusConn{Conn: c}, nil
 }
 
-type statusConn struct{ net.Conn }
+// statusConn rewrites net/http's own error answers and watches the request heads for an
+// ambiguous framing (framing, AmbiguousFraming).
+type statusConn struct {
+	net.Conn
+	framing framing
+}
 
-func (c statusConn) Write(p []byte) (int, error) {
+// NetConn returns the wrapped connection.
+func (c *statusConn) NetConn() net.Conn { return c.Conn }
+
+func (c *statusConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.framing.read(p[:n])
+	}
+	return n, err
+}
+
+func (c *statusConn) Write(p []byte) (int, error) {
 	if code, ok := serverError(p); ok {
 		if _, err := c.Conn.Write(statusAnswer(code)); err != nil {
 			return 0, err

@@ -1,20 +1,15 @@
 package ratelimit
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/acme/shopgate/gateway/identity"
@@ -22,42 +17,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-const testRedisAddr = "127.0.0.1:6379"
-
-// needRedis returns the address of the test Redis, or skips (fails when CI=true) without one.
-func needRedis(t *testing.T) string {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", testRedisAddr, 500*time.Millisecond)
-	if err != nil {
-		msg := "this test needs Redis on " + testRedisAddr + " (bash .ci/services.sh starts it): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	_ = conn.Close()
-	return testRedisAddr
-}
-
-// uniquePrefix returns a Redis key prefix of this test alone and deletes its keys at the end.
-func uniquePrefix(t *testing.T) string {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "shopgate-test:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		c := redis.NewClient(&redis.Options{Addr: testRedisAddr})
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		iter := c.Scan(ctx, 0, "rate:"+prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-	return prefix
-}
 
 // fakeClock is a clock the test moves by hand.
 type fakeClock struct {

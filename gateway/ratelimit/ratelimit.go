@@ -100,6 +100,22 @@ func New(cfg Config, opts Options) (*Limiter, error) {
 // so that callers keep their quotas.
 func (s *Limiter) Local() *Memory { return s.local }
 
+// Serving reports whether the stage can decide limited requests, for /readyz: always with the
+// in-memory backend, a custom Options.Backend, or Redis failing open (the in-memory limiter
+// answers while Redis is away). With Redis failing closed, every limited request is refused
+// with 503 while Redis is away, so Serving asks Redis (a PING bounded by redis.timeout) through
+// the circuit breaker the requests use: while the breaker is open it answers false at once, and
+// once per probe interval the PING is the probe that may close it. So a gateway that readiness
+// took out of rotation, and that therefore gets no requests to probe with, still finds Redis
+// again; and a Redis that went away while no request came trips the breaker here first.
+func (s *Limiter) Serving(ctx context.Context) bool {
+	f, ok := s.backend.(*failover)
+	if !ok {
+		return true
+	}
+	return f.serving(ctx)
+}
+
 // Close closes the Redis connections, if any. Safe to call twice.
 func (s *Limiter) Close() error {
 	s.closeOnce.Do(func() {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/clientip"
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/internal/testredis"
 )
 
 func route(requests int, per time.Duration, burst int) *policy.Route {
@@ -210,7 +211,7 @@ func TestExactCountUnderConcurrency(t *testing.T) {
 			t.Parallel()
 			cfg := Config{}
 			if tt.redis {
-				cfg = Config{Backend: BackendRedis, Redis: RedisConfig{Addr: needRedis(t), KeyPrefix: uniquePrefix(t), Timeout: 2 * time.Second, FailureMode: FailClosed}}
+				cfg = Config{Backend: BackendRedis, Redis: RedisConfig{Addr: testredis.Need(t), KeyPrefix: testredis.Prefix(t, "rl"), Timeout: 2 * time.Second, FailureMode: FailClosed}}
 			}
 			l, err := New(cfg, Options{})
 			if err != nil {
@@ -233,7 +234,7 @@ func TestExactCountUnderConcurrency(t *testing.T) {
 // limit, and their burst is shared too.
 func TestTwoReplicasShareRedis(t *testing.T) {
 	t.Parallel()
-	addr, prefix := needRedis(t), uniquePrefix(t)
+	addr, prefix := testredis.Need(t), testredis.Prefix(t, "rl")
 	const limit = 40
 	var replicas []*gateway
 	for range 2 {

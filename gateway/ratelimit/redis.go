@@ -14,6 +14,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/redisclient"
 )
 
 // Redis is the shared Backend: GCRA in Redis (github.com/go-redis/redis_rate), so that every
@@ -29,20 +30,8 @@ type Redis struct {
 // NewRedis connects lazily to the Redis of cfg (defaults applied by the caller, see
 // RedisConfig): no round trip happens here, so the gateway starts while Redis is down.
 func NewRedis(cfg RedisConfig) *Redis {
-	client := redis.NewClient(&redis.Options{
-		Addr:                  cfg.Addr,
-		Username:              cfg.Username,
-		Password:              cfg.Password,
-		DB:                    cfg.DB,
-		DialTimeout:           cfg.Timeout,
-		ReadTimeout:           cfg.Timeout,
-		WriteTimeout:          cfg.Timeout,
-		PoolTimeout:           cfg.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1, // a retry would double the time a dead Redis costs a request
-		DialerRetries:         1,  // go-redis's default, 5 dials 100ms apart, would hold a request 0.5s
-		PoolSize:              cfg.PoolSize,
-		DisableIdentity:       true, // no CLIENT SETINFO round trip on every new connection
+	client := redisclient.New(redisclient.Options{
+		Addr: cfg.Addr, Username: cfg.Username, Password: cfg.Password, DB: cfg.DB, Timeout: cfg.Timeout, PoolSize: cfg.PoolSize,
 	})
 	return &Redis{client: client, limiter: redis_rate.NewLimiter(client), prefix: cfg.KeyPrefix, timeout: cfg.Timeout}
 }
@@ -62,8 +51,23 @@ func (r *Redis) Allow(ctx context.Context, key string, limit policy.RateLimit) (
 	return out, nil
 }
 
+// Ping asks Redis whether it answers (PING), bounded by the configured timeout.
+func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis ping: %w", err)
+	}
+	return nil
+}
+
 // Close closes the connections.
 func (r *Redis) Close() error { return r.client.Close() }
+
+// pinger is a primary that can say whether it answers without spending a quota (Redis).
+type pinger interface {
+	Ping(ctx context.Context) error
+}
 
 // failover puts a primary (Redis) before the failure mode: the local limiter (fail-open) or
 // ErrUnavailable (fail-closed). It runs the primary through a gobreaker CircuitBreaker that
@@ -136,8 +140,24 @@ func (f *failover) onStateChange(_ string, from, to gobreaker.State) {
 
 // Allow implements Backend.
 func (f *failover) Allow(ctx context.Context, key string, limit policy.RateLimit) (Result, error) {
-	res, err := f.breaker.Execute(func() (Result, error) {
-		res, err := f.primary.Allow(ctx, key, limit)
+	res, err := f.try(ctx, func() (Result, error) { return f.primary.Allow(ctx, key, limit) })
+	var gone callerGone
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &gone):
+		return Result{}, gone.err
+	}
+	// The primary failed, the breaker is open, or another request is probing: do not wait.
+	return f.fallback(ctx, key, limit)
+}
+
+// try runs call (a call of the primary) through the breaker: a failure counts and trips it, a
+// caller gone away (callerGone) says nothing. While the breaker is open, or another call is
+// probing, it returns the breaker's error at once without calling.
+func (f *failover) try(ctx context.Context, call func() (Result, error)) (Result, error) {
+	return f.breaker.Execute(func() (Result, error) {
+		res, err := call()
 		switch {
 		case err == nil:
 			return res, nil
@@ -148,15 +168,22 @@ func (f *failover) Allow(ctx context.Context, key string, limit policy.RateLimit
 		f.lastErr.Store(&err) // before Execute reports it: the trip's log line carries it
 		return Result{}, err
 	})
-	var gone callerGone
-	switch {
-	case err == nil:
-		return res, nil
-	case errors.As(err, &gone):
-		return Result{}, gone.err
+}
+
+// serving reports whether a request would be decided: always when failing open (the local
+// limiter answers). Failing closed, it pings the primary through the breaker like a request
+// would (so an open breaker answers false at once, and once per probe interval the ping is the
+// probe that may close it); a primary that cannot ping is judged by the breaker's state alone.
+func (f *failover) serving(ctx context.Context) bool {
+	if f.local != nil {
+		return true
 	}
-	// The primary failed, the breaker is open, or another request is probing: do not wait.
-	return f.fallback(ctx, key, limit)
+	p, ok := f.primary.(pinger)
+	if !ok {
+		return f.breaker.State() == gobreaker.StateClosed
+	}
+	_, err := f.try(ctx, func() (Result, error) { return Result{}, p.Ping(ctx) })
+	return err == nil
 }
 
 func (f *failover) fallback(ctx context.Context, key string, limit policy.RateLimit) (Result, error) {

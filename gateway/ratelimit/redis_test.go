@@ -1,12 +1,10 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -16,25 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/internal/testlog"
+	"github.com/acme/shopgate/internal/testredis"
 )
-
-// syncBuffer is a log sink the stage writes to from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
 
 // answerBound is how long a request may take while Redis is away: one Redis timeout (100ms)
 // for the probing request plus generous slack for the race detector.
@@ -52,7 +34,7 @@ func TestRedisClosedPort(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
 			t.Parallel()
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{Addr: closedPort(t), FailureMode: tt.mode}},
 				Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: prometheus.NewRegistry()})
 			if err != nil {
@@ -76,7 +58,7 @@ func TestRedisClosedPort(t *testing.T) {
 					}
 				}
 			}
-			if n := logs.count("rate limit backend unreachable"); n != 1 {
+			if n := logs.Count("rate limit backend unreachable"); n != 1 {
 				t.Fatalf("logged the outage %d times, want once", n)
 			}
 			if testutil.ToFloat64(l.metrics.degraded.WithLabelValues(BackendRedis)) != 1 {
@@ -96,11 +78,11 @@ func TestRedisStopsRespondingThenRecovers(t *testing.T) {
 	for _, mode := range []string{FailOpen, FailClosed} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			proxy := newTCPProxy(t, needRedis(t))
-			logs := &syncBuffer{}
+			proxy := newTCPProxy(t, testredis.Need(t))
+			logs := &testlog.Buffer{}
 			reg := prometheus.NewRegistry()
 			l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{
-				Addr: proxy.Addr(), KeyPrefix: uniquePrefix(t), FailureMode: mode, ProbeInterval: 20 * time.Millisecond,
+				Addr: proxy.Addr(), KeyPrefix: testredis.Prefix(t, "rl"), FailureMode: mode, ProbeInterval: 20 * time.Millisecond,
 			}}, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: reg})
 			if err != nil {
 				t.Fatal(err)
@@ -116,7 +98,7 @@ func TestRedisStopsRespondingThenRecovers(t *testing.T) {
 				resp, _ := g.get(t, nil)
 				return resp.StatusCode == 200 && degraded() == 0
 			})
-			outages, recoveries := logs.count("rate limit backend unreachable"), logs.count("rate limit backend recovered")
+			outages, recoveries := logs.Count("rate limit backend unreachable"), logs.Count("rate limit backend recovered")
 			for range 3 {
 				if resp, body := g.get(t, nil); resp.StatusCode != 200 {
 					t.Fatalf("before the cut: %d %s", resp.StatusCode, body)
@@ -154,10 +136,10 @@ func TestRedisStopsRespondingThenRecovers(t *testing.T) {
 				resp, _ := g.get(t, nil)
 				return resp.StatusCode == 200 && degraded() == 0
 			})
-			if n := logs.count("rate limit backend unreachable") - outages; n != 1 {
+			if n := logs.Count("rate limit backend unreachable") - outages; n != 1 {
 				t.Fatalf("logged the outage %d times, want once", n)
 			}
-			if n := logs.count("rate limit backend recovered") - recoveries; n != 1 {
+			if n := logs.Count("rate limit backend recovered") - recoveries; n != 1 {
 				t.Fatalf("logged the recovery %d times, want once", n)
 			}
 		})
@@ -207,7 +189,7 @@ func (b *scriptedBackend) Allow(ctx context.Context, _ string, _ policy.RateLimi
 type failoverProbe struct {
 	*failover
 	primary  *scriptedBackend
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 	errors   prometheus.Counter
 	degraded prometheus.Gauge
 }
@@ -215,7 +197,7 @@ type failoverProbe struct {
 func newFailoverProbe(mode string, interval time.Duration) *failoverProbe {
 	p := &failoverProbe{
 		primary:  &scriptedBackend{},
-		logs:     &syncBuffer{},
+		logs:     &testlog.Buffer{},
 		errors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "errors"}),
 		degraded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "degraded"}),
 	}
@@ -283,13 +265,13 @@ func TestFailoverStates(t *testing.T) {
 					if got := testutil.ToFloat64(p.degraded); got != s.wantDown {
 						t.Fatalf("%s: degraded gauge %v, want %v", s.name, got, s.wantDown)
 					}
-					logs := [2]int{p.logs.count(`"rate limit backend unreachable; failing ` + mode + `"`), p.logs.count(`"rate limit backend recovered"`)}
+					logs := [2]int{p.logs.Count(`"rate limit backend unreachable; failing ` + mode + `"`), p.logs.Count(`"rate limit backend recovered"`)}
 					if logs != s.wantLogs {
 						t.Fatalf("%s: (unreachable, recovered) logged %v times, want %v", s.name, logs, s.wantLogs)
 					}
 				}
-				if p.logs.count(redisDown.Error()) != 1 {
-					t.Fatalf("the outage's line does not carry the error: %s", p.logs.buf.String())
+				if p.logs.Count(redisDown.Error()) != 1 {
+					t.Fatalf("the outage's line does not carry the error: %s", p.logs.String())
 				}
 			})
 		})
@@ -328,7 +310,7 @@ func TestFailoverOneProbeAtATime(t *testing.T) {
 		if err := <-probed; err != nil {
 			t.Fatalf("probe: %v", err)
 		}
-		if testutil.ToFloat64(p.degraded) != 0 || p.logs.count("rate limit backend recovered") != 1 {
+		if testutil.ToFloat64(p.degraded) != 0 || p.logs.Count("rate limit backend recovered") != 1 {
 			t.Fatal("the successful probe did not close the breaker")
 		}
 	})
@@ -362,7 +344,7 @@ func TestFailoverCallerGoneSaysNothing(t *testing.T) {
 				if _, err := p.Allow(ctx, "k", limitOf1000); !errors.Is(err, tt.want) {
 					t.Fatalf("Allow = %v, want %v", err, tt.want)
 				}
-				if testutil.ToFloat64(p.errors) != 0 || testutil.ToFloat64(p.degraded) != 0 || p.logs.count("unreachable") != 0 {
+				if testutil.ToFloat64(p.errors) != 0 || testutil.ToFloat64(p.degraded) != 0 || p.logs.Count("unreachable") != 0 {
 					t.Fatal("the caller's own cancellation was taken for a Redis failure")
 				}
 				p.primary.set(nil, nil)
@@ -421,7 +403,7 @@ func TestFailoverProbeThatEndsOddly(t *testing.T) {
 				_, _ = p.Allow(t.Context(), "k", limitOf1000) // trips
 				time.Sleep(interval + time.Millisecond)
 				tt.probe(t, p)
-				if testutil.ToFloat64(p.degraded) != 1 || p.logs.count("recovered") != 0 {
+				if testutil.ToFloat64(p.degraded) != 1 || p.logs.Count("recovered") != 0 {
 					t.Fatal("an odd probe ended the failure mode")
 				}
 				p.primary.set(nil, nil)
@@ -434,7 +416,7 @@ func TestFailoverProbeThatEndsOddly(t *testing.T) {
 				if res, err := p.Allow(t.Context(), "k", limitOf1000); err != nil || res.Remaining != 7 {
 					t.Fatalf("next probe: %+v, %v; want the primary's answer", res, err)
 				}
-				if testutil.ToFloat64(p.degraded) != 0 || p.logs.count("rate limit backend recovered") != 1 {
+				if testutil.ToFloat64(p.degraded) != 0 || p.logs.Count("rate limit backend recovered") != 1 {
 					t.Fatal("the next probe did not close the breaker")
 				}
 			})

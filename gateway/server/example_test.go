@@ -67,7 +67,7 @@ upstreams:
 	// 3.  edge      access-log        one access log line and the request metrics per request
 	// 4.  edge      cors              CORS headers; preflights are answered here
 	// 5.  edge      ip-global         global IP allow and deny lists: 403
-	// 6.  edge      abuse             an address with too many 401s (30 in 1m): 429 with Retry-After for 5m
+	// 6.  edge      abuse             an address with too many 401s (default 30 in 1m): 429 with Retry-After
 	// 7.  edge      body-limit        a body over limits.max_body_bytes: 413
 	// 8.  edge      head              a HEAD is served as the GET of its path, without the body
 	// 9.  router    router            grpc-gateway mux: method and path to a route; 404, or 405 with Allow
@@ -80,7 +80,7 @@ upstreams:
 	// 16. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
 	// 17. client    passport          the verified identity as x-user-* metadata, one value per key
 	// 18. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
-	// 19. client    breaker           per upstream service: 503 at once while open; counts upstream failures only
+	// 19. client    breaker           per RPC (breaker.scope): 503 at once while open; counts upstream failures only
 	// 20. client    early-refusal     a stream refused before its first message answers with its status, not a 200
 	// 21. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
 }

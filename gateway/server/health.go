@@ -13,9 +13,11 @@ import (
 const (
 	// PathHealthz answers 200 while the process lives.
 	PathHealthz = "/healthz"
-	// PathReadyz answers 200 when the gateway can call every upstream: there is at least one,
-	// and each has an instance that is READY (connected, and SERVING to health checks) and not
-	// ejected (gateway/upstream). Else 503.
+	// PathReadyz answers 200 when the gateway can serve: it can call every upstream (there is
+	// at least one, and each has an instance that is READY, connected and SERVING to health
+	// checks, and not ejected: gateway/upstream), and the rate limiter can decide in its failure
+	// mode (not a fail-closed Redis limiter whose Redis is away: ratelimit.Limiter.Serving).
+	// Else 503.
 	PathReadyz = "/readyz"
 	// PathMetrics serves the Prometheus metrics.
 	PathMetrics = "/metrics"
@@ -39,14 +41,28 @@ type Readiness struct {
 	// Instances maps each upstream service to its instance counts: ready (READY and not
 	// ejected: taking calls), ejected, total.
 	Instances map[string]upstream.Instances `json:"instances"`
+	// Limiter is "ok" while the rate limiter can decide, "unavailable" while it refuses every
+	// limited request (Redis failing closed, Redis away).
+	Limiter string `json:"limiter"`
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	rd := Readiness{Upstreams: map[string]string{}, Breakers: s.breakers.States(), Instances: map[string]upstream.Instances{}}
+// The values of Readiness.Limiter.
+const (
+	limiterOK          = "ok"
+	limiterUnavailable = "unavailable"
+)
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	rd := Readiness{Upstreams: map[string]string{}, Breakers: s.breakers.States(), Instances: map[string]upstream.Instances{},
+		Limiter: limiterUnavailable}
 	if snap := s.acquire(); snap != nil {
 		set := snap.conns.set
 		rd.Upstreams, rd.Instances = set.States(), set.Instances()
-		rd.Ready = upstream.CanServe(rd.Instances) // the body's counts say why
+		limiterServes := snap.limiter.Serving(r.Context()) // at most one Redis PING, bounded by its timeout
+		if limiterServes {
+			rd.Limiter = limiterOK
+		}
+		rd.Ready = upstream.CanServe(rd.Instances) && limiterServes // the body's fields say why
 		snap.release()
 	}
 	if rd.Breakers == nil {

@@ -16,14 +16,18 @@ import (
 
 // declare is the one place where the stages a request passes are written down, in order, from
 // the first net/http middleware to grpc-go's retries: every layer of the snapshot is wired from
-// this table (assemble, connsFor), ExamplePipeline prints it and TestStackOrder checks that a
-// real request passes exactly these stages.
+// this table (assemble, connsFor), ExampleServer_Pipeline prints it, docs/ARCHITECTURE.md shows
+// it (TestArchitectureDocShowsThePipeline) and TestStackOrder checks that a real request passes
+// exactly these stages.
 //
 // Why this order:
 //   - recover and request-id come first so that every answer, even a panic's, is a
 //     google.rpc.Status with X-Request-Id; the access log wraps everything after it.
-//   - CORS answers preflights before any rule that would refuse them; IP rules and the body
-//     limit cost nothing per byte and refuse before routing.
+//   - CORS answers preflights before any rule that would refuse them (and a browser can read
+//     a refusal); IP rules, the abuse block and the body limit cost nothing per byte and refuse
+//     before routing. The abuse stage sits inside the access log, so its 429s are logged, and
+//     counts the 401s the auth stage gives further in.
+//   - A HEAD becomes a GET just before the router, so the access log still says HEAD.
 //   - After the router: the route's IP rules, then auth (a refused caller costs no quota), then
 //     the rate limit, keyed by the verified caller, then the cap on a caller's open streams
 //     (a start the rate limit refused never holds a place; the place is held until the
@@ -51,7 +55,7 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 		pipeline.Stage{Name: "ip-global", Layer: pipeline.Edge, HTTP: snap.ipFilter.Middleware,
 			Doc: "global IP allow and deny lists: 403"},
 		pipeline.Stage{Name: "abuse", Layer: pipeline.Edge, HTTP: snap.abuse.Middleware,
-			Doc: "an address with too many 401s (30 in 1m): 429 with Retry-After for 5m"},
+			Doc: "an address with too many 401s (default 30 in 1m): 429 with Retry-After"},
 		pipeline.Stage{Name: "body-limit", Layer: pipeline.Edge, HTTP: edge.BodyLimit(snap.cfg.Limits.MaxBodyBytes),
 			Doc: "a body over limits.max_body_bytes: 413"},
 		pipeline.Stage{Name: "head", Layer: pipeline.Edge, HTTP: edge.HeadAsGet,
@@ -77,7 +81,7 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 		pipeline.Stage{Name: "deadline", Layer: pipeline.Client, Unary: deadline.Unary, Stream: deadline.Stream,
 			Doc: "the route's timeout, or the client's shorter Grpc-Timeout: 504"},
 		pipeline.Stage{Name: "breaker", Layer: pipeline.Client, Unary: s.breakers.UnaryClientInterceptor(), Stream: s.breakers.StreamClientInterceptor(),
-			Doc: "per upstream service: 503 at once while open; counts upstream failures only"},
+			Doc: "per RPC (breaker.scope): 503 at once while open; counts upstream failures only"},
 		pipeline.Stage{Name: "early-refusal", Layer: pipeline.Client, Stream: refuseEarly,
 			Doc: "a stream refused before its first message answers with its status, not a 200"},
 		pipeline.Stage{Name: "retry", Layer: pipeline.Transport, MethodConfigs: retried, Throttling: snap.retry.Throttling(),

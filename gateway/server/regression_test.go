@@ -54,7 +54,7 @@ routes:
 					t.Fatalf("slow call: %d %s, want 504", r.status, r.body)
 				}
 			}
-			open := g.breakers.States()["shop.inventory.v1.InventoryService"] == "open"
+			open := g.breakers.States()["/shop.inventory.v1.InventoryService/GetItem"] == "open"
 			if open != tt.wantOpen {
 				t.Fatalf("breaker open = %v after 3 timeouts, want %v", open, tt.wantOpen)
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/breaker"
 	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/connlimit"
 	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/httperror"
 	"github.com/acme/shopgate/gateway/metrics"
@@ -60,7 +61,8 @@ type Options struct {
 	// a built-in endpoint also serves is refused by New. Default: none.
 	Handlers map[string]http.Handler
 
-	trace pipeline.Trace // tests: records each stage a request passes
+	trace        pipeline.Trace // tests: records each stage a request passes
+	pressureIdle time.Duration  // tests: connlimit.Config.PressureIdleTimeout (default 5s)
 }
 
 // Server is the gateway: an http.Handler, the upstream connections, and the current
@@ -78,6 +80,8 @@ type Server struct {
 	addrs     map[string][]string // upstream addresses by service, fixed at start
 	dial      upstream.Options    // what every upstream dial shares; retries are added per snapshot
 	httpSrv   *http.Server
+	connLimit *connlimit.Limiter      // server.max_connections over every listener Serve is given
+	ambiguous prometheus.Counter      // requests refused for both Content-Length and Transfer-Encoding
 	builtin   http.Handler            // health and metrics endpoints, with a request id
 	extra     map[string]http.Handler // Options.Handlers, with a request id
 
@@ -144,6 +148,18 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		snap.release()
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
+	if s.connLimit, err = connlimit.New(connlimit.Config{Max: cfg.Server.MaxConnections, PressureIdleTimeout: opts.pressureIdle}, s.reg); err != nil {
+		snap.release()
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
+	s.ambiguous = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gateway_http_ambiguous_framing_total",
+		Help: "Requests refused with 400 for carrying both Content-Length and Transfer-Encoding.",
+	})
+	if s.ambiguous, err = metrics.RegisterOrReuse(s.reg, s.ambiguous); err != nil {
+		snap.release()
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
 	metricsH := promHandler(s.gatherer)
 	s.builtin = edge.Recover(s.logger)(edge.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -164,6 +180,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		WriteTimeout:      srv.WriteTimeout, // 0 by default: :watch streams are bounded by their route timeout
 		IdleTimeout:       srv.IdleTimeout,
 		MaxHeaderBytes:    srv.MaxHeaderBytes,
+		ConnState:         s.connLimit.ConnState, // idle keep-alive connections close sooner near max_connections
+		ConnContext:       edge.ConnContext,      // for edge.AmbiguousFraming
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -200,9 +218,28 @@ var methodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *ht
 // Handler returns the gateway as an http.Handler (the server itself).
 func (s *Server) Handler() http.Handler { return s }
 
+// refuseAmbiguousFraming refuses a request whose head carried both Content-Length and
+// Transfer-Encoding, and closes the connection after the answer.
+var refuseAmbiguousFraming = edge.RequestID(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Connection", "close")
+	httperror.Write(w, status.New(codes.InvalidArgument, "request has both Content-Length and Transfer-Encoding"))
+}))
+
 // ServeHTTP serves the health endpoints and hands every other request to the current snapshot,
 // which it holds until the request ends (a reload never pulls it away mid-request).
+//
+// A request whose head carried both Content-Length and Transfer-Encoding (edge.AmbiguousFraming)
+// is refused first of all with 400 (counted in gateway_http_ambiguous_framing_total) and the
+// connection is closed after it. RFC 9112 allows
+// serving it by Transfer-Encoding as long as the connection is closed afterwards; refusing it,
+// as Envoy and nginx do by default, also answers nothing that a proxy in front may have framed
+// differently (a smuggling attempt), and no honest client sends both.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if edge.AmbiguousFraming(r) {
+		s.ambiguous.Inc() // not in the access log: it comes before the pipeline, like net/http's own 400s
+		refuseAmbiguousFraming.ServeHTTP(w, r)
+		return
+	}
 	switch r.URL.Path {
 	case PathHealthz, PathReadyz, PathMetrics:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -228,7 +265,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Serve accepts connections on ln until Shutdown. It returns http.ErrServerClosed after
 // Shutdown. The answers net/http gives itself (431 for headers over the limit, 400 for a
 // malformed request) leave as google.rpc.Status with X-Request-Id too (edge.Listener).
-func (s *Server) Serve(ln net.Listener) error { return s.httpSrv.Serve(edge.Listener(ln)) }
+// server.max_connections bounds the connections open at once, across every listener served: a
+// connection beyond it is accepted and closed at once, and from 80% of it on, keep-alive
+// connections idle for 5s are closed (gateway/connlimit).
+func (s *Server) Serve(ln net.Listener) error {
+	return s.httpSrv.Serve(s.connLimit.Listener(edge.Listener(ln)))
+}
 
 // ListenAndServe listens on the configured address and serves, like Serve.
 func (s *Server) ListenAndServe() error {

@@ -24,10 +24,11 @@ const bobKey = "test-bob-key-0123456789"
 const orderService = "shop.order.v1.OrderService"
 
 // streamsYAML is baseYAML with bob's key (its first line continues baseYAML's api_keys list),
-// a breaker that one counted failure opens, and extra.
+// one breaker per service (as in the incident: the watches' and GetOrder's) that one counted
+// failure opens, and extra.
 func streamsYAML(addr, extra string) string {
 	return baseYAML(addr, `    - {sha256: "`+sha(bobKey)+`", subject: bob, roles: [customer]}
-breaker: {consecutive_failures: 1, open_timeout: 1h}
+breaker: {scope: service, consecutive_failures: 1, open_timeout: 1h}
 `+extra)
 }
 

@@ -489,7 +489,7 @@ func TestTrafficBreaker(t *testing.T) {
 		t.Run(fault.name, func(t *testing.T) {
 			inv := startStoppable(t)
 			other := startBackend(t)
-			gw := startGateway(t, breakerYAML(inv.addr, other.addr, "breaker: {consecutive_failures: 3, open_timeout: 1h}\n"), Options{})
+			gw := startGateway(t, breakerYAML(inv.addr, other.addr, "breaker: {scope: service, consecutive_failures: 3, open_timeout: 1h}\n"), Options{})
 			gw.waitReady(t)
 			if r := do(t, nil, "GET", gw.url+"/v1/inventory/items/sku-1", nil, nil); r.status != 200 {
 				t.Fatalf("before the fault: %d %s", r.status, r.body)
@@ -583,7 +583,7 @@ func TestTrafficBreakerRecovers(t *testing.T) {
 		t.Run(fault.name, func(t *testing.T) {
 			inv := startStoppable(t)
 			other := startBackend(t)
-			gw := startGateway(t, breakerYAML(inv.addr, other.addr, "breaker: {consecutive_failures: 2, open_timeout: 200ms}\n"), Options{})
+			gw := startGateway(t, breakerYAML(inv.addr, other.addr, "breaker: {scope: service, consecutive_failures: 2, open_timeout: 200ms}\n"), Options{})
 			gw.waitReady(t)
 			fault.fail(t, inv)
 			for range 2 {

@@ -108,8 +108,8 @@ func TestReadyzTellsTheTruth(t *testing.T) {
 		if st != http.StatusOK || !rd.Ready || rd.Instances[inventorySvc] != (upstream.Instances{Ready: 1, Ejected: 1, Total: 2}) {
 			t.Errorf("/readyz = %d %+v, want 200 with one instance ejected", st, rd)
 		}
-		if rd.Breakers[inventorySvc] != "closed" {
-			t.Errorf("breaker %q, want closed: the gateway kept serving", rd.Breakers[inventorySvc])
+		if rd.Breakers["/"+inventorySvc+"/GetItem"] != "closed" {
+			t.Errorf("breaker %q, want closed: the gateway kept serving", rd.Breakers["/"+inventorySvc+"/GetItem"])
 		}
 	})
 

@@ -1,0 +1,347 @@
+package sagatest
+
+// The gateway as a process of its own in front of a stack (cmd/gateway, built once), a second
+// instance of a service, and the end-to-end consistency check of a set of orders: what the
+// fault tests (faults_test.go) share.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	"github.com/acme/shopgate/internal/devkey"
+)
+
+var (
+	gatewayBuildOnce sync.Once
+	gatewayBuildErr  error
+)
+
+// gatewayBinary builds cmd/gateway into binDir once.
+func gatewayBinary(t *testing.T) string {
+	t.Helper()
+	gatewayBuildOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			gatewayBuildErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/gateway")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			gatewayBuildErr = fmt.Errorf("go build ./cmd/gateway: %v\n%s", err, out)
+		}
+	})
+	if gatewayBuildErr != nil {
+		t.Fatal(gatewayBuildErr)
+	}
+	return binDir
+}
+
+// gateway is cmd/gateway running in front of a stack, trusting a development key of its own.
+type gateway struct {
+	t    *testing.T
+	p    *proc // for kill and logs; started by startGateway, not proc.start
+	base string
+	key  *devkey.Key
+	hc   *http.Client
+	tr   *http.Transport
+}
+
+// gatewayOptions are what a fault test changes in the gateway's file.
+type gatewayOptions struct {
+	inventories []string // the inventory upstream's addresses; default: the stack's one
+	extra       string   // YAML appended to the file (routes:, defaults:, ...)
+}
+
+// startGateway writes the gateway's file (upstreams: the stack's services; auth: a development
+// key of the test's own, plain subjects; the abuse detector out of the way) and runs
+// cmd/gateway until /readyz answers 200. It is killed at the end of the test, its log printed
+// on failure.
+func startGateway(t *testing.T, s *stack, opts gatewayOptions) *gateway {
+	t.Helper()
+	bin := gatewayBinary(t)
+	dir := t.TempDir()
+	key, err := devkey.LoadOrCreate(filepath.Join(dir, "devkeys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := key.AuthSource()
+	if opts.inventories == nil {
+		opts.inventories = []string{s.inventory.addr}
+	}
+	addrs := func(a ...string) string { return `["` + strings.Join(a, `", "`) + `"]` }
+	g := &gateway{t: t, key: key, p: &proc{t: t, name: "gateway", bin: bin, addr: freeAddr(t), log: filepath.Join(dir, "gateway.log")}}
+	cfg := fmt.Sprintf(`listen: %s
+upstreams:
+  %s: {addresses: %s}
+  %s: {addresses: %s}
+  %s: {addresses: %s}
+server: {shutdown_timeout: 2s}
+auth:
+  sources:
+    - {name: %s, issuer: %q, audiences: [%q], algorithms: [EdDSA], jwks_file: %q, plain_subjects: true}
+abuse: {max_failures: 10000}
+%s`, g.p.addr,
+		orderv1.OrderService_ServiceDesc.ServiceName, addrs(s.order.addr),
+		paymentv1.PaymentService_ServiceDesc.ServiceName, addrs(s.payment.addr),
+		inventoryv1.InventoryService_ServiceDesc.ServiceName, addrs(opts.inventories...),
+		src.Name, src.Issuer, src.Audiences[0], src.JWKSFile, opts.extra)
+	cfgPath := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	logf, err := os.OpenFile(g.p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "gateway"), "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		t.Fatalf("starting the gateway: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = logf.Close()
+		close(done)
+	}()
+	g.p.cmd, g.p.done = cmd, done
+
+	g.tr = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, ResponseHeaderTimeout: 10 * time.Second}
+	g.hc = &http.Client{Transport: g.tr}
+	g.base = "http://" + g.p.addr
+	t.Cleanup(func() {
+		g.tr.CloseIdleConnections()
+		g.p.kill()
+		if t.Failed() {
+			t.Logf("--- gateway log (last lines):\n%s", tail(g.p.logs(), 80))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-done:
+			t.Fatalf("the gateway exited at start:\n%s\n%s", cfg, g.p.logs())
+		default:
+		}
+		if status, _, err := g.do(context.Background(), "GET", "/readyz", "", nil, ""); err == nil && status == 200 {
+			return g
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway is not ready after 30s:\n%s", tail(g.p.logs(), 40))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// token mints a token of the gateway's development key.
+func (g *gateway) token(sub string, roles ...string) string {
+	g.t.Helper()
+	tok, err := g.key.Mint(devkey.Claims{Subject: sub, Roles: roles})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return tok
+}
+
+// do sends one request through the gateway and reads the whole answer. It never fails the test
+// (goroutines call it): an error is a transport failure or a timeout of ctx.
+func (g *gateway) do(ctx context.Context, method, path, token string, hdr map[string]string, body string) (int, []byte, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, g.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := g.hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, b, err
+}
+
+// createOrder places an order of qty units of sku through the gateway (retrying, with the same
+// Idempotency-Key, while the answer is a 5xx or a transport error, for up to within) and
+// returns its id.
+func (g *gateway) createOrder(token, sku string, qty int, key string, within time.Duration) (string, error) {
+	body := fmt.Sprintf(`{"items":[{"sku":%q,"quantity":%d}]}`, sku, qty)
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		status, b, err := g.do(ctx, "POST", "/v1/orders", token, map[string]string{"Idempotency-Key": key}, body)
+		cancel()
+		if err == nil && status == 200 {
+			var o struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal(b, &o); err != nil || o.ID == "" {
+				return "", fmt.Errorf("order answer %q: %v", b, err)
+			}
+			return o.ID, nil
+		}
+		if err == nil && status < 500 {
+			return "", fmt.Errorf("POST /v1/orders: %d %s", status, b)
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("POST /v1/orders for %v: last %d %s (%v)", within, status, b, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// placeOrders places n orders of one unit of sku at once as customer (whose token it is), the
+// i-th with the Idempotency-Key prefix-i, and returns their refs ("customer/id", see cut), in
+// the order of i. Placed again with the same prefix, they are the same orders.
+func (g *gateway) placeOrders(customer, token, sku, prefix string, n int) []string {
+	g.t.Helper()
+	refs := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := g.createOrder(token, sku, 1, fmt.Sprintf("%s-%d", prefix, i), 20*time.Second)
+			refs[i], errs[i] = customer+"/"+id, err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			g.t.Fatalf("order %s-%d of %s: %v", prefix, i, customer, err)
+		}
+	}
+	return refs
+}
+
+// readyz returns /readyz's status code and body.
+func (g *gateway) readyz() (int, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	status, b, err := g.do(ctx, "GET", "/readyz", "", nil, "")
+	if err != nil {
+		return 0, err.Error()
+	}
+	return status, string(b)
+}
+
+// twin starts a second instance of p's service on the same data (database) and broker, on a
+// port of its own; it is killed at the end of the test.
+func twin(t *testing.T, p *proc) *proc {
+	t.Helper()
+	tw := &proc{t: t, name: p.name, bin: p.bin, addr: freeAddr(t), args: p.args,
+		log: filepath.Join(filepath.Dir(p.log), p.name+"-twin.log")}
+	t.Cleanup(func() {
+		tw.kill()
+		if t.Failed() {
+			t.Logf("--- %s (twin) log:\n%s", tw.name, tail(withoutPolls(tw.logs()), 60))
+		}
+	})
+	tw.start()
+	return tw
+}
+
+// served counts the calls of method ("/pkg.Service/Method") that p's runs answered OK, from
+// their logs.
+func served(p *proc, method string) int {
+	n := 0
+	for _, l := range strings.Split(p.logs(), "\n") {
+		if strings.Contains(l, `"msg":"rpc"`) && strings.Contains(l, `"method":"`+method+`"`) && strings.Contains(l, `"code":"OK"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkOrders waits until every order in refs ("customer/id", see cut) is final and checks
+// that nothing was lost or done twice: the orders, one unit of sku each, whose stock was stock
+// units, end CONFIRMED while stock lasted and CANCELLED beyond it; the stock settles at what was
+// sold; each order has at most one payment, captured exactly when it is confirmed; every event
+// consumer has caught up; and the stream holds each order's saga events once.
+func checkOrders(t *testing.T, s *stack, sku string, stock int, refs []string) {
+	t.Helper()
+	began := time.Now()
+	defer func() {
+		t.Logf("the %d orders settled, checked in %v", len(refs), time.Since(began).Round(time.Millisecond))
+	}()
+	count := map[orderv1.OrderStatus]int{}
+	statusOf := map[string]orderv1.OrderStatus{}
+	for _, ref := range refs {
+		customer, id, _ := cut(ref)
+		st := s.waitFinal(customer, id, 60*time.Second).GetStatus()
+		count[st]++
+		statusOf[id] = st
+	}
+	sold := min(stock, len(refs))
+	if count[confirmed] != sold || count[cancelled] != len(refs)-sold {
+		t.Errorf("%d orders ended %v, want %d CONFIRMED and %d CANCELLED", len(refs), count, sold, len(refs)-sold)
+	}
+	capturedOf := func(id string) int { return map[bool]int{true: 1, false: 0}[statusOf[id] == confirmed] }
+	// Compensations (a refund) follow the final status: poll until they settle.
+	eventually(t, 20*time.Second, "the stock and the payments do not settle", func() bool {
+		it := s.item(sku)
+		if int(it.GetAvailable()) != stock-sold || it.GetReserved() != 0 {
+			return false
+		}
+		for id := range statusOf {
+			if s.paymentStatuses(id)[captured] != capturedOf(id) {
+				return false
+			}
+		}
+		return true
+	})
+	for id, st := range statusOf {
+		if ps := s.payments(id); len(ps) > 1 {
+			t.Errorf("order %s (%v) has %d payments, want at most one: %v", id, st, len(ps), ps)
+		}
+	}
+	for _, svc := range []string{"inventory", "payment", "order"} {
+		eventually(t, 20*time.Second, "the "+svc+" consumers have events left", func() bool {
+			infos := serviceConsumers(t, s.broker, svc)
+			for _, info := range infos {
+				if info.NumPending != 0 || info.NumAckPending != 0 {
+					return false
+				}
+			}
+			return len(infos) > 0
+		})
+	}
+	const ev = "shop.events.v1."
+	counts := s.broker.subjectCounts(t)
+	for typ, n := range map[string]int{ev + "OrderCreated": len(refs), ev + "OrderConfirmed": sold, ev + "OrderCancelled": len(refs) - sold} {
+		if counts[typ] != n {
+			t.Errorf("the stream holds %d %s, want %d (all: %v)", counts[typ], typ, n, counts)
+		}
+	}
+	for subj := range counts {
+		if strings.HasPrefix(subj, "deadletter.") {
+			t.Errorf("an event was dead-lettered: %s (all: %v)", subj, counts)
+		}
+	}
+}
