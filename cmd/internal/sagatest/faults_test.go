@@ -223,12 +223,9 @@ func TestFaultKilledBetweenCommitAndPublish(t *testing.T) {
 // limiter. The orders stay PENDING during the flood (paymentd's relay is off on its first
 // run); after it they complete, stock and payments adding up.
 func TestFaultWatchFlood(t *testing.T) {
-	// On main without the cap, 255 of the 300 streams open (orderd's MaxConcurrentStreams, 256,
-	// less the health check's), the other 45 hang without an answer, and the other user's
-	// GetOrder waits behind them on the same upstream connection until its 5s timeout: 504.
-	// Remove this line once the cap and the separate stream connections are merged (or set
-	// SHOPGATE_FAULTS_PENDING=1 to run it before).
-	skipPending(t, "needs the per-caller stream cap (issue 13 item 1)")
+	// Without the cap, 255 of the 300 streams opened (orderd's MaxConcurrentStreams, 256, less
+	// the health check's), the other 45 hung without an answer, and the other user's GetOrder
+	// waited behind them on the same upstream connection until its 5s timeout: 504.
 	const (
 		floods     = 300
 		streamCap  = 10 // the default per-caller cap of open streams (API.md)
