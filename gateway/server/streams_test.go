@@ -73,6 +73,38 @@ func openWatch(t *testing.T, client *http.Client, url, key string) (stop func())
 	return stop
 }
 
+// watchClient returns an HTTP client for watches and the list of its open watches'
+// closers (openWatch), all closed, with the client's connections, when the test ends.
+func watchClient(t *testing.T) (*http.Client, *[]func()) {
+	transport := &http.Transport{}
+	stops := new([]func())
+	t.Cleanup(func() {
+		for _, stop := range *stops {
+			stop()
+		}
+		transport.CloseIdleConnections()
+	})
+	return &http.Client{Transport: transport}, stops
+}
+
+// closeWatches closes the watches of stops (openWatch) and waits until the gateway gave back
+// every place they held: a place is given back when the gateway's handler returns, just after
+// the client went away.
+func closeWatches(t *testing.T, gw *gateway, stops *[]func()) {
+	t.Helper()
+	for _, stop := range *stops {
+		stop()
+	}
+	*stops = nil
+	deadline := time.Now().Add(5 * time.Second)
+	for gw.cur.Load().streams.Counts().Callers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the places of closed watches were not given back within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestOneCallersStreamsStarveNoOne reproduces the incident at a small scale: the upstream
 // allows 5 concurrent streams per connection (MaxConcurrentStreams), one of them the health
 // check's, and alice may hold 4 streams (streams.max_per_caller). Alice's 4 watches fill the
@@ -91,18 +123,9 @@ routes:
   shop.order.v1.OrderService/GetOrder: {timeout: 2s}
 `), Options{})
 	gw.waitReady(t)
-	transport := &http.Transport{}
-	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport}
-
-	var stops []func()
-	defer func() {
-		for _, stop := range stops {
-			stop()
-		}
-	}()
+	client, stops := watchClient(t)
 	for range maxPerCaller {
-		stops = append(stops, openWatch(t, client, gw.url, customerKey))
+		*stops = append(*stops, openWatch(t, client, gw.url, customerKey))
 	}
 	watches := be.count()
 
@@ -157,21 +180,9 @@ routes:
 	}
 
 	t.Run("closing streams frees their places", func(t *testing.T) {
-		for _, stop := range stops {
-			stop()
-		}
-		stops = nil
-		// The place is given back when the gateway's handler returns, just after the client
-		// went away: the first watches may still find it taken.
-		deadline := time.Now().Add(5 * time.Second)
-		for gw.cur.Load().streams.Counts().Callers() != 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("alice's places were not given back within 5s of closing her watches")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		closeWatches(t, gw, stops)
 		for range maxPerCaller {
-			stops = append(stops, openWatch(t, client, gw.url, customerKey))
+			*stops = append(*stops, openWatch(t, client, gw.url, customerKey))
 		}
 	})
 }
@@ -270,37 +281,19 @@ func TestStreamCapAcrossReload(t *testing.T) {
 			holdWatches(be)
 			gw := startGateway(t, baseYAML(be.addr, "streams: {max_per_caller: 2}\n"), Options{})
 			gw.waitReady(t)
-			transport := &http.Transport{}
-			defer transport.CloseIdleConnections()
-			client := &http.Client{Transport: transport}
-			var stops []func()
-			defer func() {
-				for _, stop := range stops {
-					stop()
-				}
-			}()
+			client, stops := watchClient(t)
 			for range 2 {
-				stops = append(stops, openWatch(t, client, gw.url, customerKey))
+				*stops = append(*stops, openWatch(t, client, gw.url, customerKey))
 			}
 			if err := gw.Reload(parse(t, baseYAML(be.addr, tt.streams+"\n"))); err != nil {
 				t.Fatal(err)
 			}
 			if tt.want == http.StatusOK {
-				stops = append(stops, openWatch(t, client, gw.url, customerKey))
+				*stops = append(*stops, openWatch(t, client, gw.url, customerKey))
 			} else if r := do(t, client, http.MethodGet, gw.url+"/v1/orders/o-1:watch", nil, customer()); r.status != tt.want {
 				t.Fatalf("alice's next watch after the reload: %d, want %d", r.status, tt.want)
 			}
-			for _, stop := range stops {
-				stop()
-			}
-			stops = nil
-			deadline := time.Now().Add(5 * time.Second)
-			for gw.cur.Load().streams.Counts().Callers() != 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the streams' places were not given back after they ended")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			closeWatches(t, gw, stops)
 		})
 	}
 }
