@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -38,15 +37,6 @@ func (p *proc) send(sig syscall.Signal) {
 	}
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatalf("%v to %s: %v", sig, p.name, err)
-	}
-}
-
-// skipPending skips a test of a contract that main does not meet yet, unless
-// SHOPGATE_FAULTS_PENDING=1: the test says what it waits for.
-func skipPending(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("SHOPGATE_FAULTS_PENDING") != "1" {
-		t.Skip(why + " (SHOPGATE_FAULTS_PENDING=1 runs it)")
 	}
 }
 
