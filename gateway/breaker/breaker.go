@@ -206,8 +206,10 @@ var (
 // UNKNOWN, DATA_LOSS) or errIgnored (the caller cancelled, the call was bounded by the
 // caller's own deadline rather than the route's timeout: one client's impatience must not open
 // the circuit for everyone; or the call ran out of time queued for a stream slot: see
-// queuedOnly). Whose deadline bounded the call was decided when it was set, by
-// gateway/deadline, the stage above this one: no timing guess is needed here.
+// queuedOnly); or it failed inside the gateway's own client before any stream existed: grpc-go
+// refuses a metadata value it cannot send, or a message it cannot marshal, with INTERNAL, and
+// that is never the upstream's fault). Whose deadline bounded the call was decided when it was
+// set, by gateway/deadline, the stage above this one: no timing guess is needed here.
 func outcome(ctx context.Context, err error, cc *grpc.ClientConn, sent *peer.Peer) error {
 	if err == nil {
 		return nil
@@ -221,7 +223,12 @@ func outcome(ctx context.Context, err error, cc *grpc.ClientConn, sent *peer.Pee
 			return errIgnored
 		}
 		return errFailure
-	case codes.Unavailable, codes.Internal, codes.Unknown, codes.DataLoss:
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		if queuedOnly(cc, sent) { // raised inside the gateway's own client: nothing was sent
+			return errIgnored
+		}
+		return errFailure
+	case codes.Unavailable:
 		return errFailure
 	case codes.Canceled:
 		return errIgnored

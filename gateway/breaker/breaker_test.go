@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
@@ -482,5 +483,37 @@ func TestQueuedForAStreamSlotDoesNotCount(t *testing.T) {
 	}
 	if got := b.States()[inventoryService]; got != "open" {
 		t.Fatalf("after %d route timeouts at the upstream: %s, want open", failures, got)
+	}
+}
+
+// TestOwnClientErrorsDoNotCount: an error grpc-go raises inside the gateway's client before any
+// stream exists (here a metadata value it refuses to send: INTERNAL) is not the upstream's
+// doing and never opens the breaker; the same code from the upstream does.
+func TestOwnClientErrorsDoNotCount(t *testing.T) {
+	t.Parallel()
+	b, err := New(Config{ConsecutiveFailures: 1, OpenTimeout: time.Hour}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := newUpstream(t)
+	inventory := inventoryv1.NewInventoryServiceClient(dial(t, up.addr, b))
+	if err := getItem(inventory); err != nil { // the connection is READY
+		t.Fatal(err)
+	}
+	for range 3 {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user-id", "jos\u00e9")
+		_, err := inventory.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "s"})
+		if status.Code(err) != codes.Internal {
+			t.Fatalf("a non-ASCII metadata value: %v, want grpc-go's own INTERNAL", err)
+		}
+	}
+	name := "/" + inventoryService + "/GetItem"
+	if st := b.States()[name]; st != "closed" {
+		t.Fatalf("after the client's own errors the breaker is %q, want closed", st)
+	}
+	up.code.Store(uint32(codes.Internal))
+	_ = getItem(inventory)
+	if st := b.States()[name]; st != "open" {
+		t.Fatalf("after the upstream's INTERNAL the breaker is %q, want open", st)
 	}
 }
