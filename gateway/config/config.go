@@ -13,6 +13,7 @@ import (
 	"github.com/acme/shopgate/gateway/clientip"
 	"github.com/acme/shopgate/gateway/cors"
 	"github.com/acme/shopgate/gateway/ipfilter"
+	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
@@ -80,6 +81,9 @@ type Config struct {
 	// Abuse configures the blocking of client addresses that fail authentication too often
 	// (gateway/abuse). Its backend follows rate_limiting's (and its Redis address, unless set).
 	Abuse abuse.Config `yaml:"abuse"`
+	// Passport configures the passports the gateway signs for the services (gateway/passport).
+	// Not reloadable: the key folder is watched instead.
+	Passport passport.Config `yaml:"passport"`
 }
 
 // Upstream is one gRPC service's backends.

@@ -77,7 +77,7 @@ upstreams:
 	// 13. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
 	// 14. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
 	// 15. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
-	// 16. client    passport          the verified identity as x-user-* metadata, one value per key
+	// 16. client    passport          the verified identity as a signed passport (x-passport), cached per caller and service
 	// 17. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
 	// 18. client    breaker           per upstream service: 503 at once while open; counts upstream failures only
 	// 19. client    early-refusal     a stream refused before its first message answers with its status, not a 200
