@@ -297,3 +297,27 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// TestWatch checks that an idle service takes a key change: Watch reads the file on its own.
+func TestWatch(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(file, passporttest.JWKS(passporttest.Key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifier(t, passport.Options{JWKSFile: file, RefreshInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); v.Watch(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := os.WriteFile(file, passporttest.JWKS(passporttest.Key, passporttest.OtherKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(v.KeyIDs()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("Watch did not read the new file")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -143,6 +143,25 @@ func (v *Verifier) reload() {
 	v.opts.Logger.Info("passport keys changed", slog.String("file", v.opts.JWKSFile), slog.Any("kids", v.KeyIDs()))
 }
 
+// Watch reads JWKSFile again every RefreshInterval until ctx ends, so that an idle service
+// takes (and logs) a key change too; calls do it on their own otherwise. It returns at once
+// without a JWKSFile. Run it in a goroutine.
+func (v *Verifier) Watch(ctx context.Context) {
+	if v.opts.JWKSFile == "" {
+		return
+	}
+	t := time.NewTicker(v.opts.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			v.refresh(v.opts.Now().UnixNano())
+		}
+	}
+}
+
 // refresh reads JWKSFile again when it is due.
 func (v *Verifier) refresh(now int64) {
 	if v.opts.JWKSFile == "" {

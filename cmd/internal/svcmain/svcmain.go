@@ -225,6 +225,10 @@ func Run(ctx context.Context, cfg Config, svc Service, log *slog.Logger, stdout 
 			return err
 		}
 		svc.Passport = v
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() { defer close(watched); v.Watch(watchCtx) }() // an idle service takes a new key too
+		defer func() { stopWatch(); <-watched }()
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
