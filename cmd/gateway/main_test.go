@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/shopgate/gateway/identity"
 	"github.com/acme/shopgate/gateway/passport"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	spassport "github.com/acme/shopgate/services/passport"
@@ -123,6 +124,25 @@ func TestPassportKeysSubcommand(t *testing.T) {
 	slices.Sort(kids)
 	if got := v.KeyIDs(); !slices.Equal(got, kids) {
 		t.Errorf("the JWKS trusts %v, want %v", got, kids)
+	}
+
+	// The two sides agree: what the gateway signs with the folder's newest key, a service
+	// trusting the JWKS reads back as the same caller, for the service named and no other.
+	signer, err := passport.New(passport.Config{KeyDir: dir}, passport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := identity.Identity{Source: "partner", Subject: "partner|josé 🙂", Roles: []string{"customer", "a,b", " admin"}, Method: identity.MethodJWT}
+	tok, err := signer.Sign(id, "shop.order.v1.OrderService")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Verify(tok, "shop.order.v1.OrderService")
+	if err != nil || c.Subject != id.Subject || c.Source != id.Source || !slices.Equal(c.Roles, id.Roles) || c.Auth != "jwt" || c.IsAdmin() {
+		t.Errorf("the service reads %+v (%v), want %+v", c, err, id)
+	}
+	if _, err := v.Verify(tok, "shop.payment.v1.PaymentService"); err == nil {
+		t.Error("the payment service accepted the order service's passport")
 	}
 }
 
