@@ -2,7 +2,14 @@
 //
 //	gateway -config gateway.yaml          serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
 //	gateway routes -config gateway.yaml   print the route table and exit
+//	gateway passport-keys new -dir DIR    make a new passport signing key in DIR, print its kid
+//	gateway passport-keys jwks [-out FILE] PATH...
+//	                                      print (or write atomically) the JWKS the services
+//	                                      trust (-passport-jwks) of the keys in PATH (folders
+//	                                      or key files)
 //
+// Serving requires passport.key_dir: the folder of the keys the gateway signs passports with
+// (the newest signs; see gateway/passport and the README for rotation).
 // The YAML file is described in gateway/config (example.yaml there). Logs are JSON on stderr,
 // one access log line per request (buffered: written in batches, at most 200ms late; lines
 // are dropped, and counted in gateway_access_log_dropped_total, if stderr falls 4 MiB behind).
@@ -51,6 +58,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "routes" {
 		return runRoutes(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "passport-keys" {
+		return runPassportKeys(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "gateway.yaml", "path of the YAML configuration")
@@ -62,6 +72,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
+	}
+	if cfg.Passport.KeyDir == "" {
+		return fmt.Errorf("%s: passport.key_dir is required: the folder of the passport signing keys (`gateway passport-keys new -dir DIR` makes one)", *path)
 	}
 	// The access log is buffered (gateway/linebuf): a request costs a copy of its line, and a
 	// stalled stderr holds no request. What is buffered is written on the way out.

@@ -19,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/shopgate/gateway/identity"
+	"github.com/acme/shopgate/gateway/passport"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	spassport "github.com/acme/shopgate/services/passport"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -67,6 +70,16 @@ func poll(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// passportYAML is the passport section of a served configuration: a key folder with one key.
+func passportYAML(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "passport")
+	if err := passport.EnsureKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	return "passport: {key_dir: \"" + dir + "\"}\n"
+}
+
 func TestRoutesSubcommand(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"routes", "-config", "../../gateway/config/example.yaml"}, &out, &errOut); err != nil {
@@ -88,10 +101,59 @@ func TestRoutesSubcommand(t *testing.T) {
 	}
 }
 
+// TestPassportKeysSubcommand makes two keys and the JWKS of both, which a service's verifier
+// accepts with both kids.
+func TestPassportKeysSubcommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	var kids []string
+	for range 2 {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"passport-keys", "new", "-dir", dir}, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		kids = append(kids, strings.Fields(out.String())[0])
+	}
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	if err := run(context.Background(), []string{"passport-keys", "jwks", "-out", file, dir}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	v, err := spassport.NewVerifier(spassport.Options{JWKSFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(kids)
+	if got := v.KeyIDs(); !slices.Equal(got, kids) {
+		t.Errorf("the JWKS trusts %v, want %v", got, kids)
+	}
+
+	// The two sides agree: what the gateway signs with the folder's newest key, a service
+	// trusting the JWKS reads back as the same caller, for the service named and no other.
+	signer, err := passport.New(passport.Config{KeyDir: dir}, passport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := identity.Identity{Source: "partner", Subject: "partner|josé 🙂", Roles: []string{"customer", "a,b", " admin"}, Method: identity.MethodJWT}
+	tok, err := signer.Sign(id, "shop.order.v1.OrderService")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Verify(tok, "shop.order.v1.OrderService")
+	if err != nil || c.Subject != id.Subject || c.Source != id.Source || !slices.Equal(c.Roles, id.Roles) || c.Auth != "jwt" || c.IsAdmin() {
+		t.Errorf("the service reads %+v (%v), want %+v", c, err, id)
+	}
+	if _, err := v.Verify(tok, "shop.payment.v1.PaymentService"); err == nil {
+		t.Error("the payment service accepted the order service's passport")
+	}
+}
+
 func TestRunErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("listen: 127.0.0.1:0\nroutez: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nokeys := filepath.Join(dir, "nokeys.yaml")
+	if err := os.WriteFile(nokeys, []byte("listen: 127.0.0.1:0\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	unknown := filepath.Join(dir, "unknown.yaml")
@@ -107,6 +169,10 @@ func TestRunErrors(t *testing.T) {
 		{"missing file", []string{"-config", filepath.Join(dir, "none.yaml")}, "none.yaml"},
 		{"unknown RPC", []string{"routes", "-config", unknown}, "shop.order.v1.OrderService/Nope"},
 		{"bad flag", []string{"-nope"}, "nope"},
+		{"no passport key folder", []string{"-config", nokeys}, "passport.key_dir is required"},
+		{"passport keys: no command", []string{"passport-keys"}, "want new or jwks"},
+		{"passport keys: no folder", []string{"passport-keys", "new"}, "-dir"},
+		{"passport keys: empty folder", []string{"passport-keys", "jwks", dir}, "no *.pem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,7 +192,7 @@ func TestServeReloadStop(t *testing.T) {
 	dead := ln.Addr().String()
 	_ = ln.Close()
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
-	base := "listen: 127.0.0.1:0\nupstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + dead + "\"]}}\n"
+	base := "listen: 127.0.0.1:0\nupstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + dead + "\"]}}\n" + passportYAML(t)
 	write := func(s string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
@@ -274,8 +340,9 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	up, upAddr := startInventory(t)
 	const originA, originB = "https://a.shop.example", "https://b.shop.example"
+	keys := passportYAML(t)
 	file := func(requests int, origins ...string) string {
-		return "listen: 127.0.0.1:0\n" +
+		return "listen: 127.0.0.1:0\n" + keys +
 			"upstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + upAddr + "\"]}}\n" +
 			fmt.Sprintf("routes: {shop.inventory.v1.InventoryService/GetItem: {rate_limit: {requests: %d, per: 60s, burst: %d}}}\n", requests, requests) +
 			"cors: {allowed_origins: [\"" + strings.Join(origins, `", "`) + "\"]}\n"

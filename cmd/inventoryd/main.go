@@ -1,8 +1,12 @@
 // Command inventoryd runs the inventory service (shop.inventory.v1.InventoryService) on its own
 // SQLite database.
 //
-//	inventoryd -listen 127.0.0.1:9103 -data ./data -seed
+//	inventoryd -listen 127.0.0.1:9103 -data ./data -seed -passport-jwks ./data/passport-jwks.json
 //	inventoryd -config inventoryd.yaml
+//
+// -passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys
+// (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is
+// anonymous, one with a bad passport is refused.
 //
 // Flags override the YAML file (the keys of svcmain.Config, and seed). It logs JSON to stderr,
 // prints "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or SIGINT.

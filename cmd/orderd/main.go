@@ -1,12 +1,17 @@
 // Command orderd runs the order service (shop.order.v1.OrderService) on its own
 // SQLite database.
 //
-//	orderd -listen 127.0.0.1:9101 -data ./data -inventory-addr 127.0.0.1:9103
+//	orderd -listen 127.0.0.1:9101 -data ./data -inventory-addr 127.0.0.1:9103 \
+//	       -passport-jwks ./data/passport-jwks.json
 //	orderd -config orderd.yaml
 //
-// Flags override the YAML file (the keys of svcmain.Config, and inventory_addr). It logs JSON
-// to stderr, prints "listening on <addr>" to stdout once serving, and stops gracefully on
-// SIGTERM or SIGINT, ending its watch streams first.
+// -passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys
+// (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is
+// anonymous, one with a bad passport is refused.
+//
+// Flags override the YAML file (the keys of svcmain.Config, and inventory_addr). It logs JSON to
+// stderr, prints "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or
+// SIGINT, ending its watch streams first.
 package main
 
 import (

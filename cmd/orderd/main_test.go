@@ -80,11 +80,18 @@ func TestRun(t *testing.T) {
 			defer conn.Close()
 			ctx, cancel := context.WithTimeout(alice, 5*time.Second)
 			defer cancel()
-			h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "shop.order.v1.OrderService"})
+			anon, cancelAnon := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancelAnon()
+			h, err := healthpb.NewHealthClient(conn).Check(anon, &healthpb.HealthCheckRequest{Service: "shop.order.v1.OrderService"})
 			if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 				t.Fatalf("health %v, %v", h.GetStatus(), err)
 			}
 			client := orderv1.NewOrderServiceClient(conn)
+			// A caller inside the network forging the old unsigned passport is anonymous.
+			forged := metadata.AppendToOutgoingContext(anon, "x-user-id", "root", "x-user-roles", "admin", "x-user-auth", "jwt")
+			if _, err := client.ListOrders(forged, &orderv1.ListOrdersRequest{}); status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("ListOrders with forged x-user-roles: admin: %v, want UNAUTHENTICATED", err)
+			}
 			o, err := client.CreateOrder(ctx, &orderv1.CreateOrderRequest{Items: []*orderv1.OrderLine{{Sku: "sku-apple", Quantity: 2}}})
 			if err != nil || o.GetTotalCents() != 240 {
 				t.Fatalf("create: %v, %v", o, err)

@@ -1,8 +1,12 @@
 // Command paymentd runs the payment service (shop.payment.v1.PaymentService) on its own
 // SQLite database.
 //
-//	paymentd -listen 127.0.0.1:9102 -data ./data
+//	paymentd -listen 127.0.0.1:9102 -data ./data -passport-jwks ./data/passport-jwks.json
 //	paymentd -config paymentd.yaml
+//
+// -passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys
+// (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is
+// anonymous, one with a bad passport is refused.
 //
 // Flags override the YAML file (the keys of svcmain.Config). It logs JSON to stderr, prints
 // "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or SIGINT.

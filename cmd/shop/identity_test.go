@@ -694,8 +694,8 @@ func TestIdentityAuthorization(t *testing.T) {
 }
 
 // spoofHeaders claim to be mallory, an admin, through every name a client could hope a service
-// reads as the passport (identity.MDSubject, MDRoles, MDAuthMethod: x-user-id, x-user-roles,
-// x-user-auth): plain, lower case, with grpc-gateway's Grpc-Metadata- prefix, and with
+// reads as the passport (the unsigned passport of old: x-user-id, x-user-roles, x-user-auth),
+// and the signed one's x-passport: plain, lower case, with grpc-gateway's Grpc-Metadata- prefix, and with
 // underscores. The names are sent as written; net/http canonicalizes those it can on arrival
 // ("x_user_id" stays "X_user_id": it keeps underscores).
 var spoofHeaders = http.Header{
@@ -712,6 +712,8 @@ var spoofHeaders = http.Header{
 	"X_USER_AUTH":                    {"apikey"},
 	"Grpc-Metadata-X_User_Id":        {"mallory"},
 	"grpc_metadata_x_user_roles":     {"admin"},
+	"X-Passport":                     {"eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5Iiwicm9sZXMiOlsiYWRtaW4iXX0."},
+	"Grpc-Metadata-X-Passport":       {"eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5Iiwicm9sZXMiOlsiYWRtaW4iXX0."},
 }
 
 // TestIdentitySpoofing sends spoofHeaders on every route of the API, as an anonymous caller and

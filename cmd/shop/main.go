@@ -9,7 +9,9 @@
 //
 // The gateway trusts the development key under <data>/devkeys (made on first start, mode 0600;
 // `go run ./cmd/devtoken` mints tokens with it) and publishes its public half at
-// /.well-known/jwks.json. The inventory is seeded with demo items when it is empty. Logs are
+// /.well-known/jwks.json. It signs the services' passports with the newest key under
+// <data>/passport (one is made on first start, mode 0600), whose public keys the in-process
+// services are handed at start: no setup. The inventory is seeded with demo items when it is empty. Logs are
 // JSON on stderr; "gateway listening on <addr>" is printed to stdout once serving. SIGTERM or
 // SIGINT stops the stack gracefully: watch streams end, in-flight requests finish, then the
 // services, the broker and the databases close.
@@ -32,6 +34,7 @@ import (
 	"github.com/acme/shopgate/cmd/internal/gwmain"
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/server"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
@@ -41,6 +44,7 @@ import (
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/order"
+	spassport "github.com/acme/shopgate/services/passport"
 	"github.com/acme/shopgate/services/payment"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -104,13 +108,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("development key: %w", err)
 	}
+	passportDir := filepath.Join(o.data, "passport")
+	verifier, err := passportVerifier(passportDir, logger)
+	if err != nil {
+		return err
+	}
 	broker, err := events.StartEmbedded(filepath.Join(o.data, "broker"), events.EmbeddedConfig{})
 	if err != nil {
 		return err
 	}
 	defer broker.Close() // last: after every service disconnected
 
-	deps := deps{ctx: ctx, logger: logger, reg: reg, broker: broker}
+	deps := deps{ctx: ctx, logger: logger, reg: reg, broker: broker, passport: verifier}
 
 	// inventory first (the order service prices orders through it), then payment, then order.
 	invStore, err := inventory.OpenSQLite(filepath.Join(o.data, "inventory", "inventory.db"))
@@ -165,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		paymentv1.PaymentService_ServiceDesc.ServiceName:     {Addresses: []string{payB.Addr()}},
 		orderv1.OrderService_ServiceDesc.ServiceName:         {Addresses: []string{ordB.Addr()}},
 	}
-	load := func() (*config.Config, error) { return gatewayConfig(o, upstreams, key) }
+	load := func() (*config.Config, error) { return gatewayConfig(o, upstreams, key, passportDir) }
 	cfg, err := load()
 	if err != nil {
 		return err
@@ -196,9 +205,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return loop.Serve(ctx, ln, hup) // then the deferred stops: services, stores, broker
 }
 
+// passportVerifier makes the passport key folder's first key if it has none, and returns the
+// services' verifier trusting its keys as they are now (restart shop after changing them).
+func passportVerifier(dir string, logger *slog.Logger) (*spassport.Verifier, error) {
+	if err := passport.EnsureKey(dir); err != nil {
+		return nil, fmt.Errorf("passport key: %w", err)
+	}
+	jwks, err := passport.JWKSOf(dir)
+	if err != nil {
+		return nil, fmt.Errorf("passport key: %w", err)
+	}
+	return spassport.NewVerifier(spassport.Options{JWKS: jwks, Logger: logger})
+}
+
 // gatewayConfig is the gateway's configuration: the YAML file when there is one (else the
-// defaults), the -listen flag, the in-process upstreams, and trust in the development key.
-func gatewayConfig(o options, upstreams map[string]config.Upstream, key *devkey.Key) (*config.Config, error) {
+// defaults), the -listen flag, the in-process upstreams, trust in the development key, and the
+// passport key folder.
+func gatewayConfig(o options, upstreams map[string]config.Upstream, key *devkey.Key, passportDir string) (*config.Config, error) {
 	var cfg *config.Config
 	var err error
 	if o.config != "" {
@@ -215,7 +238,11 @@ func gatewayConfig(o options, upstreams map[string]config.Upstream, key *devkey.
 	if o.listen != "" {
 		cfg.Listen = o.listen
 	}
+	if cfg.Passport.KeyDir != "" {
+		return nil, errors.New("gateway config: passport.key_dir is set by shop (<data>/passport); leave it out of the file")
+	}
 	cfg.Upstreams = upstreams
+	cfg.Passport.KeyDir = passportDir
 	cfg.Auth.Sources = append(cfg.Auth.Sources, key.AuthSource())
 	return cfg, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/acme/shopgate/gateway/connlimit"
 	"github.com/acme/shopgate/gateway/cors"
 	"github.com/acme/shopgate/gateway/ipfilter"
+	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
@@ -87,6 +88,9 @@ type Config struct {
 	// Streams caps the server streams one caller may hold open at once, per replica
 	// (gateway/streamlimit). Default: 10. Reloadable; a reload keeps the open counts.
 	Streams streamlimit.Config `yaml:"streams"`
+	// Passport configures the passports the gateway signs for the services (gateway/passport).
+	// Not reloadable: the key folder is watched instead.
+	Passport passport.Config `yaml:"passport"`
 }
 
 // Upstream is one gRPC service's backends.

@@ -24,13 +24,16 @@
 //	              the policy stages' own sections: see the Config type of gateway/auth,
 //	              gateway/ratelimit, gateway/breaker, gateway/retry, gateway/cors,
 //	              gateway/ipfilter and gateway/clientip.
+//	passport      key_dir (the gateway's Ed25519 signing keys; default: a key made in memory),
+//	              ttl 5m, cache_size 10000, key_check_interval 10s: see gateway/passport.
+//	              Not reloadable; the key folder is watched.
 //
 // Policy precedence, weakest first: built-in safe default (auth required, the default rate
 // limit and timeout, idempotent only for GET) < defaults < the proto's gateway.v1.service_policy
 // < the proto's gateway.v1.policy < routes["pkg.Service"] < routes["pkg.Service/Method"].
 // `gateway routes -config file.yaml` prints the resolved table.
 //
-// Everything but listen, upstreams and server is reloadable (SIGHUP): a reload that
+// Everything but listen, upstreams, server and passport is reloadable (SIGHUP): a reload that
 // changes those, or fails validation, leaves the running configuration unchanged. Route
 // timeouts and retry policies (idempotent RPCs only) follow the route table of each reload;
 // they are the upstream connections' service config, so a reload that changes them dials new

@@ -105,6 +105,9 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("routes.%s: %w", key, err))
 		}
 	}
+	if err := c.Passport.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

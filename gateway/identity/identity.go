@@ -1,28 +1,15 @@
-// Package identity holds the verified identity of a caller (the "passport") and the one place
-// that turns it into the gRPC metadata a service receives.
+// Package identity holds the verified identity of a caller: what the gateway authenticated,
+// and what its passport (gateway/passport) tells the services.
 //
 // The gateway authenticates a request once (gateway/auth), stores the result in the request's
-// context, and the passport stage (gateway/passport) appends Passport to the upstream call's
-// metadata. Services read the same metadata keys; they never parse a token. Identity a client
+// context, and the passport stage signs it into the upstream call's passport. Identity a client
 // sent itself never gets that far: the router forwards only an allow-list of client headers,
-// and no x-user-* key is on it.
+// and the services trust nothing but a passport signed by the gateway.
 package identity
 
 import (
 	"context"
-	"strings"
-)
-
-// The metadata keys of the passport. A service receives exactly one value of each, set by the
-// gateway; a client's own values never arrive (the router's header allow-list drops them).
-const (
-	// MDSubject carries the caller's subject, percent-encoded (Encode).
-	MDSubject = "x-user-id"
-	// MDRoles carries the caller's roles, each percent-encoded, joined by ',' in the order the
-	// credential gave them (a role never holds ',': gateway/auth refuses it).
-	MDRoles = "x-user-roles"
-	// MDAuthMethod carries how the caller authenticated: "jwt" or "apikey".
-	MDAuthMethod = "x-user-auth"
+	"encoding/json"
 )
 
 // Method is how a caller authenticated.
@@ -46,7 +33,7 @@ type Identity struct {
 	// Method is how the caller authenticated; empty for an anonymous caller.
 	Method Method
 
-	passport []string // the rendered passport (WithPassport), shared and never modified
+	key string // the rendered Key (WithPassport)
 }
 
 // Anonymous reports whether id carries no verified subject.
@@ -87,64 +74,33 @@ func FromContext(ctx context.Context) (Identity, bool) {
 	return Identity{}, false
 }
 
-// Passport returns the passport of id as metadata key/value pairs (the keys in lower case, as
-// metadata.AppendToOutgoingContext takes them): one value per key, nil for an anonymous caller.
-// The slice may be shared: callers must not modify it.
-func (id Identity) Passport() []string {
-	if id.passport != nil || id.Anonymous() {
-		return id.passport
+// Key returns a string that names everything the passport says of id (source, subject, roles
+// in order, method), unambiguously whatever Unicode they hold: two identities with the same
+// Key get the same passport. The passport stage keys its cache of signed passports by it. It
+// is "" for an anonymous caller.
+func (id Identity) Key() string {
+	if id.key != "" || id.Anonymous() {
+		return id.key
 	}
 	return id.render()
 }
 
-// WithPassport returns id with its passport rendered once, so that every request made with it
-// (a cached token, an API key) sends the passport without building it again. Fields changed
-// after WithPassport are not reflected in the passport: call it last.
+// WithPassport returns id with its Key rendered once, so that every request made with it (a
+// cached token, an API key) finds its signed passport without rendering anything. Fields
+// changed after WithPassport are not reflected in the Key: call it last.
 func (id Identity) WithPassport() Identity {
-	id.passport = nil
+	id.key = ""
 	if !id.Anonymous() {
-		id.passport = id.render()
+		id.key = id.render()
 	}
 	return id
 }
 
-func (id Identity) render() []string {
-	roles := make([]string, len(id.Roles))
-	for i, r := range id.Roles {
-		roles[i] = Encode(r)
-	}
-	return []string{
-		MDSubject, Encode(id.Subject),
-		MDRoles, strings.Join(roles, ","),
-		MDAuthMethod, string(id.Method),
-	}
-}
-
-// Encode percent-encodes v for a metadata value: every byte outside '!'..'~', and '%' and ',',
-// becomes %XX (upper-case hex), so that any Unicode subject or role reaches the services
-// intact (grpc-go refuses values that are not printable ASCII) and roles split unambiguously.
-// A value with nothing to encode is returned as it is. services/passport decodes it.
-func Encode(v string) string {
-	n := 0
-	for i := 0; i < len(v); i++ {
-		if mustEncode(v[i]) {
-			n++
-		}
-	}
-	if n == 0 {
-		return v
-	}
-	const hex = "0123456789ABCDEF"
-	b := make([]byte, 0, len(v)+2*n)
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if mustEncode(c) {
-			b = append(b, '%', hex[c>>4], hex[c&15])
-			continue
-		}
-		b = append(b, c)
-	}
+// render is the JSON array [source, subject, method, roles...]: JSON strings are unambiguous.
+func (id Identity) render() string {
+	parts := make([]string, 0, 3+len(id.Roles))
+	parts = append(parts, id.Source, id.Subject, string(id.Method))
+	parts = append(parts, id.Roles...)
+	b, _ := json.Marshal(parts) // []string always marshals
 	return string(b)
 }
-
-func mustEncode(c byte) bool { return c <= ' ' || c > '~' || c == '%' || c == ',' }

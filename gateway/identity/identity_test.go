@@ -2,46 +2,57 @@ package identity
 
 import (
 	"context"
-	"slices"
 	"testing"
-
-	"google.golang.org/grpc/metadata"
 )
 
-func TestPassportRenderedOnceIsTheSame(t *testing.T) {
+func TestKeyRenderedOnceIsTheSame(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
 		id   Identity
-		want []string
+		want string
 	}{
-		{"anonymous", Identity{}, nil},
-		{"jwt", Identity{Subject: "alice", Roles: []string{"customer", "admin"}, Method: MethodJWT},
-			[]string{MDSubject, "alice", MDRoles, "customer,admin", MDAuthMethod, "jwt"}},
-		{"apikey without roles", Identity{Subject: "svc", Method: MethodAPIKey},
-			[]string{MDSubject, "svc", MDRoles, "", MDAuthMethod, "apikey"}},
+		{"anonymous", Identity{}, ""},
+		{"jwt", Identity{Source: "idp", Subject: "alice", Roles: []string{"customer", "admin"}, Method: MethodJWT},
+			`["idp","alice","jwt","customer","admin"]`},
+		{"apikey without roles", Identity{Source: "apikey", Subject: "svc", Method: MethodAPIKey}, `["apikey","svc","apikey"]`},
+		{"unicode and separators", Identity{Source: "p", Subject: "josé \"🙂\",x", Roles: []string{"a,b"}, Method: MethodJWT},
+			`["p","josé \"🙂\",x","jwt","a,b"]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, got := range [][]string{tt.id.Passport(), tt.id.WithPassport().Passport()} {
-				if !slices.Equal(got, tt.want) {
-					t.Errorf("Passport() = %q, want %q", got, tt.want)
+			for _, got := range []string{tt.id.Key(), tt.id.WithPassport().Key()} {
+				if got != tt.want {
+					t.Errorf("Key() = %q, want %q", got, tt.want)
 				}
 			}
 		})
 	}
-	// As metadata the passport has exactly one value per key.
-	md := metadata.Pairs(tests[1].id.WithPassport().Passport()...)
-	for k, v := range map[string]string{MDSubject: "alice", MDRoles: "customer,admin", MDAuthMethod: "jwt"} {
-		if got := md.Get(k); len(got) != 1 || got[0] != v {
-			t.Errorf("md[%q] = %q, want [%q]", k, got, v)
+}
+
+func TestKeyTellsIdentitiesApart(t *testing.T) {
+	t.Parallel()
+	ids := []Identity{
+		{Source: "a", Subject: "b", Method: MethodJWT, Roles: []string{"c", "d"}},
+		{Source: "a", Subject: "b", Method: MethodJWT, Roles: []string{"c,d"}},
+		{Source: "a", Subject: "b", Method: MethodJWT, Roles: []string{"d", "c"}},
+		{Source: "a", Subject: "b", Method: MethodAPIKey, Roles: []string{"c", "d"}},
+		{Source: "a|b", Subject: "", Method: MethodJWT},
+		{Source: "a", Subject: "b|", Method: MethodJWT},
+	}
+	seen := map[string]int{}
+	for i, id := range ids {
+		k := id.Key()
+		if j, ok := seen[k]; ok && k != "" {
+			t.Errorf("identities %d and %d share the key %q", j, i, k)
 		}
+		seen[k] = i
 	}
 	// WithPassport renders what the identity holds when it is called, even over an older rendering.
 	id := Identity{Subject: "alice", Method: MethodJWT}.WithPassport()
 	id.Subject = "bob"
-	if got := id.WithPassport().Passport()[1]; got != "bob" {
-		t.Errorf("re-rendered subject = %q, want bob", got)
+	if got := id.WithPassport().Key(); got != `["","bob","jwt"]` {
+		t.Errorf("re-rendered key = %q", got)
 	}
 }
 

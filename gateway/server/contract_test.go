@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/shopgate/gateway/passport"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -139,8 +140,8 @@ auth:
 	}
 }
 
-// TestMetadataUpstream checks what the upstream receives: the verified passport once per key
-// whatever identity the client sent, the allow-listed headers, and nothing else.
+// TestMetadataUpstream checks what the upstream receives: one passport naming the verified
+// caller whatever identity the client sent, the allow-listed headers, and nothing else.
 func TestMetadataUpstream(t *testing.T) {
 	be := startBackend(t)
 	gw := startGateway(t, baseYAML(be.addr, ""), Options{})
@@ -164,9 +165,6 @@ func TestMetadataUpstream(t *testing.T) {
 	}
 	md := be.last(t).md
 	want := map[string][]string{
-		"x-user-id":       {"apikey|alice"}, // API keys have their own namespace
-		"x-user-roles":    {"customer"},
-		"x-user-auth":     {"apikey"},
 		"idempotency-key": {"idem-1"},
 		"x-request-id":    {"req-abc.1"},
 		"traceparent":     {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
@@ -176,11 +174,16 @@ func TestMetadataUpstream(t *testing.T) {
 			t.Errorf("metadata %s = %q, want %q", k, got, v)
 		}
 	}
+	c, ok := passportClaims(md) // one passport, naming the verified caller for the service called
+	if !ok || c.Subject != "apikey|alice" || !slices.Equal(c.Roles, []string{"customer"}) || c.Auth != "apikey" ||
+		!slices.Equal(c.Audience, []string{"shop.order.v1.OrderService"}) {
+		t.Errorf("passport %v = %+v, want apikey|alice (API keys have their own namespace), customer, for the order service", md.Get(passport.MDPassport), c)
+	}
 	for k := range md {
 		switch {
 		case k == "authorization", k == "cookie", k == "x-api-key", strings.HasPrefix(k, "x-forwarded"),
 			strings.HasPrefix(k, "grpcgateway-authorization"), strings.HasPrefix(k, "grpcgateway-cookie"),
-			k == "debug", k == "x-user-id_", strings.Contains(k, "_"):
+			k == "debug", strings.HasPrefix(k, "x-user"), strings.Contains(k, "_"):
 			t.Errorf("metadata %q = %q reached the upstream", k, md.Get(k))
 		}
 	}
@@ -191,7 +194,7 @@ func TestMetadataUpstream(t *testing.T) {
 		t.Fatalf("public route: %d %s", r.status, r.body)
 	}
 	md = be.last(t).md
-	for _, k := range []string{"authorization", "grpcgateway-authorization", "x-user-id"} {
+	for _, k := range []string{"authorization", "grpcgateway-authorization", passport.MDPassport} {
 		if v := md.Get(k); len(v) > 0 {
 			t.Errorf("public route: metadata %s = %q reached the upstream", k, v)
 		}

@@ -27,12 +27,12 @@
 //   - responses are protojson, lowerCamelCase, with unpopulated fields emitted.
 //   - no upstream header or trailer reaches the client; every response has X-Request-Id.
 //
-// What an upstream sees: the verified passport (x-user-id, x-user-roles, x-user-auth, one
-// value each), x-request-id, idempotency-key, traceparent, tracestate, accept-language and a few
+// What an upstream sees: the verified caller's passport (x-passport, signed by the gateway for
+// that service: gateway/passport; none for an anonymous caller), x-request-id, idempotency-key, traceparent, tracestate, accept-language and a few
 // harmless grpcgateway-* headers (headers.go). Never Authorization, cookies, X-Forwarded-*, or
 // client-sent Grpc-Metadata-*; a deadline no later than the route's timeout.
 //
-// Not reloadable: listen, upstreams and the server section (Reload refuses a change). Metrics
+// Not reloadable: listen, upstreams, the server and passport sections (Reload refuses a change). Metrics
 // of the policy stages are registered by the stages themselves on the same Registerer at each
 // reload.
 //

@@ -78,7 +78,7 @@ upstreams:
 	// 14. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
 	// 15. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
 	// 16. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
-	// 17. client    passport          the verified identity as x-user-* metadata, one value per key
+	// 17. client    passport          the verified identity as a signed passport (x-passport), cached per caller and service
 	// 18. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
 	// 19. client    breaker           per RPC (breaker.scope): 503 at once while open; counts upstream failures only
 	// 20. client    early-refusal     a stream refused before its first message answers with its status, not a 200

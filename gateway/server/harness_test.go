@@ -10,16 +10,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/acme/shopgate/gateway/config"
+	"github.com/acme/shopgate/gateway/passport"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	"github.com/acme/shopgate/internal/shopapi"
+	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -123,7 +124,30 @@ func (u *backend) CreateOrder(ctx context.Context, req *orderv1.CreateOrderReque
 	md, _ := metadata.FromIncomingContext(ctx)
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-internal-host", "db-7.internal"))
 	_ = grpc.SetTrailer(ctx, metadata.Pairs("x-internal-trailer", "secret"))
-	return &orderv1.Order{Id: "o-1", CustomerId: strings.Join(md.Get("x-user-id"), ","), Status: orderv1.OrderStatus_ORDER_STATUS_PENDING, PaymentMethod: req.GetPaymentMethod()}, nil
+	return &orderv1.Order{Id: "o-1", CustomerId: passportSubject(md), Status: orderv1.OrderStatus_ORDER_STATUS_PENDING, PaymentMethod: req.GetPaymentMethod()}, nil
+}
+
+// passportSubject is the sub of the passport in md, unverified (gateway/passport's tests verify
+// passports); "" without one.
+func passportSubject(md metadata.MD) string {
+	c, ok := passportClaims(md)
+	if !ok {
+		return ""
+	}
+	return c.Subject
+}
+
+// passportClaims decodes, without verifying it, the one passport in md.
+func passportClaims(md metadata.MD) (passport.Claims, bool) {
+	var c passport.Claims
+	toks := md.Get(passport.MDPassport)
+	if len(toks) != 1 {
+		return c, false
+	}
+	if _, _, err := jwt.NewParser().ParseUnverified(toks[0], &c); err != nil {
+		return c, false
+	}
+	return c, true
 }
 
 func (u *backend) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.Order, error) {

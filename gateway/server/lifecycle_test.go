@@ -17,6 +17,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/policy"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
@@ -451,6 +452,10 @@ func TestNewErrors(t *testing.T) {
 func TestExampleConfigBuilds(t *testing.T) {
 	cfg, err := config.Load("../config/example.yaml")
 	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Passport.KeyDir = t.TempDir() // the example's folder is relative to the repository's root
+	if err := passport.EnsureKey(cfg.Passport.KeyDir); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := New(cfg, Options{Logger: discardLogger(), Services: shopapi.Services()})

@@ -7,7 +7,6 @@ import (
 
 	"github.com/acme/shopgate/gateway/deadline"
 	"github.com/acme/shopgate/gateway/edge"
-	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
@@ -76,8 +75,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "a stream's write deadline follows its route timeout (with server.write_timeout set)"},
 		pipeline.Stage{Name: "transcode", Layer: pipeline.Handler,
 			Doc: "generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON"},
-		pipeline.Stage{Name: "passport", Layer: pipeline.Client, Unary: passport.Unary, Stream: passport.Stream,
-			Doc: "the verified identity as x-user-* metadata, one value per key"},
+		pipeline.Stage{Name: "passport", Layer: pipeline.Client, Unary: s.passport.Unary, Stream: s.passport.Stream,
+			Doc: "the verified identity as a signed passport (x-passport), cached per caller and service"},
 		pipeline.Stage{Name: "deadline", Layer: pipeline.Client, Unary: deadline.Unary, Stream: deadline.Stream,
 			Doc: "the route's timeout, or the client's shorter Grpc-Timeout: 504"},
 		pipeline.Stage{Name: "breaker", Layer: pipeline.Client, Unary: s.breakers.UnaryClientInterceptor(), Stream: s.breakers.StreamClientInterceptor(),

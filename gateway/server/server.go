@@ -22,6 +22,7 @@ import (
 	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/httperror"
 	"github.com/acme/shopgate/gateway/metrics"
+	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/upstream"
@@ -76,6 +77,7 @@ type Server struct {
 	gatherer  prometheus.Gatherer
 	metrics   *metrics.Metrics
 	breakers  *breaker.Breakers
+	passport  *passport.Signer // the passport stage; its keys are watched, not reloaded
 	services  registry
 	addrs     map[string][]string // upstream addresses by service, fixed at start
 	dial      upstream.Options    // what every upstream dial shares; retries are added per snapshot
@@ -132,6 +134,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
 	if s.breakers, err = breaker.New(cfg.Breaker, breaker.Options{Logger: s.logger, Registerer: s.reg}); err != nil {
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
+	if s.passport, err = passport.New(cfg.Passport, passport.Options{Logger: s.logger}); err != nil {
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
 	s.addrs = make(map[string][]string, len(cfg.Upstreams))
@@ -328,6 +333,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	if cfg.Server != s.static.Server {
 		return errors.New("reloading: server settings changed: restart the gateway to change them")
+	}
+	if cfg.Passport != s.static.Passport {
+		return errors.New("reloading: passport settings changed: restart the gateway to change them (its key folder is watched)")
 	}
 	snap, err := s.newSnapshot(cfg)
 	if err != nil {

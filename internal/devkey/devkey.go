@@ -17,7 +17,6 @@ package devkey
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -37,6 +36,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/auth"
 	"github.com/acme/shopgate/gateway/httperror"
+	"github.com/acme/shopgate/gateway/passport"
 )
 
 // The dev stack's token contract.
@@ -121,23 +121,8 @@ func LoadOrCreate(dir string) (*Key, error) {
 }
 
 func readPrivate(path string) (ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("key file %s: no PRIVATE KEY PEM block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("key file %s: not an Ed25519 key", path)
-	}
-	return priv, nil
+	k, err := passport.ReadKeyFile(path) // the same format as the passport's keys
+	return k.Private, err
 }
 
 // createPrivate writes a new key to a temporary file and links it to path, which fails if
@@ -190,11 +175,7 @@ func writeTemp(dir string, data []byte) (string, error) {
 }
 
 // thumbprint is the RFC 7638 JWK thumbprint of pub: stable, so the kid survives restarts.
-func thumbprint(pub ed25519.PublicKey) string {
-	canonical := `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
-	sum := sha256.Sum256([]byte(canonical))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
+func thumbprint(pub ed25519.PublicKey) string { return passport.KeyID(pub) }
 
 // AuthSource returns the gateway/auth source that trusts this key: issuer Issuer, audience
 // Audience, algorithm EdDSA, keys from the JWKS file in the key folder (no network needed).

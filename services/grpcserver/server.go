@@ -11,6 +11,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/acme/shopgate/services/passport"
 )
 
 // Defaults of Options.
@@ -57,6 +59,10 @@ type Options struct {
 	DisableReflection bool
 	// Metrics records every call (see NewMetrics). Default: nil, no metrics.
 	Metrics *Metrics
+	// Passport verifies the gateway's passport of every call before its handler runs, and
+	// refuses a bad one (services/passport). Default: nil, no caller is ever verified: every
+	// call is anonymous.
+	Passport *passport.Verifier
 	// Extra are appended to the server options (e.g. credentials).
 	Extra []grpc.ServerOption
 }
@@ -99,12 +105,16 @@ func New(opts Options) *grpc.Server {
 	opts.withDefaults()
 	log := slogLogger(opts.Logger)
 	// Outermost first. Recovery is innermost, so the log line and the metrics see the INTERNAL
-	// a panic becomes.
+	// a panic becomes; the passport just above it, so they see a refused passport too.
 	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(log, loggingOptions()...)}
 	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(log, loggingOptions()...)}
 	if opts.Metrics != nil {
 		unary = append(unary, opts.Metrics.server.UnaryServerInterceptor())
 		stream = append(stream, opts.Metrics.server.StreamServerInterceptor())
+	}
+	if opts.Passport != nil {
+		unary = append(unary, opts.Passport.UnaryServerInterceptor())
+		stream = append(stream, opts.Passport.StreamServerInterceptor())
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(recovered(opts.Logger)))
 	stream = append(stream, recovery.StreamServerInterceptor(recovered(opts.Logger)))

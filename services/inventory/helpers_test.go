@@ -43,7 +43,7 @@ func startAt(t testing.TB, path string) *harness {
 		t.Fatal(err)
 	}
 	svc := inventory.New(store, inventory.Options{Logger: quiet})
-	srv := grpcserver.New(grpcserver.Options{Logger: quiet})
+	srv := grpcserver.New(grpcserver.Options{Logger: quiet, Passport: passporttest.Verifier()})
 	svc.Register(srv)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()

@@ -54,7 +54,7 @@ func (c *clock) Advance(d time.Duration) {
 // serve runs register's services on a bufconn gRPC server and returns a client connection.
 func serve(t testing.TB, register func(grpc.ServiceRegistrar)) (*grpc.ClientConn, func()) {
 	t.Helper()
-	srv := grpcserver.New(grpcserver.Options{Logger: quiet})
+	srv := grpcserver.New(grpcserver.Options{Logger: quiet, Passport: passporttest.Verifier()})
 	register(srv)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()

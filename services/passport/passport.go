@@ -1,37 +1,43 @@
-// Package passport reads the caller that the gateway verified and attaches to every upstream
-// call as gRPC metadata. Services use it for ownership and role checks and never trust a request
-// field for who the caller is.
+// Package passport is the services' side of the gateway's passport: who the caller of an RPC
+// is. Services use it for ownership and role checks and never trust a request field for who
+// the caller is.
 //
-// The passport is plain metadata: it is not signed and nothing here verifies it, so a service
-// trusts whoever can reach it, which must be the gateway only. The three keys below are the
-// gateway's passport (gateway/identity renders them; the end-to-end tests of cmd/shop check
-// that both sides agree). Subject and roles arrive percent-encoded (every byte outside '!'..'~',
-// and '%' and ',', as %XX), so that any Unicode text reaches the service intact and the role
-// list splits on ',' unambiguously; FromContext decodes them. Each key counts only when it
-// arrives exactly once: a subject sent twice, or one that does not decode, is treated as no
-// caller at all, and roles or an auth method sent twice as none, so a spoofed value that
-// slipped in beside the verified one cannot win.
+// The gateway verifies each request's credential once and gives every upstream call a
+// passport: a short-lived token it signed (compact JWS, EdDSA), under the metadata key
+// MDPassport, naming the caller (sub, src, roles, auth) for the one service called (aud). A
+// Verifier, installed as a server interceptor (services/grpcserver), checks it before the
+// handler runs and puts the Caller in the context (FromContext):
+//
+//   - no passport: an anonymous call (Require answers UNAUTHENTICATED);
+//   - a passport that is not signed by a key of the trusted JWK Set, not EdDSA, not issued by
+//     Issuer, not for this service (aud), expired (beyond Leeway) or sent twice: the call is
+//     refused with UNAUTHENTICATED before the handler runs.
+//
+// Nothing else counts: x-user-* metadata (the unsigned passport of earlier versions) is
+// ignored, so a client that reaches a service's port directly is anonymous.
+//
+// Verifying an Ed25519 signature costs tens of microseconds; the gateway signs a caller's
+// passport for a service once for half its life, so the Verifier keeps what it verified, keyed
+// by the token, until the token expires (bounded by Options.CacheSize): a call with a known
+// passport costs a map lookup.
 package passport
 
 import (
 	"context"
-	"net/url"
 	"slices"
-	"strings"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
-// The metadata keys of the passport.
+// The passport's names, as the gateway writes them (gateway/passport).
 const (
-	// MDSubject carries the caller's subject, percent-encoded.
-	MDSubject = "x-user-id"
-	// MDRoles carries the caller's roles, each percent-encoded, joined by ','.
-	MDRoles = "x-user-roles"
-	// MDAuthMethod carries how the caller authenticated: "jwt" or "apikey".
-	MDAuthMethod = "x-user-auth"
+	// MDPassport is the metadata key of the passport.
+	MDPassport = "x-passport"
+	// Issuer is the passport's iss.
+	Issuer = "shopgate-gateway"
+	// Algorithm is the only JWS alg accepted.
+	Algorithm = "EdDSA"
 )
 
 // RoleAdmin is the role that sees and manages every customer's resources.
@@ -41,10 +47,12 @@ const RoleAdmin = "admin"
 type Caller struct {
 	// Subject is the caller's id; empty when anonymous.
 	Subject string
-	// Roles are the caller's roles, decoded, in the order the credential gave them.
+	// Roles are the caller's roles, in the order the credential gave them.
 	Roles []string
 	// Auth is how the caller authenticated ("jwt", "apikey"); empty when anonymous.
 	Auth string
+	// Source is the gateway's auth source that verified the caller; empty when anonymous.
+	Source string
 }
 
 // HasRole reports whether the caller has role (exactly: "administrator" is not "admin").
@@ -58,39 +66,21 @@ func (c Caller) CanSee(owner string) bool {
 	return c.Subject != "" && (c.Subject == owner || c.IsAdmin())
 }
 
-// FromContext returns the caller of the incoming RPC in ctx, and whether there is one (a
-// subject present exactly once).
+type ctxKey struct{}
+
+// NewContext returns ctx carrying c as the verified caller (the Verifier's interceptors do
+// this; tests of code below them may too).
+func NewContext(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, ctxKey{}, &c)
+}
+
+// FromContext returns the caller of the incoming RPC in ctx, verified from its passport, and
+// whether there is one.
 func FromContext(ctx context.Context) (Caller, bool) {
-	sub, err := url.PathUnescape(one(ctx, MDSubject))
-	if sub == "" || err != nil {
-		return Caller{}, false
+	if c, ok := ctx.Value(ctxKey{}).(*Caller); ok && c != nil && c.Subject != "" {
+		return *c, true
 	}
-	return Caller{Subject: sub, Roles: roles(one(ctx, MDRoles)), Auth: one(ctx, MDAuthMethod)}, true
-}
-
-// roles decodes the role list; a role that does not decode is dropped.
-func roles(v string) []string {
-	if v == "" {
-		return nil
-	}
-	parts := strings.Split(v, ",")
-	out := parts[:0]
-	for _, p := range parts {
-		if r, err := url.PathUnescape(p); err == nil && r != "" {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// one returns the single value of key in the incoming metadata, or "" when it is missing or
-// repeated. It reads the one key without copying the whole metadata.
-func one(ctx context.Context, key string) string {
-	v := metadata.ValueFromIncomingContext(ctx, key)
-	if len(v) != 1 {
-		return ""
-	}
-	return v[0]
+	return Caller{}, false
 }
 
 // Require returns the caller of the incoming RPC, or an UNAUTHENTICATED status error when

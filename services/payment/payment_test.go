@@ -53,7 +53,7 @@ func startAt(t *testing.T, path string) *harness {
 		t.Fatal(err)
 	}
 	svc := payment.New(store, payment.Options{Logger: quiet})
-	srv := grpcserver.New(grpcserver.Options{Logger: quiet})
+	srv := grpcserver.New(grpcserver.Options{Logger: quiet, Passport: passporttest.Verifier()})
 	svc.Register(srv)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()

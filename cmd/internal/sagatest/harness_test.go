@@ -18,6 +18,8 @@ import (
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	"github.com/acme/shopgate/services/events"
+	"github.com/acme/shopgate/services/passport"
+	"github.com/acme/shopgate/services/passport/passporttest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
@@ -317,13 +319,14 @@ func newStack(t *testing.T, b *broker, opts stackOptions) *stack {
 	t.Helper()
 	bin := binaries(t)
 	dir := t.TempDir()
+	jwks := passporttest.WriteJWKS(t)
 	newProc := func(name string, args ...string) *proc {
 		flags := b.flags
 		if f, ok := b.flagsOf[name]; ok {
 			flags = f
 		}
 		return &proc{t: t, name: name, bin: bin, addr: freeAddr(t), log: filepath.Join(dir, name+".log"),
-			args: append(append([]string{"-data", filepath.Join(dir, name)}, flags...), args...), once: opts.once[name]}
+			args: append(append([]string{"-data", filepath.Join(dir, name), "-passport-jwks", jwks}, flags...), args...), once: opts.once[name]}
 	}
 	s := &stack{t: t, broker: b}
 	s.inventory = newProc("inventoryd", append(opts.common, opts.inventory...)...)
@@ -382,9 +385,11 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 	return conn
 }
 
-// as returns a context carrying the passport the gateway attaches: subject and roles.
+// as returns a context carrying the passport the gateway attaches: subject and roles, signed
+// with the test key the processes trust (passporttest, through -passport-jwks).
 func as(ctx context.Context, subject, roles string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "x-user-id", subject, "x-user-roles", roles, "x-user-auth", "jwt")
+	md := passporttest.Metadata(passport.Caller{Subject: subject, Roles: strings.Split(roles, ","), Auth: "jwt"})
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/grpcserver"
+	"github.com/acme/shopgate/services/passport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -51,6 +52,10 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// LogLevel is debug, info, warn or error. Default: DefaultLogLevel.
 	LogLevel string `yaml:"log_level"`
+	// PassportJWKS is the JWK Set file of the keys the gateway signs passports with (`gateway
+	// passport-keys jwks`). It is read again every 5s, so a rotated key needs no restart.
+	// Required: without it no caller could be verified.
+	PassportJWKS string `yaml:"passport_jwks"`
 	// Events configures the broker connection; flags only (-broker-url, -relay, ...: see
 	// events.RuntimeConfig.RegisterFlags).
 	Events events.RuntimeConfig `yaml:"-"`
@@ -68,6 +73,7 @@ func (c *Config) Flags(fs *flag.FlagSet, database string) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "HTTP address serving /metrics; empty: none")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish at shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.PassportJWKS, "passport-jwks", c.PassportJWKS, "JWKS file of the gateway's passport keys (required; re-read every 5s)")
 	c.Events.RegisterFlags(fs)
 }
 
@@ -135,6 +141,9 @@ type Service struct {
 	// BeforeStop runs when the stop begins, before the drain (the order service ends its watch
 	// streams there). Default: nothing.
 	BeforeStop func()
+	// Passport verifies the gateway's passports. Required by Start; Run makes it from
+	// Config.PassportJWKS when nil.
+	Passport *passport.Verifier
 }
 
 // Running is a started Service. Stop it.
@@ -148,10 +157,13 @@ type Running struct {
 	timeout    time.Duration
 }
 
-// Start serves svc on lis: its events runtime first (relay and consumer, on ev's broker), so
+// Start serves svc on lis, verifying passports with svc.Passport: its events runtime first (relay and consumer, on ev's broker), so
 // that its first commit already wakes the relay, then the gRPC server with health, reflection,
 // logging, recovery and metrics on reg. A shutdownTimeout of 0 means DefaultShutdownTimeout.
 func Start(ctx context.Context, svc Service, lis net.Listener, ev events.RuntimeConfig, reg prometheus.Registerer, log *slog.Logger, shutdownTimeout time.Duration) (*Running, error) {
+	if svc.Passport == nil {
+		return nil, errors.New("starting " + svc.Name + ": no passport verifier")
+	}
 	if shutdownTimeout <= 0 {
 		shutdownTimeout = DefaultShutdownTimeout
 	}
@@ -171,7 +183,7 @@ func Start(ctx context.Context, svc Service, lis net.Listener, ev events.Runtime
 		return nil, err
 	}
 	r := &Running{lis: lis, health: health.NewServer(), ev: rt, done: make(chan error, 1), beforeStop: svc.BeforeStop, timeout: shutdownTimeout}
-	r.srv = grpcserver.New(grpcserver.Options{Logger: log, Health: r.health, Metrics: metrics, Services: []string{svc.ServiceName}})
+	r.srv = grpcserver.New(grpcserver.Options{Logger: log, Health: r.health, Metrics: metrics, Services: []string{svc.ServiceName}, Passport: svc.Passport})
 	svc.Register(r.srv)
 	go func() { r.done <- r.srv.Serve(lis) }()
 	log.Info("serving", "addr", r.Addr())
@@ -200,10 +212,24 @@ func (r *Running) Stop() error {
 	return err
 }
 
-// Run is a whole service binary after its store is open: the metrics endpoint (when
-// cfg.MetricsListen is set), the service on cfg.Listen, "listening on <addr>" on stdout, then a
+// Run is a whole service binary after its store is open: the passport's keys (cfg.PassportJWKS,
+// unless svc.Passport is set), the metrics endpoint (when cfg.MetricsListen is set), the service on cfg.Listen, "listening on <addr>" on stdout, then a
 // graceful stop when ctx ends.
 func Run(ctx context.Context, cfg Config, svc Service, log *slog.Logger, stdout io.Writer) error {
+	if svc.Passport == nil {
+		if cfg.PassportJWKS == "" {
+			return errors.New("-passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys")
+		}
+		v, err := passport.NewVerifier(passport.Options{JWKSFile: cfg.PassportJWKS, Logger: log})
+		if err != nil {
+			return err
+		}
+		svc.Passport = v
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() { defer close(watched); v.Watch(watchCtx) }() // an idle service takes a new key too
+		defer func() { stopWatch(); <-watched }()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.MetricsListen != "" {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme/shopgate/services/passport/passporttest"
 )
 
 // RunFunc is a binary's whole program: it serves until ctx ends, printing
@@ -18,9 +20,11 @@ type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // Start runs run(args) in the background and returns the address it listens on and a function
 // that stops it (the equivalent of SIGTERM) and returns run's error. It fails t if run ends
-// early or prints no listening line within 10s.
+// early or prints no listening line within 10s. The service trusts passporttest's key
+// (-passport-jwks before args, which may name another file).
 func Start(t *testing.T, run RunFunc, args ...string) (string, func() error) {
 	t.Helper()
+	args = append([]string{"-passport-jwks", passporttest.WriteJWKS(t)}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -64,6 +68,8 @@ func ConfigErrors(t *testing.T, run RunFunc) {
 		{"misspelt yaml key", []string{"-config", bad}, "listen_adress"},
 		{"bad flag", []string{"-nope"}, ""},
 		{"bad log level", []string{"-log-level", "loud", "-listen", "127.0.0.1:0"}, "log level"},
+		{"no passport keys", []string{"-listen", "127.0.0.1:0", "-data", t.TempDir()}, "-passport-jwks"},
+		{"bad passport keys", []string{"-listen", "127.0.0.1:0", "-data", t.TempDir(), "-passport-jwks", bad}, "jwks"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
