@@ -233,9 +233,12 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 		now := v.opts.Now().UnixNano()
 		if due := v.unknown.Load(); now >= due && v.unknown.CompareAndSwap(due, now+int64(unknownKIDInterval)) {
 			v.reload()
-			if k, ok := v.keys.Load().keys[kid]; ok {
-				return k, nil
-			}
+		} else {
+			v.mu.Lock() // a read another call started may be under way: wait for its keys
+			v.mu.Unlock()
+		}
+		if k, ok := v.keys.Load().keys[kid]; ok {
+			return k, nil
 		}
 	}
 	return nil, fmt.Errorf("unknown kid %q", kid)

@@ -18,10 +18,12 @@ import (
 	"testing"
 	"time"
 
+	gwpassport "github.com/acme/shopgate/gateway/passport"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	"github.com/acme/shopgate/internal/devkey"
+	"github.com/acme/shopgate/services/passport/passporttest"
 )
 
 var (
@@ -66,6 +68,39 @@ type gatewayOptions struct {
 	extra       string   // YAML appended to the file (routes:, defaults:, ...)
 }
 
+// trustGatewayPassports makes a passport signing key for the gateway in dir and adds its public
+// key to the JWKS file the stack's services trust, beside the test key sagatest signs with
+// itself (passporttest): a service reads the file again when a passport names a kid it does not
+// know.
+func trustGatewayPassports(t *testing.T, s *stack, dir string) {
+	t.Helper()
+	if err := gwpassport.EnsureKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	type jwks struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	var merged, gw jwks
+	gwJWKS, err := gwpassport.JWKSOf(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(passporttest.JWKS(passporttest.Key), &merged); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(gwJWKS, &gw); err != nil {
+		t.Fatal(err)
+	}
+	merged.Keys = append(merged.Keys, gw.Keys...)
+	b, err := json.Marshal(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.jwks, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startGateway writes the gateway's file (upstreams: the stack's services; auth: a development
 // key of the test's own, plain subjects; the abuse detector out of the way) and runs
 // cmd/gateway until /readyz answers 200. It is killed at the end of the test, its log printed
@@ -79,6 +114,8 @@ func startGateway(t *testing.T, s *stack, opts gatewayOptions) *gateway {
 		t.Fatal(err)
 	}
 	src := key.AuthSource()
+	passportDir := filepath.Join(dir, "passport")
+	trustGatewayPassports(t, s, passportDir)
 	if opts.inventories == nil {
 		opts.inventories = []string{s.inventory.addr}
 	}
@@ -94,11 +131,12 @@ auth:
   sources:
     - {name: %s, issuer: %q, audiences: [%q], algorithms: [EdDSA], jwks_file: %q, plain_subjects: true}
 abuse: {max_failures: 10000}
+passport: {key_dir: %q}
 %s`, g.p.addr,
 		orderv1.OrderService_ServiceDesc.ServiceName, addrs(s.order.addr),
 		paymentv1.PaymentService_ServiceDesc.ServiceName, addrs(s.payment.addr),
 		inventoryv1.InventoryService_ServiceDesc.ServiceName, addrs(opts.inventories...),
-		src.Name, src.Issuer, src.Audiences[0], src.JWKSFile, opts.extra)
+		src.Name, src.Issuer, src.Audiences[0], src.JWKSFile, passportDir, opts.extra)
 	cfgPath := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

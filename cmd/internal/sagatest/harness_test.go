@@ -303,6 +303,7 @@ type stack struct {
 	inv                       inventoryv1.InventoryServiceClient
 	pay                       paymentv1.PaymentServiceClient
 	ord                       orderv1.OrderServiceClient
+	jwks                      string // the passport keys the services trust (-passport-jwks)
 }
 
 // stackOptions adds flags to every service (common) or to one, for every run or for the
@@ -328,7 +329,7 @@ func newStack(t *testing.T, b *broker, opts stackOptions) *stack {
 		return &proc{t: t, name: name, bin: bin, addr: freeAddr(t), log: filepath.Join(dir, name+".log"),
 			args: append(append([]string{"-data", filepath.Join(dir, name), "-passport-jwks", jwks}, flags...), args...), once: opts.once[name]}
 	}
-	s := &stack{t: t, broker: b}
+	s := &stack{t: t, broker: b, jwks: jwks}
 	s.inventory = newProc("inventoryd", append(opts.common, opts.inventory...)...)
 	s.payment = newProc("paymentd", append(opts.common, opts.payment...)...)
 	s.order = newProc("orderd", append(append(opts.common, opts.order...), "-inventory-addr", s.inventory.addr)...)
