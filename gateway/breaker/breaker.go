@@ -272,12 +272,33 @@ func (b *Breakers) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if err != nil {
 			return err
 		}
-		var sent peer.Peer
-		err = invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&sent))...)
-		done(outcome(ctx, err, cc, &sent))
+		sent := peers.Get().(*unaryPeer)
+		callOpts := sent.opt[:]
+		if len(opts) > 0 {
+			callOpts = append(opts[:len(opts):len(opts)], sent.opt[0])
+		}
+		err = invoker(ctx, method, req, reply, cc, callOpts...)
+		done(outcome(ctx, err, cc, &sent.peer))
+		sent.peer = peer.Peer{} // grpc-go filled it before invoker returned; nothing keeps it now
+		peers.Put(sent)
 		return err
 	}
 }
+
+// unaryPeer is the grpc.Peer call option of a unary call and the peer it fills, pooled: a unary
+// call's options are done with when its invoker returns, and a fresh pair per call cost two
+// allocations. (A stream fills its peer when it ends, after the interceptor returned: streams
+// get a pair of their own.)
+type unaryPeer struct {
+	peer peer.Peer
+	opt  [1]grpc.CallOption
+}
+
+var peers = sync.Pool{New: func() any {
+	p := new(unaryPeer)
+	p.opt[0] = grpc.Peer(&p.peer)
+	return p
+}}
 
 // StreamClientInterceptor does the same for streaming calls; what counts is whether the stream
 // opened, not how it ends. A stream that timed out queued for a slot (queuedOnly) does not

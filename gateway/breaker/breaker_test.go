@@ -3,6 +3,7 @@ package breaker
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -151,12 +152,17 @@ func TestWhatCountsAsFailure(t *testing.T) {
 }
 
 // TestCallerCancellationDoesNotCount cancels calls that reached a slow upstream: the caller went
-// away, the upstream did nothing wrong. The route's timeout (set by gateway/deadline, the stage
-// above the breaker, from the route in the call's context), by contrast, counts; a client's
-// shorter deadline on the call's context does not.
+// away, the upstream did nothing wrong. The route's timeout (the connection's per-method
+// timeout, as the gateway dials its upstreams), by contrast, counts; a client's shorter deadline
+// on the call's context does not (gateway/deadline, the stage above the breaker, marks it from
+// the route in the call's context).
 func TestCallerCancellationDoesNotCount(t *testing.T) {
 	t.Parallel()
 	const short = 50 * time.Millisecond
+	routeTimeout := func(d time.Duration) grpc.DialOption {
+		return grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"methodConfig":[{"name":[{"service":%q}],"timeout":%q}]}`,
+			inventoryService, fmt.Sprintf("%gs", d.Seconds())))
+	}
 	tests := []struct {
 		name     string
 		route    time.Duration // the route's timeout
@@ -178,7 +184,7 @@ func TestCallerCancellationDoesNotCount(t *testing.T) {
 			}
 			up := newUpstream(t)
 			up.block.Store(true)
-			inventory := inventoryv1.NewInventoryServiceClient(dial(t, up.addr, b))
+			inventory := inventoryv1.NewInventoryServiceClient(dial(t, up.addr, b, routeTimeout(tt.route)))
 			ctx, cancel := context.WithCancel(context.Background())
 			if tt.client > 0 {
 				ctx, cancel = context.WithTimeout(context.Background(), tt.client) // what grpc-gateway does with Grpc-Timeout
@@ -435,9 +441,10 @@ func TestQueuedForAStreamSlotDoesNotCount(t *testing.T) {
 	}
 	pollUntil(t, 5*time.Second, "the holding stream to reach the upstream", func() bool { return up.calls.Load() == 1 })
 
-	route := func() (context.Context, context.CancelFunc) { // the route's timeout, as the router sets it
-		ctx, cancel := context.WithCancel(context.Background())
-		return policy.NewContext(ctx, &policy.Route{Policy: policy.Policy{Timeout: 50 * time.Millisecond}}), cancel
+	route := func() (context.Context, context.CancelFunc) {
+		// A deadline that is not the client's (no route says it is sooner than the route's
+		// timeout): it counts as the route's, as grpc-go's service config timeout would.
+		return context.WithTimeout(context.Background(), 50*time.Millisecond)
 	}
 	calls := []struct {
 		name string

@@ -1,14 +1,20 @@
-// Package deadline is where the gateway sets the deadline of an upstream call: the route's
-// timeout (policy.Policy.Timeout), or the client's own shorter deadline (a Grpc-Timeout header,
-// which grpc-gateway puts on the request's context). It is a gRPC client stage that runs above
-// the circuit breaker and below the passport, and it decides, once, whose deadline bounds the
-// call, so that the breaker needs no guess: a call that runs out of the route's timeout is the
-// upstream's failure, one that runs out of a client's shorter deadline is the client's doing
-// (ClientBound).
+// Package deadline is where the deadline of an upstream call is decided: the route's timeout
+// (policy.Policy.Timeout), or the client's own shorter deadline (a Grpc-Timeout header, which
+// grpc-gateway puts on the request's context). Two stages of the pipeline share it:
 //
-// The deadline covers every attempt of a retried call (grpc-go retries below the interceptors)
-// and travels upstream as grpc-timeout. A streaming route's response can outlive the HTTP
-// server's WriteTimeout: StreamWriteDeadline moves it to the route's timeout.
+//   - The route timeouts are the upstream connections' service config (the Transport stage
+//     "timeout", built by gateway/server from the route table): grpc-go bounds the call with it, all its retries
+//     included, sends it upstream as grpc-timeout, and answers DEADLINE_EXCEEDED (504). grpc-go
+//     derives a context for every call anyway; a timer of the gateway's own on top would cost
+//     one context more per call.
+//   - Unary and Stream (the Client stage "deadline", above the circuit breaker) decide, once,
+//     whose deadline binds: when the client's is sooner than the route's timeout, the call is
+//     marked ClientBound. The breaker and outlier ejection then need no guess: a call that ran
+//     out of the route's timeout is the upstream's failure, one that ran out of a client's
+//     shorter deadline is the client's doing. A call without a client deadline costs nothing.
+//
+// A streaming route's response can outlive the HTTP server's WriteTimeout: StreamWriteDeadline
+// moves it to the route's timeout.
 package deadline
 
 import (
@@ -40,40 +46,29 @@ func ClientBound(ctx context.Context) bool {
 	return b
 }
 
-// bound returns ctx bounded by the route's timeout, unless the client's deadline is already
-// sooner: then ctx is only marked ClientBound. A route with no timeout (0) adds none. Without
-// a route in ctx (a call not made by the gateway's mux) nothing changes.
-func bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	rt := policy.FromContext(ctx)
-	if rt == nil || rt.Policy.Timeout <= 0 {
-		return ctx, nil
+// mark returns ctx marked ClientBound when the client's deadline is sooner than the route's
+// timeout, else ctx itself. Without a route in ctx (a call not made by the gateway's mux), or
+// for a route without a timeout, nothing changes.
+func mark(ctx context.Context) context.Context {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < rt.Policy.Timeout {
-		return clientBound{ctx}, nil
+	if rt := policy.FromContext(ctx); rt != nil && rt.Policy.Timeout > 0 && time.Until(dl) < rt.Policy.Timeout {
+		return clientBound{ctx}
 	}
-	return context.WithTimeout(ctx, rt.Policy.Timeout)
+	return ctx
 }
 
 // Unary is the deadline stage for unary calls.
 func Unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	ctx, cancel := bound(ctx)
-	if cancel != nil {
-		defer cancel()
-	}
-	return invoker(ctx, method, req, reply, cc, opts...)
+	return invoker(mark(ctx), method, req, reply, cc, opts...)
 }
 
-// Stream is the deadline stage for streaming calls. The deadline ends the stream (a :watch
-// lives at most its route's timeout); its timer is released when the stream ends, which the
-// request's own end guarantees (grpc-gateway cancels the call's context when the handler
-// returns).
+// Stream is the deadline stage for streaming calls (a :watch lives at most its route's
+// timeout: the service config's, as for unary calls).
 func Stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	ctx, cancel := bound(ctx)
-	cs, err := streamer(ctx, desc, cc, method, opts...)
-	if err != nil && cancel != nil {
-		cancel()
-	}
-	return cs, err
+	return streamer(mark(ctx), desc, cc, method, opts...)
 }
 
 // StreamWriteDeadline is the HTTP route stage that, when the server has a WriteTimeout

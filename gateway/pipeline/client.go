@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"slices"
 
 	"google.golang.org/grpc"
 
@@ -9,7 +10,9 @@ import (
 )
 
 // DialOptions returns what the Client and Transport stages add to an upstream dial: the
-// interceptors, first outermost, and the service config entries, in table order.
+// interceptors, first outermost, and the service config entries, in table order. Entries of
+// several Transport stages that name the same method become one (a service config allows one
+// entry per method): a later stage fills the fields an earlier one left empty.
 func (p Pipeline) DialOptions(trace Trace) (unary []grpc.UnaryClientInterceptor, stream []grpc.StreamClientInterceptor, mcs []upstream.MethodConfig, throttling *upstream.RetryThrottling) {
 	for _, st := range p.stages {
 		switch st.Layer {
@@ -21,7 +24,7 @@ func (p Pipeline) DialOptions(trace Trace) (unary []grpc.UnaryClientInterceptor,
 				stream = append(stream, tracedStream(trace, st.Name, st.Stream))
 			}
 		case Transport:
-			mcs = append(mcs, st.MethodConfigs...)
+			mcs = mergeMethodConfigs(mcs, st.MethodConfigs)
 			if st.Throttling != nil {
 				throttling = st.Throttling
 			}
@@ -48,4 +51,29 @@ func tracedStream(trace Trace, name string, next grpc.StreamClientInterceptor) g
 		trace(name)
 		return next(ctx, desc, cc, method, streamer, opts...)
 	}
+}
+
+// mergeMethodConfigs appends add to mcs, merged into the entry of mcs whose first name is the
+// same as theirs.
+func mergeMethodConfigs(mcs, add []upstream.MethodConfig) []upstream.MethodConfig {
+	for _, a := range add {
+		i := slices.IndexFunc(mcs, func(m upstream.MethodConfig) bool {
+			return len(m.Name) > 0 && len(a.Name) > 0 && m.Name[0] == a.Name[0]
+		})
+		if i < 0 {
+			mcs = append(mcs, a)
+			continue
+		}
+		m := &mcs[i]
+		if m.Timeout == "" {
+			m.Timeout = a.Timeout
+		}
+		if m.RetryPolicy == nil {
+			m.RetryPolicy = a.RetryPolicy
+		}
+		if m.WaitForReady == nil {
+			m.WaitForReady = a.WaitForReady
+		}
+	}
+	return mcs
 }

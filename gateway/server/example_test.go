@@ -79,8 +79,9 @@ upstreams:
 	// 15. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
 	// 16. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
 	// 17. client    passport          the verified identity as a signed passport (x-passport), cached per caller and service
-	// 18. client    deadline          the route's timeout, or the client's shorter Grpc-Timeout: 504
+	// 18. client    deadline          whose deadline binds: the route's timeout, or the client's shorter Grpc-Timeout
 	// 19. client    breaker           per RPC (breaker.scope): 503 at once while open; counts upstream failures only
 	// 20. client    early-refusal     a stream refused before its first message answers with its status, not a 200
-	// 21. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
+	// 21. transport timeout           grpc-go bounds the call, all attempts, by its route timeout; sends it as grpc-timeout
+	// 22. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
 }

@@ -32,12 +32,18 @@ import (
 //     (a start the rate limit refused never holds a place; the place is held until the
 //     handler returns, so the stage must wrap the handler). Nothing reads the body before the
 //     handler, so a request refused by a stage is refused before its body is read or decoded.
-//   - On the upstream call: the passport, then the deadline above the breaker, so that the
-//     breaker knows whose deadline bounded a call that timed out (deadline.ClientBound) and
-//     counts only the route's; the breaker above the retries, so a call counts once whatever
-//     its attempts; grpc-go retries below every interceptor, within the deadline.
+//   - On the upstream call: the passport, then the deadline stage above the breaker, so that
+//     the breaker knows whose deadline bounded a call that timed out (deadline.ClientBound) and
+//     counts only the route's; the breaker above grpc-go's own stages, so a call counts once
+//     whatever its attempts. grpc-go applies the route timeout and the retries below every
+//     interceptor, from the service config: the timeout covers all attempts, and costs no
+//     context of the gateway's own.
 func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 	retried, err := snap.retry.MethodConfigs(snap.table.Routes())
+	if err != nil {
+		return pipeline.Pipeline{}, err
+	}
+	timeouts, err := timeoutConfigs(snap.table.Routes())
 	if err != nil {
 		return pipeline.Pipeline{}, err
 	}
@@ -78,11 +84,13 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 		pipeline.Stage{Name: "passport", Layer: pipeline.Client, Unary: s.passport.Unary, Stream: s.passport.Stream,
 			Doc: "the verified identity as a signed passport (x-passport), cached per caller and service"},
 		pipeline.Stage{Name: "deadline", Layer: pipeline.Client, Unary: deadline.Unary, Stream: deadline.Stream,
-			Doc: "the route's timeout, or the client's shorter Grpc-Timeout: 504"},
+			Doc: "whose deadline binds: the route's timeout, or the client's shorter Grpc-Timeout"},
 		pipeline.Stage{Name: "breaker", Layer: pipeline.Client, Unary: s.breakers.UnaryClientInterceptor(), Stream: s.breakers.StreamClientInterceptor(),
 			Doc: "per RPC (breaker.scope): 503 at once while open; counts upstream failures only"},
 		pipeline.Stage{Name: "early-refusal", Layer: pipeline.Client, Stream: refuseEarly,
 			Doc: "a stream refused before its first message answers with its status, not a 200"},
+		pipeline.Stage{Name: "timeout", Layer: pipeline.Transport, MethodConfigs: timeouts,
+			Doc: "grpc-go bounds the call, all attempts, by its route timeout; sends it as grpc-timeout"},
 		pipeline.Stage{Name: "retry", Layer: pipeline.Transport, MethodConfigs: retried, Throttling: snap.retry.Throttling(),
 			Doc: "grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget"},
 	)

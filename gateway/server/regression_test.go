@@ -146,9 +146,10 @@ func TestReloadChangesRetries(t *testing.T) {
 	}
 }
 
-// TestReloadChangesTimeouts: route timeouts are set per call by the deadline stage from the
-// request's route, so a reload that changes one, for an RPC or a whole service, keeps the
-// upstream connections and the upstream sees the new deadline at once.
+// TestReloadChangesTimeouts: route timeouts are the upstream connections' per-method timeouts
+// (service config), so a reload that changes one, for an RPC or a whole service, dials new
+// connections and the upstream sees the new deadline at once; one that changes none keeps the
+// connections.
 func TestReloadChangesTimeouts(t *testing.T) {
 	be := startBackend(t)
 	yaml := func(inventory, getOrder string) string {
@@ -171,8 +172,8 @@ func TestReloadChangesTimeouts(t *testing.T) {
 	}{
 		{"at start", yaml("2s", "2s"), 2 * time.Second, 2 * time.Second, true},
 		{"the same file again keeps the connections", yaml("2s", "2s"), 2 * time.Second, 2 * time.Second, true},
-		{"GetOrder's timeout changed", yaml("2s", "7s"), 7 * time.Second, 2 * time.Second, true},
-		{"the inventory service's timeout changed", yaml("4s", "7s"), 7 * time.Second, 4 * time.Second, true},
+		{"GetOrder's timeout changed", yaml("2s", "7s"), 7 * time.Second, 2 * time.Second, false},
+		{"the inventory service's timeout changed", yaml("4s", "7s"), 7 * time.Second, 4 * time.Second, false},
 	}
 	for i, st := range steps {
 		if i > 0 {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -204,7 +206,9 @@ routes:
 	ctx, release := context.WithCancel(context.Background())
 	defer release()
 	conn := gw.cur.Load().conns.set.Conn(orderService)
-	hold, err := orderv1.NewOrderServiceClient(conn).WatchOrder(ctx, &orderv1.WatchOrderRequest{Id: "o-1"})
+	// The slot is held by a health watch: a stream no route timeout bounds (the service config
+	// bounds WatchOrder by its route's 200ms).
+	hold, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
