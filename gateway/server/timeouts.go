@@ -34,4 +34,3 @@ func timeoutConfigs(routes []*policy.Route) ([]upstream.MethodConfig, error) {
 	})
 	return out, nil
 }
-
