@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme/shopgate/internal/testclock"
 )
 
 // adminDo sends one request to the admin handler over a real server.
@@ -31,7 +33,7 @@ func adminDo(t *testing.T, srv *httptest.Server, method, query string) (*http.Re
 
 func TestAdminHandler(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, Config{MaxFailures: 2}, newFakeClock())
+	f := newFixture(t, Config{MaxFailures: 2}, testclock.New())
 	ctx := context.Background()
 	for _, a := range []string{"2001:db8::1", "192.0.2.9"} {
 		for range 3 {

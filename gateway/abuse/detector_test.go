@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testredis"
 )
 
@@ -54,7 +55,7 @@ func TestMiddlewareBlocks(t *testing.T) {
 			if backend == BackendRedis {
 				cfg.Redis = RedisConfig{Addr: testredis.Need(t), KeyPrefix: testredis.Prefix(t, "abuse")}
 			}
-			f := newFixture(t, cfg, newFakeClock())
+			f := newFixture(t, cfg, testclock.New())
 			s := serve(t, f.d)
 			const bad = "198.51.100.7"
 			for i := 1; i <= 31; i++ {
@@ -115,7 +116,7 @@ func TestMiddlewareCountsOnly401(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, Config{MaxFailures: 2}, newFakeClock())
+			f := newFixture(t, Config{MaxFailures: 2}, testclock.New())
 			s := serve(t, f.d)
 			for range 3 {
 				s.get(t, "203.0.113.9", tt.status)
@@ -132,7 +133,7 @@ func TestMiddlewareCountsOnly401(t *testing.T) {
 // layer), as the gateway wires it, and that the refusal passes through the edge's recorder.
 func TestMiddlewareReadsEdgeState(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, Config{MaxFailures: 1}, newFakeClock())
+	f := newFixture(t, Config{MaxFailures: 1}, testclock.New())
 	var outer *edge.State
 	h := edge.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		outer = edge.StateFrom(r.Context())
@@ -156,7 +157,7 @@ func TestMiddlewareReadsEdgeState(t *testing.T) {
 
 func TestMiddlewareUnknownAddressPasses(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, Config{MaxFailures: 1}, newFakeClock())
+	f := newFixture(t, Config{MaxFailures: 1}, testclock.New())
 	h := f.d.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
@@ -176,7 +177,7 @@ func TestMiddlewareUnknownAddressPasses(t *testing.T) {
 
 func TestDisabled(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, Config{Disabled: true, MaxFailures: 1}, newFakeClock())
+	f := newFixture(t, Config{Disabled: true, MaxFailures: 1}, testclock.New())
 	s := serve(t, f.d)
 	for range 5 {
 		if resp, _ := s.get(t, "192.0.2.1", http.StatusUnauthorized); resp.StatusCode != http.StatusUnauthorized {
@@ -192,7 +193,7 @@ func TestDisabled(t *testing.T) {
 // threshold, on the same registry, as a reload does.
 func TestReloadKeepsState(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := testclock.New()
 	f := newFixture(t, Config{MaxFailures: 5}, clock)
 	s := serve(t, f.d)
 	for range 3 {

@@ -7,15 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/acme/shopgate/gateway/clientip"
+	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testlog"
 )
 
@@ -33,36 +32,16 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_800_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // fixture is a detector on a fake clock with its logs, metrics and a resolver that trusts the
 // loopback proxy, so that tests choose the client address with X-Forwarded-For.
 type fixture struct {
 	d     *Detector
-	clock *fakeClock
+	clock *testclock.Clock
 	logs  *testlog.Buffer
 	reg   *prometheus.Registry
 }
 
-func newFixture(t *testing.T, cfg Config, clock *fakeClock) *fixture {
+func newFixture(t *testing.T, cfg Config, clock *testclock.Clock) *fixture {
 	t.Helper()
 	res, err := clientip.New(clientip.Config{TrustedProxies: []string{"127.0.0.1", "::1"}})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testredis"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -92,7 +93,7 @@ func (p *switchProxy) up() {
 func TestRedisOutageAndRecovery(t *testing.T) {
 	t.Parallel()
 	proxy := newSwitchProxy(t, testredis.Need(t))
-	clock := newFakeClock()
+	clock := testclock.New()
 	cfg := Config{MaxFailures: 2, Backend: BackendRedis, Redis: RedisConfig{Addr: proxy.addr, KeyPrefix: testredis.Prefix(t, "abuse")}}
 	f := newFixture(t, cfg, clock)
 	s := serve(t, f.d)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testredis"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -26,7 +27,7 @@ func TestRedisStore(t *testing.T) {
 func TestDetectorsShareRedis(t *testing.T) {
 	t.Parallel()
 	cfg := Config{MaxFailures: 4, Backend: BackendRedis, Redis: RedisConfig{Addr: testredis.Need(t), KeyPrefix: testredis.Prefix(t, "abuse")}}
-	clock := newFakeClock()
+	clock := testclock.New()
 	a, b := newFixture(t, cfg, clock), newFixture(t, cfg, clock)
 	sa, sb := serve(t, a.d), serve(t, b.d)
 	const bad = "2001:db8::7"
@@ -94,7 +95,7 @@ func TestDetectorsShareRedis(t *testing.T) {
 // for it or waits on it for long; each replica counts alone; the outage is logged once.
 func TestRedisDownFailsOpen(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := testclock.New()
 	f := newFixture(t, Config{MaxFailures: 3, Backend: BackendRedis, Redis: RedisConfig{Addr: closedPort(t)}}, clock)
 	s := serve(t, f.d)
 	for i := range 10 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/internal/testclock"
 )
 
 func TestMemoryGCRA(t *testing.T) {
@@ -47,7 +48,7 @@ func TestMemoryGCRA(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			clock := newFakeClock()
+			clock := testclock.New()
 			m := NewMemory(0, clock.Now)
 			for i, s := range tt.steps {
 				clock.Advance(s.advance)
@@ -66,7 +67,7 @@ func TestMemoryGCRA(t *testing.T) {
 
 func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := testclock.New()
 	m := NewMemory(shardCount, clock.Now) // one key per shard
 	limit := policy.RateLimit{Requests: 1, Per: time.Hour, Burst: 1}
 	for i := range 10 * shardCount {
@@ -153,7 +154,7 @@ func BenchmarkMemoryAllow(b *testing.B) {
 
 func TestMemoryHugeBurstDoesNotOverflow(t *testing.T) {
 	t.Parallel()
-	m := NewMemory(0, newFakeClock().Now)
+	m := NewMemory(0, testclock.New().Now)
 	limit := policy.RateLimit{Requests: 1, Per: 24 * time.Hour, Burst: 1 << 40}
 	for i := range 3 {
 		res, err := m.Allow(context.Background(), "k", limit)

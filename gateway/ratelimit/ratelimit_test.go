@@ -15,6 +15,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/clientip"
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testredis"
 )
 
@@ -37,7 +38,7 @@ type statusBody struct {
 
 func TestHeadersAndRefusal(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := testclock.New()
 	reg := prometheus.NewRegistry()
 	l, err := New(Config{}, Options{Now: clock.Now, Registerer: reg})
 	if err != nil {
