@@ -93,6 +93,7 @@ func TestParseErrors(t *testing.T) {
 		{"fallback bad status", "routes:\n  a.B/C: {fallback: {http_status: 42, json_body: '{}'}}\n", []string{"fallback: http_status"}},
 		{"bad cidr", "routes:\n  a.B/C: {allow_cidrs: [10.0.0.0/33]}\n", []string{"allow_cidrs", "10.0.0.0/33"}},
 		{"bad deny cidr", "routes:\n  a.B/C: {deny_cidrs: [nope]}\n", []string{"deny_cidrs", "nope"}},
+		{"bad delegate", "routes:\n  a.B/C: {delegates: [orders]}\n", []string{"delegates", `"orders"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
