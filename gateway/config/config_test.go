@@ -16,8 +16,8 @@ func TestExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example.yaml: %v", err)
 	}
-	if got := len(cfg.Upstreams); got != 3 {
-		t.Errorf("upstreams = %d, want 3", got)
+	if got := len(cfg.Upstreams); got != 4 { // order, payment, inventory, storefront
+		t.Errorf("upstreams = %d, want 4", got)
 	}
 	o := cfg.Routes["shop.order.v1.OrderService/CreateOrder"]
 	if o.Auth == nil || *o.Auth != "required" || len(o.Roles) != 2 || o.RateLimit == nil || o.RateLimit.Requests != 20 {
