@@ -14,9 +14,10 @@ import (
 // to the caller's error, and logs it. The dependency's message never reaches the caller.
 //
 //   - NOT_FOUND stays NOT_FOUND: the order does not exist or the caller may not see it;
-//   - INVALID_ARGUMENT stays INVALID_ARGUMENT (the request's own fault) with its field
-//     message, which names the caller's own input;
-//   - the call's own deadline or cancellation: DEADLINE_EXCEEDED or CANCELLED;
+//   - INVALID_ARGUMENT stays INVALID_ARGUMENT (the request's own fault), with a message of
+//     the storefront's own;
+//   - the call's own deadline or cancellation: DEADLINE_EXCEEDED or CANCELLED (a CANCELLED
+//     from the dependency while the call goes on is a connection closing: UNAVAILABLE);
 //   - DEADLINE_EXCEEDED from the dependency: DEADLINE_EXCEEDED;
 //   - UNAUTHENTICATED or PERMISSION_DENIED: the dependency refused the delegated passport
 //     (the route's delegates do not name it): INTERNAL, a deployment fault;
@@ -37,7 +38,7 @@ func (s *Service) required(ctx context.Context, dep, what string, err error) err
 	case codes.NotFound:
 		level, out = slog.LevelDebug, status.Error(codes.NotFound, what+" not found")
 	case codes.InvalidArgument:
-		level, out = slog.LevelDebug, status.Error(codes.InvalidArgument, st.Message())
+		level, out = slog.LevelDebug, status.Error(codes.InvalidArgument, "invalid "+what+" request")
 	case codes.DeadlineExceeded:
 		out = status.Error(codes.DeadlineExceeded, dep+" service too slow")
 	case codes.Canceled:

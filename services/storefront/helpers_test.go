@@ -68,6 +68,7 @@ const (
 	healthy fault = iota
 	down          // every call: UNAVAILABLE at once
 	slow          // every call: waits until its deadline
+	closing       // every call: CANCELLED, as from a connection being closed
 )
 
 // faulty is a dependency's connection with a fault.
@@ -83,6 +84,8 @@ func (f faulty) Invoke(ctx context.Context, method string, args, reply any, opts
 	case slow:
 		<-ctx.Done()
 		return status.FromContextError(ctx.Err()).Err()
+	case closing:
+		return status.Error(codes.Canceled, "grpc: the client connection is closing")
 	}
 	return f.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
 }

@@ -46,6 +46,7 @@ func TestGetOrderView(t *testing.T) {
 		{name: "both optional parts gone", caller: "alice", id: paid.GetId(), faults: map[string]fault{"inventory": down, "payment": slow},
 			wantMissing: []string{"items", "payment"}, wantNames: []string{"", ""}},
 		{name: "order down", caller: "alice", id: paid.GetId(), faults: map[string]fault{"order": down}, wantCode: codes.Unavailable},
+		{name: "order connection closing: not the caller's cancellation", caller: "alice", id: paid.GetId(), faults: map[string]fault{"order": closing}, wantCode: codes.Unavailable},
 		{name: "order slow", caller: "alice", id: paid.GetId(), faults: map[string]fault{"order": slow}, wantCode: codes.DeadlineExceeded},
 		{name: "a passport for the storefront alone: the order service refuses it", caller: "alice", aud: []string{storefrontService},
 			id: paid.GetId(), wantCode: codes.Internal},
