@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,7 +65,7 @@ func closedAddr(t *testing.T) string {
 // TestRun starts the binary with the inventory up and the order and payment services down,
 // from flags and from a YAML file: it serves health, and the home screen comes partial.
 func TestRun(t *testing.T) {
-	inv, gone := inventoryAt(t), closedAddr(t)
+	inv, gone, metrics := inventoryAt(t), closedAddr(t), closedAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "storefrontd.yaml")
 	yaml := "listen: 127.0.0.1:1\ninventory_addr: " + inv + "\norder_addr: " + gone + "\npayment_addr: " + gone + "\ndependency_timeout: 300ms\n"
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
@@ -77,7 +78,7 @@ func TestRun(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"flags", []string{"-listen", "127.0.0.1:0", "-inventory-addr", inv, "-order-addr", gone, "-payment-addr", gone}},
+		{"flags", []string{"-listen", "127.0.0.1:0", "-inventory-addr", inv, "-order-addr", gone, "-payment-addr", gone, "-metrics-listen", metrics}},
 		{"yaml with a flag override", []string{"-config", cfgPath, "-listen", "127.0.0.1:0"}},
 	}
 	for _, tc := range tests {
@@ -97,6 +98,17 @@ func TestRun(t *testing.T) {
 			home, err := storefrontv1.NewStorefrontServiceClient(conn).GetHome(metadata.NewOutgoingContext(ctx, alice), &storefrontv1.GetHomeRequest{})
 			if err != nil || len(home.GetCatalogue()) == 0 || !slices.Equal(home.GetMissing(), []string{"orders"}) {
 				t.Fatalf("GetHome: %v, %v; want the catalogue without the orders", home, err)
+			}
+			if slices.Contains(tc.args, "-metrics-listen") {
+				res, err := http.Get("http://" + metrics + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				_ = res.Body.Close()
+				if want := `storefront_partial_total{part="orders",rpc="GetHome"} 1`; !strings.Contains(string(body), want) {
+					t.Errorf("/metrics lacks %s:\n%s", want, body)
+				}
 			}
 			if err := stop(); err != nil {
 				t.Fatalf("run: %v", err)

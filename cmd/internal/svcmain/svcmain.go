@@ -1,7 +1,7 @@
 // Package svcmain is the wiring the service binaries share (cmd/orderd, cmd/paymentd,
-// cmd/inventoryd, cmd/storefrontd, and cmd/shop for its in-process services): the command line and YAML file,
-// the logger, the metrics endpoint, the events runtime and the gRPC server with health,
-// reflection and a graceful stop. It is wiring only: the services themselves are in services/.
+// cmd/inventoryd, cmd/storefrontd, and cmd/shop for its in-process services): the command
+// line and YAML file, the logger, the metrics endpoint, the events runtime (for a service with
+// a database) and the gRPC server with health, reflection and a graceful stop. It is wiring only: the services themselves are in services/.
 package svcmain
 
 import (
