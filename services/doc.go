@@ -1,5 +1,7 @@
 // Package services holds no code: it documents the saga that the three services below it
-// (order, payment, inventory) complete together through events. Each service reacts in its own
+// (order, payment, inventory) complete together through events. The fourth, storefront (the
+// front server), takes no part in it: it consumes and publishes no events and only reads the
+// three over gRPC, on the caller's passport. Each service reacts in its own
 // transaction (events.Saga: the inbox row, the effect and the event it publishes, through the
 // outbox), and the services never call each other for it. The subscriptions are each service's
 // subscriptions.go; the reactions its saga.go.

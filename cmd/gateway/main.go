@@ -149,7 +149,7 @@ func runRoutes(args []string, stdout, stderr io.Writer) error {
 
 func printRoutes(w io.Writer, rs []*policy.Route) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK")
+	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK\tDELEGATES")
 	for _, r := range rs {
 		p := r.Policy
 		roles := "-"
@@ -164,7 +164,11 @@ func printRoutes(w io.Writer, rs []*policy.Route) error {
 		if p.Fallback != nil {
 			fallback = fmt.Sprintf("%d %s", p.Fallback.HTTPStatus, p.Fallback.JSONBody)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\n", r.HTTPMethod, r.Path, r.RPC, p.Auth, roles, limit, p.Timeout, p.Idempotent, fallback)
+		delegates := "-"
+		if len(p.Delegates) > 0 {
+			delegates = strings.Join(p.Delegates, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.HTTPMethod, r.Path, r.RPC, p.Auth, roles, limit, p.Timeout, p.Idempotent, fallback, delegates)
 	}
 	return tw.Flush()
 }

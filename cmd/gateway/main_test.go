@@ -87,17 +87,19 @@ func TestRoutesSubcommand(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{
-		"METHOD", "PATH", "RPC", "AUTH", "ROLES", "RATE LIMIT", "TIMEOUT", "IDEMPOTENT", "FALLBACK",
+		"METHOD", "PATH", "RPC", "AUTH", "ROLES", "RATE LIMIT", "TIMEOUT", "IDEMPOTENT", "FALLBACK", "DELEGATES",
 		"POST    /v1/orders ", "/shop.order.v1.OrderService/CreateOrder", "customer,admin", "20/1m0s burst 5",
 		"/shop.inventory.v1.InventoryService/ListItems", `200 {"items":[]}`,
 		"/shop.payment.v1.PaymentService/RefundPayment",
+		"GET     /v1/storefront/orders/{id}", "/shop.storefront.v1.StorefrontService/GetOrderView",
+		"shop.order.v1.OrderService,shop.inventory.v1.InventoryService,shop.payment.v1.PaymentService",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("routes output lacks %q:\n%s", want, text)
 		}
 	}
-	if n := strings.Count(strings.TrimSpace(text), "\n"); n != 11 {
-		t.Errorf("routes output has %d rows, want 11", n)
+	if n := strings.Count(strings.TrimSpace(text), "\n"); n != 13 { // 11 routes of the domain services, 2 of the storefront
+		t.Errorf("routes output has %d rows, want 13", n)
 	}
 }
 

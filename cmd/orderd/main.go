@@ -28,6 +28,7 @@ import (
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/order"
 )
 
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	invConn, err := dialInventory(cfg.InventoryAddr)
+	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr)
 	if err != nil {
 		return err
 	}

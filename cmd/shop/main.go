@@ -1,7 +1,7 @@
 // Command shop runs the whole stack in one process, for a first run and for demos: the gateway
-// on 127.0.0.1:8080, the inventory, payment and order services on loopback gRPC ports of their
-// own, one embedded NATS JetStream broker they share, and their SQLite databases, all under one
-// data folder. Nothing else needs to be installed or started.
+// on 127.0.0.1:8080, the inventory, payment and order services and the storefront (the front
+// server composing them) on loopback gRPC ports of their own, one embedded NATS JetStream
+// broker the three services share, and their SQLite databases, all under one data folder. Nothing else needs to be installed or started.
 //
 //	shop -data ./data                     what `make run` starts
 //	shop -data ./data -config gw.yaml     the gateway's YAML too (its upstreams are filled in;
@@ -39,6 +39,7 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
 	"github.com/acme/shopgate/internal/devkey"
 	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/acme/shopgate/services/events"
@@ -169,10 +170,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer ordB.Stop()
 
+	sfB, err := deps.startStorefront(ordB.Addr(), invB.Addr(), payB.Addr())
+	if err != nil {
+		return err
+	}
+	defer sfB.Stop() // first of the services: it calls the others
+
 	upstreams := map[string]config.Upstream{
-		inventoryv1.InventoryService_ServiceDesc.ServiceName: {Addresses: []string{invB.Addr()}},
-		paymentv1.PaymentService_ServiceDesc.ServiceName:     {Addresses: []string{payB.Addr()}},
-		orderv1.OrderService_ServiceDesc.ServiceName:         {Addresses: []string{ordB.Addr()}},
+		inventoryv1.InventoryService_ServiceDesc.ServiceName:   {Addresses: []string{invB.Addr()}},
+		paymentv1.PaymentService_ServiceDesc.ServiceName:       {Addresses: []string{payB.Addr()}},
+		orderv1.OrderService_ServiceDesc.ServiceName:           {Addresses: []string{ordB.Addr()}},
+		storefrontv1.StorefrontService_ServiceDesc.ServiceName: {Addresses: []string{sfB.Addr()}},
 	}
 	load := func() (*config.Config, error) { return gatewayConfig(o, upstreams, key, passportDir) }
 	cfg, err := load()

@@ -189,6 +189,33 @@ func TestStackEndToEnd(t *testing.T) {
 		t.Fatalf("stock %+v after ordering 2 of %+v", after, before)
 	}
 
+	// The storefront, through the gateway: the order with its item and payment in one call,
+	// on alice's passport delegated to the three services.
+	var view struct {
+		Order orderJSON `json:"order"`
+		Lines []struct {
+			Name              string `json:"name"`
+			CurrentPriceCents string `json:"currentPriceCents"`
+		} `json:"lines"`
+		Payment struct {
+			Status string `json:"status"`
+		} `json:"payment"`
+		Missing []string `json:"missing"`
+	}
+	if code := st.call(t, "GET", "/v1/storefront/orders/"+created.ID, token, "", &view); code != 200 || view.Order.ID != created.ID ||
+		len(view.Lines) != 1 || view.Lines[0].Name != "Apple" || view.Payment.Status != "PAYMENT_STATUS_CAPTURED" || len(view.Missing) != 0 {
+		t.Fatalf("storefront order view: %d %+v", code, view)
+	}
+	var home struct {
+		RecentOrders []orderJSON `json:"recentOrders"`
+		Catalogue    []item      `json:"catalogue"`
+		Missing      []string    `json:"missing"`
+	}
+	if code := st.call(t, "GET", "/v1/storefront/home?orders_page_size=1&catalogue_page_size=3", token, "", &home); code != 200 ||
+		len(home.RecentOrders) != 1 || home.RecentOrders[0].ID != created.ID || len(home.Catalogue) != 3 || len(home.Missing) != 0 {
+		t.Fatalf("storefront home: %d %+v", code, home)
+	}
+
 	st.stop(t)
 	st = startStack(t, data)
 	var again orderJSON

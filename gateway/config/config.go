@@ -157,6 +157,9 @@ type RouteOverride struct {
 	AllowCIDRs []string `yaml:"allow_cidrs"`
 	// DenyCIDRs refuses these client prefixes on the route.
 	DenyCIDRs []string `yaml:"deny_cidrs"`
+	// Delegates are the services (full names) the route's service calls on the caller's
+	// behalf, named in its passports' aud; [] clears the delegates of lower layers.
+	Delegates []string `yaml:"delegates"`
 }
 
 // Load reads and parses the file at path.

@@ -16,8 +16,8 @@ func TestExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example.yaml: %v", err)
 	}
-	if got := len(cfg.Upstreams); got != 3 {
-		t.Errorf("upstreams = %d, want 3", got)
+	if got := len(cfg.Upstreams); got != 4 { // order, payment, inventory, storefront
+		t.Errorf("upstreams = %d, want 4", got)
 	}
 	o := cfg.Routes["shop.order.v1.OrderService/CreateOrder"]
 	if o.Auth == nil || *o.Auth != "required" || len(o.Roles) != 2 || o.RateLimit == nil || o.RateLimit.Requests != 20 {
@@ -93,6 +93,7 @@ func TestParseErrors(t *testing.T) {
 		{"fallback bad status", "routes:\n  a.B/C: {fallback: {http_status: 42, json_body: '{}'}}\n", []string{"fallback: http_status"}},
 		{"bad cidr", "routes:\n  a.B/C: {allow_cidrs: [10.0.0.0/33]}\n", []string{"allow_cidrs", "10.0.0.0/33"}},
 		{"bad deny cidr", "routes:\n  a.B/C: {deny_cidrs: [nope]}\n", []string{"deny_cidrs", "nope"}},
+		{"bad delegate", "routes:\n  a.B/C: {delegates: [orders]}\n", []string{"delegates", `"orders"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

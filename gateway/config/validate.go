@@ -60,7 +60,7 @@ func (c *Config) validate() error {
 	}
 	for _, name := range sortedKeys(c.Upstreams) {
 		u := c.Upstreams[name]
-		if !validServiceName(name) {
+		if !ValidServiceName(name) {
 			errs = append(errs, fmt.Errorf("upstreams: %q is not a full gRPC service name (pkg.Service)", name))
 		}
 		if len(u.Addresses) == 0 {
@@ -134,6 +134,11 @@ func (o RouteOverride) Validate() error {
 			errs = append(errs, fmt.Errorf("fallback: %w", err))
 		}
 	}
+	for _, d := range o.Delegates {
+		if !ValidServiceName(d) {
+			errs = append(errs, fmt.Errorf("delegates: %q is not a full gRPC service name (pkg.Service)", d))
+		}
+	}
 	if _, err := ipfilter.ParsePrefixes("allow_cidrs", o.AllowCIDRs); err != nil {
 		errs = append(errs, err)
 	}
@@ -143,7 +148,8 @@ func (o RouteOverride) Validate() error {
 	return errors.Join(errs...)
 }
 
-func validServiceName(s string) bool {
+// ValidServiceName reports whether s looks like a full gRPC service name ("pkg.Service").
+func ValidServiceName(s string) bool {
 	return strings.Contains(s, ".") && !strings.ContainsAny(s, "/ ")
 }
 

@@ -7,12 +7,13 @@
 //
 // The passport is a compact JWS (RFC 7515), alg EdDSA (Ed25519), kid in its header, under the
 // metadata key MDPassport ("x-passport"). Its claims (Claims): iss Issuer, aud the full gRPC
-// service name called, sub the caller's subject, src its auth source, roles its roles (a JSON
+// service name called (followed by the route's delegates, policy.Policy.Delegates: the
+// services a front server calls on the caller's behalf with the same passport), sub the caller's subject, src its auth source, roles its roles (a JSON
 // array: any Unicode, unambiguous), auth how it authenticated, iat, and exp iat + TTL.
 //
 // Signing costs tens of microseconds, about as much as the rest of the gateway's work on a
 // request, so a passport is not signed per request: the stage keeps the passport it signed
-// per caller (identity.Identity.Key) and service, and signs again only once half of its life
+// per caller (identity.Identity.Key) and audience, and signs again only once half of its life
 // has passed, or when the signing key changed. A request with a warm cache costs a map lookup
 // under a read lock. The request id is therefore not inside the passport: it travels beside
 // it as x-request-id (the router forwards it), unsigned.
@@ -42,6 +43,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shopgate/gateway/identity"
+	"github.com/acme/shopgate/gateway/policy"
 )
 
 // Claims is the passport's payload.
@@ -166,12 +168,13 @@ func (s *Signer) refreshKeys(now int64) {
 	s.log.Info("passport keys changed", slog.String("dir", s.cfg.KeyDir), slog.String("signing", r.signing.ID), slog.Int("keys", len(r.keys)))
 }
 
-// Sign returns a new passport of id for the service aud, signed with the signing key.
-func (s *Signer) Sign(id identity.Identity, aud string) (string, error) {
+// Sign returns a new passport of id for the services aud (the service called first, then the
+// services it may pass the passport on to), signed with the signing key.
+func (s *Signer) Sign(id identity.Identity, aud ...string) (string, error) {
 	return s.sign(s.ring.Load(), id, aud, s.now())
 }
 
-func (s *Signer) sign(r *keyring, id identity.Identity, aud string, now time.Time) (string, error) {
+func (s *Signer) sign(r *keyring, id identity.Identity, aud []string, now time.Time) (string, error) {
 	roles := id.Roles
 	if roles == nil {
 		roles = []string{}
@@ -180,7 +183,7 @@ func (s *Signer) sign(r *keyring, id identity.Identity, aud string, now time.Tim
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    Issuer,
 			Subject:   id.Subject,
-			Audience:  jwt.ClaimStrings{aud},
+			Audience:  jwt.ClaimStrings(aud),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TTL)),
 		},
@@ -197,18 +200,19 @@ func (s *Signer) sign(r *keyring, id identity.Identity, aud string, now time.Tim
 	return tok, nil
 }
 
-// pairs returns the passport metadata of id for aud: the cached one while less than half of
-// its life has passed and its key still signs, else a new one.
-func (s *Signer) pairs(id identity.Identity, aud string) ([]string, error) {
+// pairs returns the passport metadata of id for the audience aud (audKey: its cache key): the
+// cached one while less than half of its life has passed and its key still signs, else a new
+// one. aud is called only to sign.
+func (s *Signer) pairs(id identity.Identity, audKey string, aud func() []string) ([]string, error) {
 	now := s.now()
 	ns := now.UnixNano()
 	s.refreshKeys(ns)
 	r := s.ring.Load()
-	k := cacheKey{id: id.Key(), aud: aud}
+	k := cacheKey{id: id.Key(), aud: audKey}
 	if e, ok := s.cache.get(k); ok && ns < e.renew && e.gen == r.gen {
 		return e.pairs, nil
 	}
-	tok, err := s.sign(r, id, aud, now)
+	tok, err := s.sign(r, id, aud(), now)
 	if err != nil {
 		return nil, err
 	}
@@ -227,13 +231,20 @@ func service(method string) string {
 }
 
 // attach returns ctx with the verified caller's passport for method's service appended to its
-// outgoing metadata; ctx itself for an anonymous caller.
+// outgoing metadata; ctx itself for an anonymous caller. When the call's route (policy.Route,
+// in ctx) is of that service and names delegates, the passport's aud names them too.
 func (s *Signer) attach(ctx context.Context, method string) (context.Context, error) {
 	id, ok := identity.FromContext(ctx)
 	if !ok || id.Anonymous() {
 		return ctx, nil
 	}
-	pairs, err := s.pairs(id, service(method))
+	svc := service(method)
+	audKey, aud := svc, func() []string { return []string{svc} }
+	if rt := policy.FromContext(ctx); rt != nil && len(rt.Policy.Delegates) > 0 && rt.Service == svc {
+		all := rt.Audience()
+		audKey, aud = strings.Join(all, " "), func() []string { return all }
+	}
+	pairs, err := s.pairs(id, audKey, aud)
 	if err != nil {
 		return ctx, status.Error(codes.Internal, "passport: "+err.Error())
 	}
@@ -258,7 +269,8 @@ func (s *Signer) Stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Cli
 	return streamer(ctx, desc, cc, method, opts...)
 }
 
-// cacheKey names a caller's passport for one service.
+// cacheKey names a caller's passport for one audience: the service called, followed by its
+// delegates when it has any (space-separated; service names hold no space).
 type cacheKey struct{ id, aud string }
 
 // entry is one signed passport.

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -148,6 +149,23 @@ type Policy struct {
 	AllowCIDRs []netip.Prefix
 	// DenyCIDRs refuses clients in these prefixes (in addition to the global IP rules).
 	DenyCIDRs []netip.Prefix
+	// Delegates are the services (full gRPC service names) the route's service calls on the
+	// caller's behalf: the passport signed for the call names them in its aud beside the
+	// service called (gateway/passport). Default: none.
+	Delegates []string
+}
+
+// Audience returns the aud of the passport for a call of r: its service, then its delegates
+// (each once, the service not repeated).
+func (r *Route) Audience() []string {
+	aud := make([]string, 0, 1+len(r.Policy.Delegates))
+	aud = append(aud, r.Service)
+	for _, d := range r.Policy.Delegates {
+		if !slices.Contains(aud, d) {
+			aud = append(aud, d)
+		}
+	}
+	return aud
 }
 
 // Route is one HTTP binding of an RPC with its effective policy.

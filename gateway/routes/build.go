@@ -168,6 +168,14 @@ func applyProto(p *policy.Policy, pp *gatewayv1.Policy) error {
 	if pp.Idempotent != nil {
 		p.Idempotent = pp.GetIdempotent()
 	}
+	if ds := pp.GetDelegates(); len(ds) > 0 {
+		for _, d := range ds {
+			if !config.ValidServiceName(d) {
+				errs = append(errs, fmt.Errorf("delegates: %q is not a full gRPC service name (pkg.Service)", d))
+			}
+		}
+		p.Delegates = append([]string(nil), ds...)
+	}
 	if f := pp.GetFallback(); f != nil {
 		fb := policy.Fallback{HTTPStatus: int(f.GetHttpStatus()), JSONBody: f.GetJsonBody()}
 		if err := fb.Validate(); err != nil {
@@ -200,6 +208,9 @@ func applyOverride(p *policy.Policy, o config.RouteOverride) {
 	if o.Fallback != nil {
 		fb := o.Fallback.Resolved()
 		p.Fallback = &fb
+	}
+	if o.Delegates != nil {
+		p.Delegates = append([]string{}, o.Delegates...)
 	}
 	if o.AllowCIDRs != nil {
 		p.AllowCIDRs = prefixes("allow_cidrs", o.AllowCIDRs)

@@ -147,6 +147,23 @@ func TestPrecedence(t *testing.T) {
 			want:         policy.Policy{Roles: []string{}, RateLimit: defaultRL, Timeout: 10 * time.Second},
 		},
 		{
+			name: "proto delegates: the method's replace the service's", method: "POST", path: "/v1/things/{id}:do",
+			svcPolicy:    &gatewayv1.Policy{Delegates: []string{"a.v1.A", "b.v1.B"}},
+			methodPolicy: &gatewayv1.Policy{Delegates: []string{"c.v1.C"}},
+			want:         policy.Policy{RateLimit: defaultRL, Timeout: 10 * time.Second, Delegates: []string{"c.v1.C"}},
+		},
+		{
+			name: "proto service delegates reach every method", method: "POST", path: "/v1/things",
+			svcPolicy: &gatewayv1.Policy{Delegates: []string{"a.v1.A"}},
+			want:      policy.Policy{RateLimit: defaultRL, Timeout: 10 * time.Second, Delegates: []string{"a.v1.A"}},
+		},
+		{
+			name: "YAML delegates override, [] clears them", method: "POST", path: "/v1/things/{id}:do",
+			yaml:      "routes: {test.v1.Svc: {delegates: [x.v1.X]}, test.v1.Svc/Do: {delegates: []}}",
+			svcPolicy: &gatewayv1.Policy{Delegates: []string{"a.v1.A"}},
+			want:      policy.Policy{RateLimit: defaultRL, Timeout: 10 * time.Second, Delegates: []string{}},
+		},
+		{
 			name: "an RPC override applies to every binding of the RPC", method: "GET", path: "/v1/things/{id}:do",
 			yaml: "routes: {test.v1.Svc/Do: {rate_limit: {requests: 1, per: 1h}}}",
 			want: policy.Policy{RateLimit: policy.RateLimit{Requests: 1, Per: time.Hour, Burst: 1}, Timeout: 10 * time.Second, Idempotent: true},
@@ -180,6 +197,7 @@ func TestBuildErrors(t *testing.T) {
 		{"bad proto rate period", "", &gatewayv1.Policy{RateLimit: &gatewayv1.RateLimit{Requests: 1, Per: "x"}}, []string{"rate_limit.per"}},
 		{"zero proto rate", "", &gatewayv1.Policy{RateLimit: &gatewayv1.RateLimit{Per: "1s"}}, []string{"rate_limit", "requests"}},
 		{"bad proto fallback", "", &gatewayv1.Policy{Fallback: &gatewayv1.Fallback{JsonBody: "nope"}}, []string{"fallback: json_body"}},
+		{"bad proto delegate", "", &gatewayv1.Policy{Delegates: []string{"/shop.order.v1.OrderService/GetOrder"}}, []string{"delegates", "full gRPC service name"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

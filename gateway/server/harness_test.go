@@ -19,6 +19,7 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
 	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
@@ -45,12 +46,13 @@ type call struct {
 	deadline time.Duration // remaining when the call arrived; 0: none
 }
 
-// backend is a real gRPC server on 127.0.0.1:0 serving the three shop services, recording
+// backend is a real gRPC server on 127.0.0.1:0 serving the four shop services, recording
 // every call. behave, when set, decides the outcome of unary calls.
 type backend struct {
 	orderv1.UnimplementedOrderServiceServer
 	inventoryv1.UnimplementedInventoryServiceServer
 	paymentv1.UnimplementedPaymentServiceServer
+	storefrontv1.UnimplementedStorefrontServiceServer // served (UNIMPLEMENTED): its routes resolve
 
 	addr string
 
@@ -71,6 +73,7 @@ func startBackend(t testing.TB, opts ...grpc.ServerOption) *backend {
 	orderv1.RegisterOrderServiceServer(gs, u)
 	inventoryv1.RegisterInventoryServiceServer(gs, u)
 	paymentv1.RegisterPaymentServiceServer(gs, u)
+	storefrontv1.RegisterStorefrontServiceServer(gs, u)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	done := make(chan struct{})
@@ -207,6 +210,7 @@ upstreams:
   shop.order.v1.OrderService: {addresses: ["` + addr + `"]}
   shop.inventory.v1.InventoryService: {addresses: ["` + addr + `"]}
   shop.payment.v1.PaymentService: {addresses: ["` + addr + `"]}
+  shop.storefront.v1.StorefrontService: {addresses: ["` + addr + `"]}
 auth:
   api_keys:
     - {sha256: "` + sha(customerKey) + `", subject: alice, roles: [customer]}

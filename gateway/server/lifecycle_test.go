@@ -411,7 +411,7 @@ func TestReadiness(t *testing.T) {
 			if err := json.Unmarshal(r.body, &rd); err != nil {
 				t.Fatal(err)
 			}
-			if rd.Ready != tt.ready || len(rd.Upstreams) != 3 || rd.Breakers == nil {
+			if rd.Ready != tt.ready || len(rd.Upstreams) != 4 || rd.Breakers == nil { // order, inventory, payment, storefront
 				t.Errorf("readiness = %+v", rd)
 			}
 			for name, st := range rd.Upstreams {

@@ -16,6 +16,7 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
 )
 
 // Services returns the shop's services, sorted by full name.
@@ -27,6 +28,8 @@ func Services() []routes.Service {
 			Register: register(orderv1.RegisterOrderServiceHandlerClient, orderv1.NewOrderServiceClient)},
 		{Desc: paymentv1.File_shop_payment_v1_payment_proto.Services().ByName("PaymentService"),
 			Register: register(paymentv1.RegisterPaymentServiceHandlerClient, paymentv1.NewPaymentServiceClient)},
+		{Desc: storefrontv1.File_shop_storefront_v1_storefront_proto.Services().ByName("StorefrontService"),
+			Register: register(storefrontv1.RegisterStorefrontServiceHandlerClient, storefrontv1.NewStorefrontServiceClient)},
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
 	"github.com/acme/shopgate/internal/devkey"
 	"github.com/acme/shopgate/services/passport/passporttest"
 )
@@ -65,6 +66,7 @@ type gateway struct {
 // gatewayOptions are what a fault test changes in the gateway's file.
 type gatewayOptions struct {
 	inventories []string // the inventory upstream's addresses; default: the stack's one
+	storefront  string   // the storefront upstream's address; default: none
 	extra       string   // YAML appended to the file (routes:, defaults:, ...)
 }
 
@@ -120,12 +122,16 @@ func startGateway(t *testing.T, s *stack, opts gatewayOptions) *gateway {
 		opts.inventories = []string{s.inventory.addr}
 	}
 	addrs := func(a ...string) string { return `["` + strings.Join(a, `", "`) + `"]` }
+	storefront := ""
+	if opts.storefront != "" {
+		storefront = fmt.Sprintf("\n  %s: {addresses: %s}", storefrontv1.StorefrontService_ServiceDesc.ServiceName, addrs(opts.storefront))
+	}
 	g := &gateway{t: t, key: key, p: &proc{t: t, name: "gateway", bin: bin, addr: freeAddr(t), log: filepath.Join(dir, "gateway.log")}}
 	cfg := fmt.Sprintf(`listen: %s
 upstreams:
   %s: {addresses: %s}
   %s: {addresses: %s}
-  %s: {addresses: %s}
+  %s: {addresses: %s}%s
 server: {shutdown_timeout: 2s}
 auth:
   sources:
@@ -135,7 +141,7 @@ passport: {key_dir: %q}
 %s`, g.p.addr,
 		orderv1.OrderService_ServiceDesc.ServiceName, addrs(s.order.addr),
 		paymentv1.PaymentService_ServiceDesc.ServiceName, addrs(s.payment.addr),
-		inventoryv1.InventoryService_ServiceDesc.ServiceName, addrs(opts.inventories...),
+		inventoryv1.InventoryService_ServiceDesc.ServiceName, addrs(opts.inventories...), storefront,
 		src.Name, src.Issuer, src.Audiences[0], src.JWKSFile, passportDir, opts.extra)
 	cfgPath := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

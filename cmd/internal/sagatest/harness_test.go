@@ -38,7 +38,7 @@ var (
 	buildErr  error
 )
 
-// binaries builds cmd/orderd, cmd/paymentd and cmd/inventoryd once.
+// binaries builds cmd/orderd, cmd/paymentd, cmd/inventoryd and cmd/storefrontd once.
 func binaries(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -47,7 +47,7 @@ func binaries(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/orderd", "./cmd/paymentd", "./cmd/inventoryd")
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/orderd", "./cmd/paymentd", "./cmd/inventoryd", "./cmd/storefrontd")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

@@ -1,7 +1,7 @@
 // Package svcmain is the wiring the service binaries share (cmd/orderd, cmd/paymentd,
-// cmd/inventoryd, and cmd/shop for its in-process services): the command line and YAML file,
-// the logger, the metrics endpoint, the events runtime and the gRPC server with health,
-// reflection and a graceful stop. It is wiring only: the services themselves are in services/.
+// cmd/inventoryd, cmd/storefrontd, and cmd/shop for its in-process services): the command
+// line and YAML file, the logger, the metrics endpoint, the events runtime (for a service with
+// a database) and the gRPC server with health, reflection and a graceful stop. It is wiring only: the services themselves are in services/.
 package svcmain
 
 import (
@@ -68,13 +68,20 @@ func Defaults(listen string) Config {
 
 // Flags defines c's flags on fs, each bound to its field with the field's value as default.
 func (c *Config) Flags(fs *flag.FlagSet, database string) {
-	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
+	c.ServerFlags(fs)
 	fs.StringVar(&c.Data, "data", c.Data, "data folder; the database is <data>/"+database)
+	c.Events.RegisterFlags(fs)
+}
+
+// ServerFlags defines the flags of a service without data or events (a front server such as
+// storefrontd): -listen, -metrics-listen, -shutdown-timeout, -log-level and -passport-jwks.
+// Flags defines them too.
+func (c *Config) ServerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "HTTP address serving /metrics; empty: none")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish at shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.PassportJWKS, "passport-jwks", c.PassportJWKS, "JWKS file of the gateway's passport keys (required; re-read every 5s)")
-	c.Events.RegisterFlags(fs)
 }
 
 // Load fills cfg (a pointer to the service's config struct, holding its defaults) from args
@@ -130,13 +137,14 @@ type Service struct {
 	Name string
 	// ServiceName is the full gRPC service name reported SERVING by the health service.
 	ServiceName string
-	// DB holds the service's outbox and inbox.
+	// DB holds the service's outbox and inbox. nil for a service without events (a front
+	// server): no events runtime is started, and Consumer and SetNotify are not used.
 	DB *sql.DB
 	// Consumer is the service's event consumer (its Subscriptions()).
 	Consumer events.Consumer
 	// Register registers the service on the gRPC server.
 	Register func(grpc.ServiceRegistrar)
-	// SetNotify receives the relay's wake-up, called after each commit.
+	// SetNotify receives the relay's wake-up, called after each commit. Default: nothing.
 	SetNotify func(func())
 	// BeforeStop runs when the stop begins, before the drain (the order service ends its watch
 	// streams there). Default: nothing.
@@ -144,6 +152,9 @@ type Service struct {
 	// Passport verifies the gateway's passports. Required by Start; Run makes it from
 	// Config.PassportJWKS when nil.
 	Passport *passport.Verifier
+	// Registry holds the service's own metrics, for Run to serve beside the gRPC server's and
+	// the Go runtime's (which Run registers on it). Default: a new registry.
+	Registry *prometheus.Registry
 }
 
 // Running is a started Service. Stop it.
@@ -151,7 +162,7 @@ type Running struct {
 	lis        net.Listener
 	srv        *grpc.Server
 	health     *health.Server
-	ev         *events.Runtime
+	ev         *events.Runtime // nil without events
 	done       chan error
 	beforeStop func()
 	timeout    time.Duration
@@ -159,7 +170,8 @@ type Running struct {
 
 // Start serves svc on lis, verifying passports with svc.Passport: its events runtime first (relay and consumer, on ev's broker), so
 // that its first commit already wakes the relay, then the gRPC server with health, reflection,
-// logging, recovery and metrics on reg. A shutdownTimeout of 0 means DefaultShutdownTimeout.
+// logging, recovery and metrics on reg. A service without a DB has no events runtime (ev is
+// not used). A shutdownTimeout of 0 means DefaultShutdownTimeout.
 func Start(ctx context.Context, svc Service, lis net.Listener, ev events.RuntimeConfig, reg prometheus.Registerer, log *slog.Logger, shutdownTimeout time.Duration) (*Running, error) {
 	if svc.Passport == nil {
 		return nil, errors.New("starting " + svc.Name + ": no passport verifier")
@@ -172,14 +184,21 @@ func Start(ctx context.Context, svc Service, lis net.Listener, ev events.Runtime
 	}
 	ev.Broker.Logger, ev.Relay.Logger = log, log
 	ev.Broker.Registerer, ev.Relay.Registerer = reg, reg
-	rt, err := events.Start(ctx, svc.DB, svc.Consumer, ev)
-	if err != nil {
-		return nil, err
+	var rt *events.Runtime
+	if svc.DB != nil {
+		var err error
+		if rt, err = events.Start(ctx, svc.DB, svc.Consumer, ev); err != nil {
+			return nil, err
+		}
+		if svc.SetNotify != nil {
+			svc.SetNotify(rt.Notify)
+		}
 	}
-	svc.SetNotify(rt.Notify)
 	metrics, err := grpcserver.NewMetrics(reg)
 	if err != nil {
-		rt.Close()
+		if rt != nil {
+			rt.Close()
+		}
 		return nil, err
 	}
 	r := &Running{lis: lis, health: health.NewServer(), ev: rt, done: make(chan error, 1), beforeStop: svc.BeforeStop, timeout: shutdownTimeout}
@@ -205,11 +224,18 @@ func (r *Running) Stop() error {
 	}
 	grpcserver.Stop(r.srv, r.health, r.timeout)
 	err := <-r.done
-	r.ev.Close()
+	r.closeEvents()
 	if errors.Is(err, grpc.ErrServerStopped) {
 		err = nil
 	}
 	return err
+}
+
+// closeEvents stops the events runtime, if the service has one.
+func (r *Running) closeEvents() {
+	if r.ev != nil {
+		r.ev.Close()
+	}
 }
 
 // Run is a whole service binary after its store is open: the passport's keys (cfg.PassportJWKS,
@@ -230,7 +256,10 @@ func Run(ctx context.Context, cfg Config, svc Service, log *slog.Logger, stdout 
 		go func() { defer close(watched); v.Watch(watchCtx) }() // an idle service takes a new key too
 		defer func() { stopWatch(); <-watched }()
 	}
-	reg := prometheus.NewRegistry()
+	reg := svc.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.MetricsListen != "" {
 		stop, err := serveMetrics(cfg.MetricsListen, reg, log)
@@ -254,7 +283,7 @@ func Run(ctx context.Context, cfg Config, svc Service, log *slog.Logger, stdout 
 	fmt.Fprintf(stdout, "listening on %s\n", r.Addr())
 	select {
 	case err = <-r.Done():
-		r.ev.Close()
+		r.closeEvents()
 	case <-ctx.Done():
 		err = r.Stop()
 	}

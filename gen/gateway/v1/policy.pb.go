@@ -107,7 +107,13 @@ type Policy struct {
 	// every other HTTP method.
 	Idempotent *bool `protobuf:"varint,5,opt,name=idempotent,proto3,oneof" json:"idempotent,omitempty"`
 	// Static answer served while the upstream is unavailable or its circuit is open. Default: none.
-	Fallback      *Fallback `protobuf:"bytes,6,opt,name=fallback,proto3" json:"fallback,omitempty"`
+	Fallback *Fallback `protobuf:"bytes,6,opt,name=fallback,proto3" json:"fallback,omitempty"`
+	// The services this service calls on the caller's behalf (full gRPC service names, such as
+	// "shop.order.v1.OrderService"): the passport the gateway signs for a call of this RPC names
+	// them in its aud too, beside the service called, so that the service may pass the caller's
+	// passport on to them. Usually set in service_policy. Default: none (the passport names the
+	// called service only).
+	Delegates     []string `protobuf:"bytes,7,rep,name=delegates,proto3" json:"delegates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -180,6 +186,13 @@ func (x *Policy) GetIdempotent() bool {
 func (x *Policy) GetFallback() *Fallback {
 	if x != nil {
 		return x.Fallback
+	}
+	return nil
+}
+
+func (x *Policy) GetDelegates() []string {
+	if x != nil {
+		return x.Delegates
 	}
 	return nil
 }
@@ -343,7 +356,7 @@ var File_gateway_v1_policy_proto protoreflect.FileDescriptor
 const file_gateway_v1_policy_proto_rawDesc = "" +
 	"\n" +
 	"\x17gateway/v1/policy.proto\x12\n" +
-	"gateway.v1\x1a google/protobuf/descriptor.proto\"\xfe\x01\n" +
+	"gateway.v1\x1a google/protobuf/descriptor.proto\"\x9c\x02\n" +
 	"\x06Policy\x12(\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x14.gateway.v1.AuthModeR\x04auth\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x124\n" +
@@ -353,7 +366,8 @@ const file_gateway_v1_policy_proto_rawDesc = "" +
 	"\n" +
 	"idempotent\x18\x05 \x01(\bH\x00R\n" +
 	"idempotent\x88\x01\x01\x120\n" +
-	"\bfallback\x18\x06 \x01(\v2\x14.gateway.v1.FallbackR\bfallbackB\r\n" +
+	"\bfallback\x18\x06 \x01(\v2\x14.gateway.v1.FallbackR\bfallback\x12\x1c\n" +
+	"\tdelegates\x18\a \x03(\tR\tdelegatesB\r\n" +
 	"\v_idempotent\"O\n" +
 	"\tRateLimit\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x05R\brequests\x12\x10\n" +
