@@ -18,6 +18,7 @@ import (
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
+	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/streamlimit"
 	"go.yaml.in/yaml/v3"
 )
@@ -88,6 +89,9 @@ type Config struct {
 	// Streams caps the server streams one caller may hold open at once, per replica
 	// (gateway/streamlimit). Default: 10. Reloadable; a reload keeps the open counts.
 	Streams streamlimit.Config `yaml:"streams"`
+	// SSE configures the server-sent events of server-streaming routes (gateway/sse): the
+	// heartbeat interval. Default: 15s. Reloadable.
+	SSE sse.Config `yaml:"sse"`
 	// Passport configures the passports the gateway signs for the services (gateway/passport).
 	// Not reloadable: the key folder is watched instead.
 	Passport passport.Config `yaml:"passport"`

@@ -25,6 +25,7 @@ import (
 	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/routes"
+	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -62,8 +63,9 @@ type Options struct {
 	// a built-in endpoint also serves is refused by New. Default: none.
 	Handlers map[string]http.Handler
 
-	trace        pipeline.Trace // tests: records each stage a request passes
-	pressureIdle time.Duration  // tests: connlimit.Config.PressureIdleTimeout (default 5s)
+	trace        pipeline.Trace                 // tests: records each stage a request passes
+	pressureIdle time.Duration                  // tests: connlimit.Config.PressureIdleTimeout (default 5s)
+	sseTicker    func(time.Duration) sse.Ticker // tests: the SSE heartbeat ticks (default time.NewTicker)
 }
 
 // Server is the gateway: an http.Handler, the upstream connections, and the current
@@ -91,7 +93,8 @@ type Server struct {
 	reloadMu sync.Mutex
 	closed   atomic.Bool
 
-	trace pipeline.Trace // tests: records each stage a request passes
+	trace     pipeline.Trace                 // tests: records each stage a request passes
+	sseTicker func(time.Duration) sse.Ticker // tests: the heartbeat clock (Options.sseTicker)
 }
 
 // New builds the gateway from cfg and opts.Services: metrics, the circuit breakers, and the
@@ -102,7 +105,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("creating gateway: nil config")
 	}
-	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace}
+	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, sseTicker: opts.sseTicker}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}

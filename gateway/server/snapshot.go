@@ -19,6 +19,7 @@ import (
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
 	"github.com/acme/shopgate/gateway/routes"
+	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/streamlimit"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -35,6 +36,7 @@ type snapshot struct {
 	auth     *auth.Authenticator
 	limiter  *ratelimit.Limiter
 	streams  *streamlimit.Limiter
+	sse      *sse.Stage
 	ipFilter *ipfilter.Filter
 	cors     *cors.CORS
 	abuse    *abuse.Detector
@@ -84,6 +86,9 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	}
 	if snap.streams, err = streamlimit.New(cfg.Streams, slOpts); err != nil {
 		return nil, err
+	}
+	if snap.sse, err = sse.New(cfg.SSE, sse.Options{NewTicker: s.sseTicker}); err != nil {
+		return nil, fmt.Errorf("sse: %w", err)
 	}
 	if snap.ipFilter, err = ipfilter.New(cfg.IPRules, ipfilter.Options{Logger: s.logger, Registerer: s.reg, Resolver: snap.clientIP}); err != nil {
 		return nil, err
