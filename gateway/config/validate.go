@@ -134,6 +134,11 @@ func (o RouteOverride) Validate() error {
 			errs = append(errs, fmt.Errorf("fallback: %w", err))
 		}
 	}
+	if o.Cache != nil {
+		if err := o.Cache.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("cache: %w", err))
+		}
+	}
 	for _, d := range o.Delegates {
 		if !ValidServiceName(d) {
 			errs = append(errs, fmt.Errorf("delegates: %q is not a full gRPC service name (pkg.Service)", d))

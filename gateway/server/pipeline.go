@@ -29,7 +29,8 @@ import (
 //     counts the 401s the auth stage gives further in.
 //   - A HEAD becomes a GET just before the router, so the access log still says HEAD.
 //   - After the router: the route's IP rules, then auth (a refused caller costs no quota), then
-//     the rate limit, keyed by the verified caller, then the cap on a caller's open streams
+//     the rate limit, keyed by the verified caller, then the cache (a hit is authorized and
+//     costs quota like any answer, and is keyed by the verified caller), then the cap on a caller's open streams
 //     (a start the rate limit refused never holds a place; the place is held until the
 //     handler returns, so the stage must wrap the handler). The sse stage sits last, next to
 //     the handler whose writes it frames, below stream-write so that its heartbeats move the
@@ -76,6 +77,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "authenticates (JWT, API key) and authorizes (roles): 401, 403"},
 		pipeline.Stage{Name: "rate-limit", Layer: pipeline.Route, HTTP: snap.limiter.Middleware,
 			Doc: "per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down"},
+		pipeline.Stage{Name: "cache", Layer: pipeline.Route, HTTP: snap.cache.Middleware,
+			Doc: "GET: ETag, 304 on If-None-Match, Cache-Control; the route's response cache; writes invalidate"},
 		pipeline.Stage{Name: "stream-limit", Layer: pipeline.Route, HTTP: snap.streams.Middleware,
 			Doc: "a caller holding streams.max_per_caller (10) open server streams: 429 with Retry-After"},
 		pipeline.Stage{Name: "forwarding", Layer: pipeline.Route, HTTP: forwarding,

@@ -66,6 +66,7 @@ type Options struct {
 	trace        pipeline.Trace                 // tests: records each stage a request passes
 	pressureIdle time.Duration                  // tests: connlimit.Config.PressureIdleTimeout (default 5s)
 	sseTicker    func(time.Duration) sse.Ticker // tests: the SSE heartbeat ticks (default time.NewTicker)
+	cacheNow     func() time.Time               // tests: the response cache's clock (default time.Now)
 }
 
 // Server is the gateway: an http.Handler, the upstream connections, and the current
@@ -95,6 +96,7 @@ type Server struct {
 
 	trace     pipeline.Trace                 // tests: records each stage a request passes
 	sseTicker func(time.Duration) sse.Ticker // tests: the heartbeat clock (Options.sseTicker)
+	cacheNow  func() time.Time               // tests: the response cache's clock (Options.cacheNow)
 }
 
 // New builds the gateway from cfg and opts.Services: metrics, the circuit breakers, and the
@@ -105,7 +107,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("creating gateway: nil config")
 	}
-	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, sseTicker: opts.sseTicker}
+	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, sseTicker: opts.sseTicker, cacheNow: opts.cacheNow}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}

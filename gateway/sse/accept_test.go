@@ -19,7 +19,7 @@ func TestAccepts(t *testing.T) {
 		{[]string{"text/event-stream; q=0.000"}, false},
 		{[]string{"text/event-stream;q=0.001"}, true},
 		{[]string{"text/event-stream;q=1.000"}, true},
-		{[]string{"text/event-stream;q=1.5"}, false},  // not a qvalue: skipped
+		{[]string{"text/event-stream;q=1.5"}, false},    // not a qvalue: skipped
 		{[]string{"text/event-stream;q=0.0001"}, false}, // four decimals: skipped
 		{[]string{"text/event-stream;q=abc"}, false},
 		{[]string{"*/*"}, false},
