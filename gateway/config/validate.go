@@ -108,6 +108,12 @@ func (c *Config) validate() error {
 	if err := c.Passport.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.SSE.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("sse: %w", err))
+	}
+	if err := c.ResponseCache.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("response_cache: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

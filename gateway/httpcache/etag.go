@@ -2,6 +2,7 @@ package httpcache
 
 import (
 	"strings"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -20,6 +21,23 @@ func ETag(body []byte) string {
 		h >>= 4
 	}
 	return string(b[:])
+}
+
+// etagValue is ETag(body) as a header value, made in one allocation.
+func etagValue(body []byte) []string {
+	v := new(struct {
+		val [1]string
+		buf [18]byte
+	})
+	const hex = "0123456789abcdef"
+	v.buf[0], v.buf[17] = '"', '"'
+	h := xxhash.Sum64(body)
+	for i := 16; i >= 1; i-- {
+		v.buf[i] = hex[h&0xf]
+		h >>= 4
+	}
+	v.val[0] = unsafe.String(&v.buf[0], len(v.buf)) // v.buf is never written again
+	return v.val[:]
 }
 
 // NoneMatch reports whether a request's If-None-Match header values match etag, so that

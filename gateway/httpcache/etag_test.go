@@ -113,3 +113,14 @@ func TestCacheControl(t *testing.T) {
 		}
 	}
 }
+
+func TestETagValue(t *testing.T) {
+	for _, body := range []string{"", "a", `{"id":"o-1","totalCents":"1234"}`} {
+		if v := etagValue([]byte(body)); len(v) != 1 || v[0] != ETag([]byte(body)) {
+			t.Errorf("etagValue(%q) = %q, want [%s]", body, v, ETag([]byte(body)))
+		}
+	}
+	if testing.AllocsPerRun(100, func() { _ = etagValue([]byte("body")) }) > 1 {
+		t.Error("etagValue allocates more than once")
+	}
+}

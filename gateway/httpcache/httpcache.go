@@ -200,9 +200,10 @@ func (t *tagger) Write(b []byte) (int, error) {
 	}
 	t.done = true
 	h := t.Header()
-	etag := ETag(b)
-	h["Etag"] = []string{etag}
-	h["Cache-Control"] = []string{CacheControl(t.rt)}
+	ev := etagValue(b)
+	etag := ev[0]
+	h["Etag"] = ev
+	h["Cache-Control"] = cacheControlValue(t.rt)
 	if t.fill != nil {
 		t.fill(h.Get("Content-Type"), etag, b)
 	}
