@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -326,4 +328,52 @@ func (u *backend) setWatch(f func(stream grpc.ServerStreamingServer[orderv1.Orde
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.watch = f
+}
+
+// TestSSEUpstreamKilled: the upstream process dies mid-stream (its gRPC server stops, closing
+// the connection): the client gets an error event with UNAVAILABLE and the stream ends.
+func TestSSEUpstreamKilled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &backend{addr: ln.Addr().String()}
+	gs := grpc.NewServer()
+	orderv1.RegisterOrderServiceServer(gs, be)
+	served := make(chan struct{})
+	go func() { defer close(served); _ = gs.Serve(ln) }()
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(func() { gs.Stop(); <-served }) }
+	t.Cleanup(stop)
+	sent := make(chan struct{})
+	be.setWatch(func(stream grpc.ServerStreamingServer[orderv1.Order]) error {
+		if err := stream.Send(&orderv1.Order{Id: "o-1"}); err != nil {
+			return err
+		}
+		close(sent)
+		<-stream.Context().Done()
+		return stream.Context().Err()
+	})
+	gw := startGateway(t, baseYAML(be.addr, ""), Options{Logger: discardLogger()})
+	resp := startWatch(t, gw, "text/event-stream")
+	rd := sseReader{bufio.NewReader(resp.Body)}
+	if ev, err := rd.next(); err != nil || ev.id != "1" {
+		t.Fatalf("first event %+v, %v", ev, err)
+	}
+	<-sent
+	stop() // the upstream dies
+	ev, err := rd.next()
+	if err != nil || ev.event != "error" {
+		t.Fatalf("after the upstream died: %+v, %v; want an error event", ev, err)
+	}
+	var st struct {
+		Code    codes.Code `json:"code"`
+		Message string     `json:"message"`
+	}
+	if err := json.Unmarshal([]byte(ev.data), &st); err != nil || st.Code != codes.Unavailable || st.Message != msgUnavailable {
+		t.Errorf("error event %q (%v): want UNAVAILABLE %q", ev.data, err, msgUnavailable)
+	}
+	if ev, err := rd.next(); err != io.EOF {
+		t.Fatalf("after the error event: %+v, %v; want the end", ev, err)
+	}
 }
