@@ -29,13 +29,13 @@ import (
 //     counts the 401s the auth stage gives further in.
 //   - A HEAD becomes a GET just before the router, so the access log still says HEAD.
 //   - After the router: the route's IP rules, then auth (a refused caller costs no quota), then
-//     the rate limit, keyed by the verified caller, then the cache (a hit is authorized and
-//     costs quota like any answer, and is keyed by the verified caller), then the cap on a caller's open streams
-//     (a start the rate limit refused never holds a place; the place is held until the
-//     handler returns, so the stage must wrap the handler). The sse stage sits last, next to
-//     the handler whose writes it frames, below stream-write so that its heartbeats move the
-//     same write deadline as the events. Nothing reads the body before the
-//     handler, so a request refused by a stage is refused before its body is read or decoded.
+//     the rate limit, keyed by the verified caller, then the cache (a hit is authorized, costs
+//     quota like any answer, and is keyed by the verified caller), then the cap on a caller's
+//     open streams (a start the rate limit refused never holds a place; the place is held
+//     until the handler returns, so the stage must wrap the handler). The sse stage sits last,
+//     next to the handler whose writes it frames, below stream-write so that its heartbeats
+//     move the same write deadline as the events. Nothing reads the body before the handler,
+//     so a request refused by a stage is refused before its body is read or decoded.
 //   - On the upstream call: the passport, then the deadline stage above the breaker, so that
 //     the breaker knows whose deadline bounded a call that timed out (deadline.ClientBound) and
 //     counts only the route's; the breaker above grpc-go's own stages, so a call counts once
