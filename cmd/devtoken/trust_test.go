@@ -36,7 +36,7 @@ func TestTrustCheck(t *testing.T) {
 	served := srv.URL + devkey.JWKSPath
 	gone := httptest.NewServer(http.NotFoundHandler())
 	goneURL := gone.URL + devkey.JWKSPath
-	gone.Close() // nothing listens there any more
+	gone.Close()                                       // nothing listens there any more
 	trustedFile := filepath.Join(root, "trusted.json") // a gateway YAML's jwks_file
 	published, err := os.ReadFile(filepath.Join(stackDir, devkey.JWKSFile))
 	if err != nil {
