@@ -60,3 +60,13 @@ func TestHelpListsOnlyRealSubcommands(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownSubcommand: a mistyped subcommand is refused, not served with the default file.
+func TestUnknownSubcommand(t *testing.T) {
+	for _, args := range [][]string{{"rotues"}, {"rotues", "-h"}, {"-config", "x.yaml", "extra"}} {
+		err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
+			t.Errorf("run(%q) = %v, want an unknown subcommand error", args, err)
+		}
+	}
+}

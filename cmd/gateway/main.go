@@ -91,6 +91,9 @@ func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 { // a mistyped subcommand must not start a server
+		return fmt.Errorf("unknown subcommand %q (gateway -h lists them)", fs.Arg(0))
+	}
 	logs := &lockedWriter{w: stderr} // the logger and the access log write lines to it from many goroutines
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	cfg, err := loadConfig(*path)
