@@ -39,7 +39,7 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(append(tt.args, "-keys", dir), &stdout, &stderr)
+			code := run(append(tt.args, "-keys", dir, "-jwks", ""), &stdout, &stderr) // TestTrustCheck checks trust
 			if code != tt.code {
 				t.Fatalf("exit %d (stderr %q), want %d", code, stderr.String(), tt.code)
 			}

@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -53,8 +54,27 @@ func main() {
 	}
 }
 
+// usage is what -h prints before the serving flags: every subcommand, one line each.
+const usage = `usage:
+  gateway [-config FILE]                 serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
+  gateway routes [-config FILE]          print the route table and exit
+  gateway passport-keys new -dir DIR     make a new passport signing key in DIR, print its kid
+  gateway passport-keys jwks [-out FILE] PATH...
+                                         print (or write) the JWKS of the passport keys in PATH
+Each subcommand takes -h. Flags of serving:
+`
+
 // run is the whole program: it returns when ctx ends (after a graceful shutdown) or on error.
+// A -h (of the command or a subcommand) prints the usage and returns nil.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := serveOrSubcommand(ctx, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the usage is printed
+	}
+	return err
+}
+
+func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "routes" {
 		return runRoutes(args[1:], stdout, stderr)
 	}
@@ -63,9 +83,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	path := fs.String("config", "gateway.yaml", "path of the YAML configuration")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 { // a mistyped subcommand must not start a server
+		return fmt.Errorf("unknown subcommand %q (gateway -h lists them)", fs.Arg(0))
 	}
 	logs := &lockedWriter{w: stderr} // the logger and the access log write lines to it from many goroutines
 	logger := slog.New(slog.NewJSONHandler(logs, nil))

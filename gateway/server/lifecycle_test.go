@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -457,6 +459,18 @@ func TestExampleConfigBuilds(t *testing.T) {
 	cfg.Passport.KeyDir = t.TempDir() // the example's folder is relative to the repository's root
 	if err := passport.EnsureKey(cfg.Passport.KeyDir); err != nil {
 		t.Fatal(err)
+	}
+	jwks, err := passport.JWKSOf(cfg.Passport.KeyDir) // any Ed25519 JWKS with a kid will do
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range cfg.Auth.Sources { // so are its JWKS files (the development key's)
+		if s.JWKSFile != "" {
+			cfg.Auth.Sources[i].JWKSFile = filepath.Join(t.TempDir(), "jwks.json")
+			if err := os.WriteFile(cfg.Auth.Sources[i].JWKSFile, jwks, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	srv, err := New(cfg, Options{Logger: discardLogger(), Services: shopapi.Services()})
 	if err != nil {
