@@ -206,8 +206,11 @@ func copyModule(t *testing.T, root, dst string) {
 			return err
 		}
 		rel, _ := filepath.Rel(root, path)
-		if d.IsDir() && skip[rel] {
-			return filepath.SkipDir
+		if skip[rel] { // a worktree's .git is a file, its .tools may be a link
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		switch {
 		case d.IsDir():
