@@ -28,8 +28,8 @@ const FileName = "registry.go"
 // service is one service the registry lists.
 type service struct {
 	fullName string
-	name     string // the service's proto name: InventoryService
-	goName   string // the service's Go name: Register<goName>HandlerClient, New<goName>Client
+	name     string // the service's proto name: grpc-gateway's Register<name>HandlerClient
+	goName   string // the service's Go name: protoc-gen-go-grpc's New<goName>Client
 	file     *protogen.File
 }
 
@@ -138,7 +138,7 @@ func Services() []Service {
 		fmt.Fprintf(&b, `		{
 			Desc: %[1]s.%[2]s.Services().ByName(%[3]q),
 			Register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-				return %[1]s.Register%[4]sHandlerClient(ctx, mux, %[1]s.New%[4]sClient(cc))
+				return %[1]s.Register%[3]sHandlerClient(ctx, mux, %[1]s.New%[4]sClient(cc))
 			},
 		},
 `, a, s.file.GoDescriptorIdent.GoName, s.name, s.goName)
