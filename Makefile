@@ -53,6 +53,8 @@ $(PLUGINS_DIR)/protoc-gen-grpc-gateway:
 $(PLUGINS_DIR)/protoc-gen-openapiv2:
 	GOBIN=$(@D) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 
+# buf.gen.yaml also runs this project's own plugin, cmd/protoc-gen-shopgate-registry, with
+# `go run` (the service registry, gen/registry): nothing to build for it here.
 .PHONY: generate
 generate: tools ## Regenerate gen/ from proto/ with buf.
 	PATH="$(PLUGINS_DIR):$$PATH" $(BUF) generate
@@ -82,8 +84,9 @@ breaking: tools ## buf breaking against $(BREAKING_AGAINST) (skipped when that h
 build: ## Build every binary into bin/.
 	$(GO) build -o bin/ ./cmd/...
 
+# test needs the tools: cmd/internal/newservicetest runs `make generate` in a copy of the module.
 .PHONY: test
-test: ## Run every test with the race detector (needs Redis at 127.0.0.1:6379 and NATS at 127.0.0.1:4222).
+test: tools ## Run every test with the race detector (needs Redis at 127.0.0.1:6379 and NATS at 127.0.0.1:4222).
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: run

@@ -1,7 +1,8 @@
 // Command gateway serves the HTTP/JSON API in front of the gRPC services.
 //
 //	gateway -config gateway.yaml          serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
-//	gateway routes -config gateway.yaml   print the route table and exit
+//	gateway routes -config gateway.yaml   print the route table and exit; "(no upstream)"
+//	                                      follows the RPC of a route the file gives no upstream
 //	gateway passport-keys new -dir DIR    make a new passport signing key in DIR, print its kid
 //	gateway passport-keys jwks [-out FILE] PATH...
 //	                                      print (or write atomically) the JWKS the services
@@ -171,10 +172,14 @@ func runRoutes(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return printRoutes(stdout, table.Routes())
+	return printRoutes(stdout, table.Routes(), cfg.Upstreams)
 }
 
-func printRoutes(w io.Writer, rs []*policy.Route) error {
+// noUpstream follows the RPC of a route whose service has no upstream in the configuration:
+// the gateway knows the route but does not serve it.
+const noUpstream = " (no upstream)"
+
+func printRoutes(w io.Writer, rs []*policy.Route, upstreams map[string]config.Upstream) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK\tDELEGATES")
 	for _, r := range rs {
@@ -195,7 +200,11 @@ func printRoutes(w io.Writer, rs []*policy.Route) error {
 		if len(p.Delegates) > 0 {
 			delegates = strings.Join(p.Delegates, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.HTTPMethod, r.Path, r.RPC, p.Auth, roles, limit, p.Timeout, p.Idempotent, fallback, delegates)
+		rpc := r.RPC
+		if _, ok := upstreams[r.Service]; !ok {
+			rpc += noUpstream
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.HTTPMethod, r.Path, rpc, p.Auth, roles, limit, p.Timeout, p.Idempotent, fallback, delegates)
 	}
 	return tw.Flush()
 }

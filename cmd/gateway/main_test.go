@@ -22,6 +22,7 @@ import (
 	"github.com/acme/shopgate/gateway/identity"
 	"github.com/acme/shopgate/gateway/passport"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	"github.com/acme/shopgate/internal/shopapi"
 	spassport "github.com/acme/shopgate/services/passport"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -98,8 +99,63 @@ func TestRoutesSubcommand(t *testing.T) {
 			t.Errorf("routes output lacks %q:\n%s", want, text)
 		}
 	}
-	if n := strings.Count(strings.TrimSpace(text), "\n"); n != 13 { // 11 routes of the domain services, 2 of the storefront
-		t.Errorf("routes output has %d rows, want 13", n)
+	bindings := shopapi.Bindings()
+	if n := strings.Count(strings.TrimSpace(text), "\n"); n != len(bindings) {
+		t.Errorf("routes output has %d rows, want one per google.api.http binding: %d", n, len(bindings))
+	}
+	for _, b := range bindings {
+		if !strings.Contains(text, b.RPC+" ") {
+			t.Errorf("routes output lacks %s", b.RPC)
+		}
+	}
+}
+
+// TestRoutesMarksServicesWithoutUpstream checks that `gateway routes` marks the routes of a
+// service the file gives no upstream, and only those.
+func TestRoutesMarksServicesWithoutUpstream(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, yaml string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	every := "upstreams:\n"
+	for _, name := range shopapi.Names() {
+		every += "  " + name + `: {addresses: ["127.0.0.1:1"]}` + "\n"
+	}
+	inventory := inventoryv1.InventoryService_ServiceDesc.ServiceName
+	tests := []struct {
+		name   string
+		yaml   string
+		served func(service string) bool
+	}{
+		{"every service has an upstream", every, func(string) bool { return true }},
+		{"none has", "{}\n", func(string) bool { return false }},
+		{"only the inventory has", "upstreams: {" + inventory + `: {addresses: ["127.0.0.1:1"]}}` + "\n", func(s string) bool { return s == inventory }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if err := run(context.Background(), []string{"routes", "-config", write(tt.name+".yaml", tt.yaml)}, &out, &errOut); err != nil {
+				t.Fatalf("run: %v (%s)", err, errOut.String())
+			}
+			rows := map[string]string{} // RPC -> its row
+			for _, row := range strings.Split(strings.TrimSpace(out.String()), "\n")[1:] {
+				rows[strings.Fields(row)[2]] = row
+			}
+			for _, b := range shopapi.Bindings() {
+				row, ok := rows[b.RPC]
+				if !ok {
+					t.Fatalf("no row for %s:\n%s", b.RPC, out.String())
+				}
+				service := strings.Split(b.RPC, "/")[1]
+				if marked := strings.Contains(row, b.RPC+noUpstream); marked == tt.served(service) {
+					t.Errorf("%s: marked %q = %t, want %t:\n%s", b.RPC, noUpstream, marked, !tt.served(service), row)
+				}
+			}
+		})
 	}
 }
 
