@@ -25,10 +25,13 @@ type AccessEntry struct {
 	RPC       string
 	RequestID string
 	ClientIP  netip.Addr
+	// Pool is the upstream pool that served the request (State.Pool); the line has a "pool"
+	// field only when it is set (a service with pools).
+	Pool string
 }
 
 // AccessLog writes one JSON-able slog line per request (method, path, status, bytes,
-// duration, rpc, request_id, client_ip) and records the request metrics. logger nil (or not
+// duration, rpc, request_id, client_ip, and pool for a service with pools) and records the request metrics. logger nil (or not
 // enabled at Info, e.g. slog.DiscardHandler): no log line and no formatting cost; m nil: no
 // metrics; clientIP nil: the TCP peer. A request that panics is logged with status 500.
 func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Request) netip.Addr) func(http.Handler) http.Handler {
@@ -47,6 +50,9 @@ func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Requ
 				slog.String("rpc", e.RPC),
 				slog.String("request_id", e.RequestID),
 				slog.String("client_ip", e.ClientIP.String()))
+			if e.Pool != "" {
+				rec.AddAttrs(slog.String("pool", e.Pool))
+			}
 			_ = logger.Handler().Handle(ctx, rec)
 		}
 	}
@@ -106,7 +112,7 @@ func accessLog(enabled func(context.Context) bool, write func(context.Context, *
 				}
 				if logging {
 					e := AccessEntry{Time: time.Now(), Method: method, Path: path, Status: code, Bytes: s.rec.bytes,
-						Duration: elapsed, RPC: s.RPC, RequestID: s.RequestID, ClientIP: ip}
+						Duration: elapsed, RPC: s.RPC, RequestID: s.RequestID, ClientIP: ip, Pool: s.Pool}
 					write(r.Context(), &e)
 				}
 			}()
@@ -139,6 +145,11 @@ func AppendAccessJSON(b []byte, e *AccessEntry) []byte {
 		b = e.ClientIP.AppendTo(b)
 	} else {
 		b = append(b, "invalid IP"...) // netip.Addr{}.String(), as the slog line has it
+	}
+	if e.Pool != "" {
+		b = append(b, `","pool":`...)
+		b = appendJSONString(b, e.Pool)
+		return append(b, "}\n"...)
 	}
 	return append(b, "\"}\n"...)
 }

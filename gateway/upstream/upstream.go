@@ -353,13 +353,15 @@ func (s *Set) PoolInstances() map[string]map[string]Instances {
 }
 
 // Ready reports whether one of the pool's instances can take a call of the kind (a stream, or
-// a unary call) now: its connection is READY. Cheap enough for every call.
+// a unary call) now: READY (connected, SERVING to health checks) and not ejected, as /readyz
+// counts them. The connection's own state is no guide: it can stay READY for a while after
+// its last instance went away. One lock and a walk over the instances.
 func (c *Conn) Ready(stream bool) bool {
-	cc := c.unary
+	p := c.unaryPool
 	if stream {
-		cc = c.stream
+		p = c.streamPool
 	}
-	return cc.GetState() == connectivity.Ready
+	return p.counts().Ready > 0
 }
 
 // Names returns the upstream service names, sorted.
