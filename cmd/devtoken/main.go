@@ -4,6 +4,7 @@
 //	go run ./cmd/devtoken -sub alice -roles customer
 //	go run ./cmd/devtoken -sub root -roles admin,customer -ttl 15m
 //	go run ./cmd/devtoken -sub alice -ttl -1m       # already expired
+//	go run ./cmd/devtoken -sub dave -claim tier=beta   # an extra claim (a traffic rule's)
 package main
 
 import (
@@ -32,6 +33,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	aud := fs.String("aud", devkey.Audience, "audience (`aud`)")
 	iss := fs.String("iss", devkey.Issuer, "issuer (`iss`)")
 	keys := fs.String("keys", devkey.DefaultDir, "folder of the development key (created if missing)")
+	var extra map[string]string
+	fs.Func("claim", "an extra string claim `name=value` (repeatable), e.g. tier=beta", func(v string) error {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return errors.New("want name=value")
+		}
+		if extra == nil {
+			extra = map[string]string{}
+		}
+		extra[name] = value
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -39,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *sub == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: devtoken -sub NAME [-roles a,b] [-ttl 1h] [-aud A] [-iss I] [-keys DIR]")
+		fmt.Fprintln(stderr, "usage: devtoken -sub NAME [-roles a,b] [-ttl 1h] [-aud A] [-iss I] [-claim name=value]... [-keys DIR]")
 		return 2
 	}
 	if *ttl == 0 {
@@ -57,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			roleList = append(roleList, r)
 		}
 	}
-	token, err := key.Mint(devkey.Claims{Subject: *sub, Roles: roleList, Issuer: *iss, Audience: *aud, TTL: *ttl})
+	token, err := key.Mint(devkey.Claims{Subject: *sub, Roles: roleList, Issuer: *iss, Audience: *aud, TTL: *ttl, Extra: extra})
 	if err != nil {
 		fmt.Fprintf(stderr, "devtoken: %v\n", err)
 		return 1
