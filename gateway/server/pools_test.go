@@ -115,6 +115,11 @@ func TestPoolsInTheGateway(t *testing.T) {
 		if got, _ := served("/v1/orders/o-1:watch", customer()); got != "canary" {
 			t.Fatalf("alice's WatchOrder after reload: %s, want canary", got)
 		}
+		// A pool's addresses are the dialed connections: changing them needs a restart.
+		err := gw.Reload(parse(t, pooledYAML(stable.addr, deadAddr(t), canaryHeaderRule)))
+		if err == nil || !strings.Contains(err.Error(), "upstreams changed") {
+			t.Fatalf("Reload with another canary address: %v, want refused", err)
+		}
 	})
 }
 

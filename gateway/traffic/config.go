@@ -43,7 +43,8 @@ type Rule struct {
 	// Header matches a request header's exact value.
 	Header *HeaderMatch `yaml:"header" json:"header,omitempty"`
 	// Subjects matches the verified caller's subject (as the services see it, e.g.
-	// "partner|alice" or a plain subject).
+	// "partner|alice" or a plain subject). A route with auth "none" has no verified caller:
+	// subject and claim rules need auth "optional" or "required" there.
 	Subjects []string `yaml:"subject" json:"subject,omitempty"`
 	// Claim matches a top-level claim of the caller's verified token (a string, or a number or
 	// boolean as written in the token's JSON).
