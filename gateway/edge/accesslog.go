@@ -41,7 +41,7 @@ func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Requ
 			// A record with no source position: Logger.LogAttrs would walk the stack
 			// (runtime.Callers) on every request for a position nobody reads here.
 			rec := slog.NewRecord(e.Time, slog.LevelInfo, "request", 0)
-			rec.AddAttrs(
+			attrs := [...]slog.Attr{
 				slog.String("method", e.Method),
 				slog.String("path", e.Path),
 				slog.Int("status", e.Status),
@@ -49,10 +49,14 @@ func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Requ
 				slog.Duration("duration", e.Duration),
 				slog.String("rpc", e.RPC),
 				slog.String("request_id", e.RequestID),
-				slog.String("client_ip", e.ClientIP.String()))
-			if e.Pool != "" {
-				rec.AddAttrs(slog.String("pool", e.Pool))
+				slog.String("client_ip", e.ClientIP.String()),
+				slog.String("pool", e.Pool),
 			}
+			n := len(attrs)
+			if e.Pool == "" {
+				n-- // no pool field for a service without pools
+			}
+			rec.AddAttrs(attrs[:n]...) // one call: a second one would grow the record's slice
 			_ = logger.Handler().Handle(ctx, rec)
 		}
 	}
