@@ -310,14 +310,16 @@ func (s *Server) Close() error {
 }
 
 // Reload builds a new snapshot from cfg (route table, auth, rate limit, IP rules, CORS, client
-// IP, body limit, route timeouts and retry policies, and the pipeline over them) with the same
-// factory as New (traffic rules and weights included) and swaps it in atomically; requests in flight finish on the old one, which is
-// closed once they are done. Route timeouts and retry policies are the upstream connections'
-// service config: when they change (a route's timeout or idempotent flag, the retry section),
-// the new snapshot dials new upstream connections and waits (up to reloadReadyTimeout) until
-// those the old ones had READY are READY too; otherwise it shares the old connections. Breaker settings are applied through Breakers.Update. The
-// listen address, the upstreams and the server section (HTTP timeouts and sizes) cannot be
-// reloaded (nor the pools' addresses): a cfg that changes them is refused. On any error nothing changes.
+// IP, body limit, route timeouts and retry policies, traffic rules and weights, and the
+// pipeline over them) with the same factory as New and swaps it in atomically; requests in
+// flight finish on the old one, which is closed once they are done. Route timeouts and retry
+// policies are the upstream connections' service config: when they change (a route's timeout
+// or idempotent flag, the retry section), the new snapshot dials new upstream connections and
+// waits (up to reloadReadyTimeout) until those the old ones had READY are READY too; otherwise
+// it shares the old connections. Breaker settings are applied through Breakers.Update. The
+// listen address, the upstreams' addresses and pools, and the server section (HTTP timeouts
+// and sizes) cannot be reloaded: a cfg that changes them is refused. On any error nothing
+// changes.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
