@@ -4,6 +4,7 @@
 //	go run ./cmd/devtoken -sub alice -roles customer
 //	go run ./cmd/devtoken -sub root -roles admin,customer -ttl 15m
 //	go run ./cmd/devtoken -sub alice -ttl -1m       # already expired
+//	go run ./cmd/devtoken -sub dave -claim tier=beta   # an extra claim (a traffic rule's)
 //	go run ./cmd/devtoken -init                     # only make the key (for a separate gateway)
 //
 // Before minting it checks that the gateway trusts the key: the key's kid must be in the JWKS
@@ -51,6 +52,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	keys := fs.String("keys", devkey.DefaultDir, "folder of the development key")
 	jwks := fs.String("jwks", DefaultJWKS, "the JWKS the gateway trusts, an http(s) URL or a file: a key whose kid is not in it is refused; empty: no check")
 	initKey := fs.Bool("init", false, "only make the key under -keys if missing and print its kid and JWKS file; mints nothing")
+	var extra map[string]string
+	fs.Func("claim", "an extra string claim `name=value` (repeatable), e.g. tier=beta", func(v string) error {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return errors.New("want name=value")
+		}
+		if extra == nil {
+			extra = map[string]string{}
+		}
+		extra[name] = value
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -58,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 || (*sub == "") != *initKey {
-		fmt.Fprintln(stderr, "usage: devtoken -sub NAME [-roles a,b] [-ttl 1h] [-aud A] [-iss I] [-keys DIR] [-jwks URL|FILE]\n       devtoken -init [-keys DIR]")
+		fmt.Fprintln(stderr, "usage: devtoken -sub NAME [-roles a,b] [-ttl 1h] [-aud A] [-iss I] [-claim name=value]... [-keys DIR] [-jwks URL|FILE]\n       devtoken -init [-keys DIR]")
 		return 2
 	}
 	if *initKey {
@@ -85,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			roleList = append(roleList, r)
 		}
 	}
-	token, err := key.Mint(devkey.Claims{Subject: *sub, Roles: roleList, Issuer: *iss, Audience: *aud, TTL: *ttl})
+	token, err := key.Mint(devkey.Claims{Subject: *sub, Roles: roleList, Issuer: *iss, Audience: *aud, TTL: *ttl, Extra: extra})
 	if err != nil {
 		fmt.Fprintf(stderr, "devtoken: %v\n", err)
 		return 1

@@ -28,6 +28,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,7 @@ import (
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/server"
+	"github.com/acme/shopgate/gateway/traffic"
 	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -172,7 +174,64 @@ func runRoutes(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return printRoutes(stdout, table.Routes(), cfg.Upstreams)
+	if err := printRoutes(stdout, table.Routes(), cfg.Upstreams); err != nil {
+		return err
+	}
+	return printPools(stdout, cfg.Upstreams)
+}
+
+// printPools prints the pools and traffic rules of the upstreams that have named pools, after
+// a blank line; nothing when none has.
+func printPools(w io.Writer, ups map[string]config.Upstream) error {
+	var names []string
+	for name, u := range ups {
+		if len(u.Pools) > 0 {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSERVICE\tPOOL\tADDRESSES")
+	for _, name := range names {
+		u := ups[name]
+		for _, pool := range u.Traffic().PoolNames() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", name, pool, strings.Join(u.Addrs()[pool], ","))
+		}
+	}
+	fmt.Fprintln(tw, "\nSERVICE\tRULE\tMETHODS\tMATCH\tPOOL\tFALLBACK")
+	for _, name := range names {
+		for i, r := range ups[name].Rules {
+			methods, fallback := "*", "-"
+			if len(r.Methods) > 0 {
+				methods = strings.Join(r.Methods, ",")
+			}
+			if r.Fallback != "" {
+				fallback = r.Fallback
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", name, i+1, methods, matchOf(r), r.Pool, fallback)
+		}
+		fmt.Fprintf(tw, "%s\t-\t*\tthe rest\t%s\t-\n", name, traffic.DefaultPool)
+	}
+	return tw.Flush()
+}
+
+// matchOf describes a rule's matcher in one short phrase.
+func matchOf(r traffic.Rule) string {
+	switch {
+	case r.Weight != nil:
+		return fmt.Sprintf("weight %g%% (sticky)", *r.Weight)
+	case r.Header != nil:
+		return fmt.Sprintf("header %s=%s", r.Header.Name, r.Header.Value)
+	case r.Subjects != nil:
+		return "subject " + strings.Join(r.Subjects, ",")
+	case r.Claim != nil:
+		return fmt.Sprintf("claim %s=%s", r.Claim.Name, r.Claim.Value)
+	default:
+		return "cidrs " + strings.Join(r.CIDRs, ",")
+	}
 }
 
 // noUpstream follows the RPC of a route whose service has no upstream in the configuration:

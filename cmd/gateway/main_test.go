@@ -580,3 +580,34 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatal("run did not stop")
 	}
 }
+
+// TestRoutesShowsPools: an upstream with pools gets its pools and rules printed after the
+// route table.
+func TestRoutesShowsPools(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	yaml := `upstreams:
+  shop.inventory.v1.InventoryService:
+    addresses: ["127.0.0.1:9103"]
+    pools: {canary: {addresses: ["dns:///inventory-canary:9103"]}}
+    rules:
+      - {pool: canary, header: {name: X-Canary, value: "1"}, fallback: default}
+      - {pool: canary, methods: [GetItem], weight: 10}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"routes", "-config", path}, &out, &errOut); err != nil {
+		t.Fatalf("run: %v (%s)", err, errOut.String())
+	}
+	text := out.String()
+	for _, want := range []string{
+		"SERVICE", "POOL", "ADDRESSES", "MATCH", "FALLBACK",
+		"default  127.0.0.1:9103", "canary   dns:///inventory-canary:9103",
+		"header X-Canary=1", "weight 10% (sticky)", "GetItem", "the rest",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("routes output lacks %q:\n%s", want, text)
+		}
+	}
+}

@@ -75,13 +75,14 @@ upstreams:
 	// 11. route     auth              authenticates (JWT, API key) and authorizes (roles): 401, 403
 	// 12. route     rate-limit        per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down
 	// 13. route     stream-limit      a caller holding streams.max_per_caller (10) open server streams: 429 with Retry-After
-	// 14. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
-	// 15. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
-	// 16. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
-	// 17. client    passport          the verified identity as a signed passport (x-passport), cached per caller and service
-	// 18. client    deadline          whose deadline binds: the route's timeout, or the client's shorter Grpc-Timeout
-	// 19. client    breaker           per RPC (breaker.scope): 503 at once while open; counts upstream failures only
-	// 20. client    early-refusal     a stream refused before its first message answers with its status, not a 200
-	// 21. transport timeout           grpc-go bounds the call, all attempts, by its route timeout; sends it as grpc-timeout
-	// 22. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
+	// 14. route     pool              a service with pools: the first of its rules that matches picks the pool (gateway/traffic)
+	// 15. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
+	// 16. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
+	// 17. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
+	// 18. client    passport          the verified identity as a signed passport (x-passport), cached per caller and service
+	// 19. client    deadline          whose deadline binds: the route's timeout, or the client's shorter Grpc-Timeout
+	// 20. client    breaker           per RPC and pool (breaker.scope): 503 at once while open; counts upstream failures only
+	// 21. client    early-refusal     a stream refused before its first message answers with its status, not a 200
+	// 22. transport timeout           grpc-go bounds the call, all attempts, by its route timeout; sends it as grpc-timeout
+	// 23. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
 }

@@ -41,6 +41,11 @@ type Readiness struct {
 	// Instances maps each upstream service to its instance counts: ready (READY and not
 	// ejected: taking calls), ejected, total.
 	Instances map[string]upstream.Instances `json:"instances"`
+	// Pools maps each upstream with named pools to the instance counts of each of its pools
+	// ("default" included). A named pool without ready instances does not make the gateway
+	// unready: its calls fail (or fall back), the others' are served. Left out when no upstream
+	// has pools.
+	Pools map[string]map[string]upstream.Instances `json:"pools,omitempty"`
 	// Limiter is "ok" while the rate limiter can decide, "unavailable" while it refuses every
 	// limited request (Redis failing closed, Redis away).
 	Limiter string `json:"limiter"`
@@ -58,6 +63,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if snap := s.acquire(); snap != nil {
 		set := snap.conns.set
 		rd.Upstreams, rd.Instances = set.States(), set.Instances()
+		if pools := set.PoolInstances(); len(pools) > 0 {
+			rd.Pools = pools
+		}
 		limiterServes := snap.limiter.Serving(r.Context()) // at most one Redis PING, bounded by its timeout
 		if limiterServes {
 			rd.Limiter = limiterOK

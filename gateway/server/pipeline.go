@@ -30,8 +30,11 @@ import (
 //   - After the router: the route's IP rules, then auth (a refused caller costs no quota), then
 //     the rate limit, keyed by the verified caller, then the cap on a caller's open streams
 //     (a start the rate limit refused never holds a place; the place is held until the
-//     handler returns, so the stage must wrap the handler). Nothing reads the body before the
-//     handler, so a request refused by a stage is refused before its body is read or decoded.
+//     handler returns, so the stage must wrap the handler). Then the pool stage chooses the
+//     upstream pool of a service with pools: after auth, since a rule may read the verified
+//     caller, and before forwarding, which drops the headers a rule may read (X-Forwarded-For
+//     behind trusted proxies). Nothing reads the body before the handler, so a request
+//     refused by a stage is refused before its body is read or decoded.
 //   - On the upstream call: the passport, then the deadline stage above the breaker, so that
 //     the breaker knows whose deadline bounded a call that timed out (deadline.ClientBound) and
 //     counts only the route's; the breaker above grpc-go's own stages, so a call counts once
@@ -75,6 +78,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down"},
 		pipeline.Stage{Name: "stream-limit", Layer: pipeline.Route, HTTP: snap.streams.Middleware,
 			Doc: "a caller holding streams.max_per_caller (10) open server streams: 429 with Retry-After"},
+		pipeline.Stage{Name: "pool", Layer: pipeline.Route, HTTP: poolStage(snap),
+			Doc: "a service with pools: the first of its rules that matches picks the pool (gateway/traffic)"},
 		pipeline.Stage{Name: "forwarding", Layer: pipeline.Route, HTTP: forwarding,
 			Doc: "a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream"},
 		pipeline.Stage{Name: "stream-write", Layer: pipeline.Route, HTTP: deadline.StreamWriteDeadline(writeTimeout),
@@ -86,7 +91,7 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 		pipeline.Stage{Name: "deadline", Layer: pipeline.Client, Unary: deadline.Unary, Stream: deadline.Stream,
 			Doc: "whose deadline binds: the route's timeout, or the client's shorter Grpc-Timeout"},
 		pipeline.Stage{Name: "breaker", Layer: pipeline.Client, Unary: s.breakers.UnaryClientInterceptor(), Stream: s.breakers.StreamClientInterceptor(),
-			Doc: "per RPC (breaker.scope): 503 at once while open; counts upstream failures only"},
+			Doc: "per RPC and pool (breaker.scope): 503 at once while open; counts upstream failures only"},
 		pipeline.Stage{Name: "early-refusal", Layer: pipeline.Client, Stream: refuseEarly,
 			Doc: "a stream refused before its first message answers with its status, not a 200"},
 		pipeline.Stage{Name: "timeout", Layer: pipeline.Transport, MethodConfigs: timeouts,

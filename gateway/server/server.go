@@ -79,8 +79,8 @@ type Server struct {
 	breakers  *breaker.Breakers
 	passport  *passport.Signer // the passport stage; its keys are watched, not reloaded
 	services  registry
-	addrs     map[string][]string // upstream addresses by service, fixed at start
-	dial      upstream.Options    // what every upstream dial shares; retries are added per snapshot
+	addrs     map[string]map[string][]string // upstream addresses by service and pool, fixed at start
+	dial      upstream.Options               // what every upstream dial shares; retries are added per snapshot
 	httpSrv   *http.Server
 	connLimit *connlimit.Limiter      // server.max_connections over every listener Serve is given
 	ambiguous prometheus.Counter      // requests refused for both Content-Length and Transfer-Encoding
@@ -139,9 +139,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.passport, err = passport.New(cfg.Passport, passport.Options{Logger: s.logger}); err != nil {
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
-	s.addrs = make(map[string][]string, len(cfg.Upstreams))
+	s.addrs = make(map[string]map[string][]string, len(cfg.Upstreams))
 	for name, u := range cfg.Upstreams {
-		s.addrs[name] = u.Addresses
+		s.addrs[name] = u.Addrs()
 	}
 	s.dial = upstream.Options{DialOptions: opts.DialOptions} // each snapshot's pipeline adds its client and transport stages
 	snap, err := s.newSnapshot(cfg)                          // the route table, the stages, the pipeline, the connections
@@ -310,14 +310,16 @@ func (s *Server) Close() error {
 }
 
 // Reload builds a new snapshot from cfg (route table, auth, rate limit, IP rules, CORS, client
-// IP, body limit, route timeouts and retry policies, and the pipeline over them) with the same
-// factory as New and swaps it in atomically; requests in flight finish on the old one, which is
-// closed once they are done. Route timeouts and retry policies are the upstream connections'
-// service config: when they change (a route's timeout or idempotent flag, the retry section),
-// the new snapshot dials new upstream connections and waits (up to reloadReadyTimeout) until
-// those the old ones had READY are READY too; otherwise it shares the old connections. Breaker settings are applied through Breakers.Update. The
-// listen address, the upstreams and the server section (HTTP timeouts and sizes) cannot be
-// reloaded: a cfg that changes them is refused. On any error nothing changes.
+// IP, body limit, route timeouts and retry policies, traffic rules and weights, and the
+// pipeline over them) with the same factory as New and swaps it in atomically; requests in
+// flight finish on the old one, which is closed once they are done. Route timeouts and retry
+// policies are the upstream connections' service config: when they change (a route's timeout
+// or idempotent flag, the retry section), the new snapshot dials new upstream connections and
+// waits (up to reloadReadyTimeout) until those the old ones had READY are READY too; otherwise
+// it shares the old connections. Breaker settings are applied through Breakers.Update. The
+// listen address, the upstreams' addresses and pools, and the server section (HTTP timeouts
+// and sizes) cannot be reloaded: a cfg that changes them is refused. On any error nothing
+// changes.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -327,8 +329,8 @@ func (s *Server) Reload(cfg *config.Config) error {
 	if cfg.Listen != s.static.Listen {
 		return fmt.Errorf("reloading: listen changed from %q to %q: restart the gateway to change it", s.static.Listen, cfg.Listen)
 	}
-	if !reflect.DeepEqual(cfg.Upstreams, s.static.Upstreams) {
-		return errors.New("reloading: upstreams changed: restart the gateway to change them")
+	if !sameAddresses(cfg.Upstreams, s.static.Upstreams) {
+		return errors.New("reloading: upstreams changed (addresses or pools): restart the gateway to change them; their rules reload")
 	}
 	if cfg.Server != s.static.Server {
 		return errors.New("reloading: server settings changed: restart the gateway to change them")
@@ -356,6 +358,21 @@ func (s *Server) Reload(cfg *config.Config) error {
 	old := s.cur.Swap(snap)
 	old.release()
 	return nil
+}
+
+// sameAddresses reports whether a and b name the same upstreams with the same pools and
+// addresses: what a reload cannot change. Their traffic rules may differ.
+func sameAddresses(a, b map[string]config.Upstream) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, u := range a {
+		v, ok := b[name]
+		if !ok || !reflect.DeepEqual(u.Addrs(), v.Addrs()) {
+			return false
+		}
+	}
+	return true
 }
 
 // reloadReadyTimeout bounds how long Reload waits for the connections of new retry policies.

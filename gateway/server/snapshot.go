@@ -20,8 +20,10 @@ import (
 	"github.com/acme/shopgate/gateway/retry"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/streamlimit"
+	"github.com/acme/shopgate/gateway/traffic"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
 )
 
 // snapshot is everything a reload replaces: the route table, the policy stages built from the
@@ -39,11 +41,14 @@ type snapshot struct {
 	cors     *cors.CORS
 	abuse    *abuse.Detector
 	retry    *retry.Stage
-	pipeline pipeline.Pipeline // the stages, in order (declare)
-	conns    *sharedConns      // the upstream connections, with this pipeline's client stages
-	mux      *runtime.ServeMux
-	handler  http.Handler // the whole stack, edge first
-	logger   *slog.Logger
+	// selectors choose the pool of each upstream with named pools (gateway/traffic); a
+	// service missing here has only its default pool.
+	selectors map[string]*traffic.Selector
+	pipeline  pipeline.Pipeline // the stages, in order (declare)
+	conns     *sharedConns      // the upstream connections, with this pipeline's client stages
+	mux       *runtime.ServeMux
+	handler   http.Handler // the whole stack, edge first
+	logger    *slog.Logger
 
 	refs    atomic.Int64
 	onClose []func() error
@@ -100,6 +105,9 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	}
 	snap.onClose = append(snap.onClose, snap.abuse.Close)
 	if snap.retry, err = retry.New(cfg.Retry); err != nil {
+		return nil, err
+	}
+	if snap.selectors, err = s.selectors(cfg); err != nil {
 		return nil, err
 	}
 	if snap.pipeline, err = s.declare(snap); err != nil {
@@ -163,7 +171,7 @@ func (s *Server) connsFor(p pipeline.Pipeline) (*sharedConns, error) {
 		prev.conns.refs.Add(1)
 		return prev.conns, nil
 	}
-	set, err := upstream.Dial(s.addrs, opts)
+	set, err := upstream.DialPools(s.addrs, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +180,15 @@ func (s *Server) connsFor(p pipeline.Pipeline) (*sharedConns, error) {
 	return c, nil
 }
 
-// registerUpstreams registers the generated handlers of every configured upstream on mux.
+// registerUpstreams registers the generated handlers of every configured upstream on mux: over
+// the service's connections, or for a service with named pools over a poolRouter.
 func (s *Server) registerUpstreams(mux *runtime.ServeMux, set *upstream.Set) error {
 	for _, name := range set.Names() {
-		if err := s.services[name].Register(context.Background(), mux, set.Conn(name)); err != nil {
+		var cc grpc.ClientConnInterface = set.Conn(name)
+		if set.HasPools(name) {
+			cc = s.newPoolRouter(set, name, s.static.Upstreams[name].Traffic().PoolNames())
+		}
+		if err := s.services[name].Register(context.Background(), mux, cc); err != nil {
 			return fmt.Errorf("registering %s: %w", name, err)
 		}
 	}
