@@ -27,6 +27,7 @@ type Table struct {
 	byKey  map[string]*policy.Route
 	def    *policy.Route
 	match  []matcher
+	prov   map[*policy.Route]Provenance
 }
 
 // Key is the lookup key of a binding: the HTTP method, a space and the normalized pattern.
