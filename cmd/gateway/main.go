@@ -35,7 +35,6 @@ import (
 	"github.com/acme/shopgate/cmd/internal/gwmain"
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/linebuf"
-	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/server"
 	"github.com/acme/shopgate/internal/shopapi"
@@ -144,14 +143,18 @@ func runRoutes(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return printRoutes(stdout, table.Routes())
+	return printRoutes(stdout, table, func(svc string) bool { return len(cfg.Upstreams[svc].Addresses) > 0 })
 }
 
-func printRoutes(w io.Writer, rs []*policy.Route) error {
+// printRoutes prints one row per route: each policy value followed by the layer it came from
+// ("2s (proto-service)"), and UPSTREAM "none" for a route whose service has no addresses.
+func printRoutes(w io.Writer, table *routes.Table, hasUpstream func(string) bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK\tDELEGATES")
-	for _, r := range rs {
-		p := r.Policy
+	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tUPSTREAM\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK\tDELEGATES")
+	entries := table.Entries(hasUpstream)
+	for i, r := range table.Routes() {
+		p, from := r.Policy, entries[i].Policy
+		cell := func(field, v string) string { return v + " (" + string(from[field].From) + ")" }
 		roles := "-"
 		if len(p.Roles) > 0 {
 			roles = strings.Join(p.Roles, ",")
@@ -168,7 +171,13 @@ func printRoutes(w io.Writer, rs []*policy.Route) error {
 		if len(p.Delegates) > 0 {
 			delegates = strings.Join(p.Delegates, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.HTTPMethod, r.Path, r.RPC, p.Auth, roles, limit, p.Timeout, p.Idempotent, fallback, delegates)
+		upstream := "yes"
+		if !entries[i].Upstream {
+			upstream = "none"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.HTTPMethod, r.Path, r.RPC, upstream,
+			cell("auth", p.Auth.String()), cell("roles", roles), cell("rate_limit", limit), cell("timeout", p.Timeout.String()),
+			cell("idempotent", fmt.Sprint(p.Idempotent)), cell("fallback", fallback), cell("delegates", delegates))
 	}
 	return tw.Flush()
 }

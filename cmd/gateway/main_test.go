@@ -93,6 +93,8 @@ func TestRoutesSubcommand(t *testing.T) {
 		"/shop.payment.v1.PaymentService/RefundPayment",
 		"GET     /v1/storefront/orders/{id}", "/shop.storefront.v1.StorefrontService/GetOrderView",
 		"shop.order.v1.OrderService,shop.inventory.v1.InventoryService,shop.payment.v1.PaymentService",
+		// where each value came from
+		"UPSTREAM", "2s (proto-service)", "20/1m0s burst 5 (yaml-rpc)", "3s (yaml-service)", "none (proto-method)", "required (default)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("routes output lacks %q:\n%s", want, text)
@@ -100,6 +102,28 @@ func TestRoutesSubcommand(t *testing.T) {
 	}
 	if n := strings.Count(strings.TrimSpace(text), "\n"); n != 13 { // 11 routes of the domain services, 2 of the storefront
 		t.Errorf("routes output has %d rows, want 13", n)
+	}
+}
+
+// TestRoutesSubcommandMarksNoUpstream: a route whose service has no upstream addresses says so.
+func TestRoutesSubcommandMarksNoUpstream(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(path, []byte("upstreams: {shop.order.v1.OrderService: {addresses: [\"127.0.0.1:1\"]}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"routes", "-config", path}, &out, &errOut); err != nil {
+		t.Fatalf("run: %v (%s)", err, errOut.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n")[1:] {
+		fields := strings.Fields(line)
+		want := "none"
+		if strings.Contains(fields[2], "OrderService") {
+			want = "yes"
+		}
+		if fields[3] != want {
+			t.Errorf("UPSTREAM %q, want %q: %s", fields[3], want, line)
+		}
 	}
 }
 
