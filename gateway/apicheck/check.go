@@ -300,4 +300,3 @@ func splitPos(p string) (string, int) {
 	}
 	return p[:i], n
 }
-
