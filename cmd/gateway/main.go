@@ -1,7 +1,11 @@
 // Command gateway serves the HTTP/JSON API in front of the gRPC services.
 //
 //	gateway -config gateway.yaml          serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
-//	gateway routes -config gateway.yaml   print the route table and exit
+//	gateway routes -config gateway.yaml   print the route table (each value's layer) and exit
+//	gateway check [-config gateway.yaml] [-against REF]
+//	                                      check the protos' routes and policies (and a config
+//	                                      against them; and what changed for clients since the
+//	                                      git REF): one problem per line, exit status 1 if any
 //	gateway passport-keys new -dir DIR    make a new passport signing key in DIR, print its kid
 //	gateway passport-keys jwks [-out FILE] PATH...
 //	                                      print (or write atomically) the JWKS the services
@@ -56,6 +60,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "routes" {
 		return runRoutes(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "passport-keys" {
 		return runPassportKeys(args[1:], stdout, stderr)
