@@ -123,15 +123,14 @@ func (s *Server) assemble(snap *snapshot) error {
 	admin := s.adminStage(snap, adminRoute, snap.abuse.AdminHandler())
 	routeList := s.adminStage(snap, adminRoutesRoute, snap.table.Handler(func(svc string) bool { return len(s.addrs[svc]) > 0 }))
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == PathAbuseBlocks {
+		switch r.URL.Path {
+		case PathAbuseBlocks:
 			admin.ServeHTTP(w, r)
-			return
-		}
-		if r.URL.Path == PathRoutes {
+		case PathRoutes:
 			routeList.ServeHTTP(w, r)
-			return
+		default:
+			snap.mux.ServeHTTP(w, r)
 		}
-		snap.mux.ServeHTTP(w, r)
 	})
 	snap.handler = snap.pipeline.HTTP(pipeline.Edge, inner, s.trace)
 	return nil
