@@ -69,7 +69,7 @@ func (c Change) Acknowledged(acks map[string][]string) bool {
 
 // Diff compares the HTTP API of base and head: every RPC of base with a google.api.http route,
 // its bindings (method and what the template matches; variable names aside, as a client
-// cannot see them), the body and response_body field, the messages a client sends and receives
+// cannot see them), the body and response_body field, whether it streams, the messages a client sends and receives
 // (fields by number: removed, type or cardinality changed, JSON name or proto name changed;
 // enum values by number: removed or renamed, as JSON spells enums by name) and the auth mode
 // and roles of the proto policy (service policy, then the method's). Additions are not changes.
@@ -125,6 +125,10 @@ func Diff(base, head *Schema) []Change {
 				out = append(out, Change{Kind: Breaking, Pos: pos, Keys: routeKeys,
 					Message: fmt.Sprintf("rpc %s: body %q -> %q, response_body %q -> %q: the JSON a client sends or gets moves", rpc,
 						brule.GetBody(), hrule.GetBody(), brule.GetResponseBody(), hrule.GetResponseBody())})
+			}
+			if bm.IsStreamingServer() != hm.IsStreamingServer() {
+				out = append(out, Change{Kind: Breaking, Pos: pos, Keys: routeKeys,
+					Message: fmt.Sprintf("rpc %s: server streaming %v -> %v: the answer changes from one JSON object to a stream, or back", rpc, bm.IsStreamingServer(), hm.IsStreamingServer())})
 			}
 			out = append(out, diffAuth(rpc, pos, bm, hm)...)
 			w := walker{head: head, rpc: rpc, seen: map[[2]string]bool{}, fields: fieldSeen, out: &out}

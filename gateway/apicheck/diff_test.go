@@ -80,6 +80,8 @@ func TestDiff(t *testing.T) {
 			want: []string{`rpc t.v1.S/Put: body "\*" -> "name"`}},
 		{name: "rpc removed", head: [][2]string{{"  rpc Put(Item) returns (Item) {\n    option (google.api.http) = {\n      put: \"/v1/items/{id}\"\n      body: \"*\"\n    };\n  }\n", ""}},
 			want: []string{`base:proto/t/v1/a.proto:16: route removed: rpc t.v1.S/Put is gone \(PUT /v1/items/\{id\}\)`}},
+		{name: "made a stream", head: [][2]string{{"rpc Get(GetRequest) returns (Item)", "rpc Get(GetRequest) returns (stream Item)"}},
+			want: []string{`rpc t.v1.S/Get: server streaming false -> true`}},
 		{name: "renamed in JSON", head: [][2]string{{"string name = 2;", `string name = 2 [json_name = "title"];`}},
 			want: []string{`a.proto:30: field renamed: t.v1.Item.name is "title" in JSON \(proto name\), was "name" \(proto name\) \(sent or received by rpc t.v1.S/Get, rpc t.v1.S/Put\) \[acknowledge with the trailer API-Breaking: t.v1.Item.name\]`}},
 		{name: "a nested field removed", head: [][2]string{{"  int32 count = 1;\n", ""}},
