@@ -284,26 +284,31 @@ func TestCheckConfig(t *testing.T) {
 		want []string
 	}{
 		{"clean", "routes: {shop.order.v1.OrderService/CancelOrder: {roles: [admin]}}", nil},
-		{"an override naming no RPC", "routes: {shop.order.v1.OrderService/Nope: {timeout: 1s}}",
-			[]string{`gw.yaml: routes: "shop.order.v1.OrderService/Nope" names no served service or RPC`}},
-		{"public with roles", "routes: {shop.inventory.v1.InventoryService/GetItem: {roles: [admin]}}",
-			[]string{`gw.yaml: rpc shop.inventory.v1.InventoryService/GetItem: resolves to auth none with roles admin`}},
+		{"an override naming no RPC", "listen: 127.0.0.1:0\nroutes:\n  shop.order.v1.OrderService/Nope: {timeout: 1s}\n",
+			[]string{`gw.yaml:3: routes: "shop.order.v1.OrderService/Nope" names no served service or RPC`}},
+		{"public with roles, from the service's override", "routes:\n  shop.inventory.v1.InventoryService:\n    roles: [admin]\n",
+			[]string{`gw.yaml:2: rpc shop.inventory.v1.InventoryService/GetItem: resolves to auth none with roles admin`,
+				`gw.yaml:2: rpc shop.inventory.v1.InventoryService/ListItems: resolves to auth none with roles admin`}},
 		{"an undeclared role and delegate", "routes: {shop.order.v1.OrderService/GetOrder: {roles: [root], delegates: [x.v1.Gone]}}",
-			[]string{`gw.yaml: rpc shop.order.v1.OrderService/GetOrder: role "root" is not declared`,
-				`gw.yaml: rpc shop.order.v1.OrderService/GetOrder: delegates: "x.v1.Gone" is not a service`}},
+			[]string{`gw.yaml:1: rpc shop.order.v1.OrderService/GetOrder: role "root" is not declared`,
+				`gw.yaml:1: rpc shop.order.v1.OrderService/GetOrder: delegates: "x.v1.Gone" is not a service`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := config.Parse([]byte(tt.yaml))
+			path := filepath.Join(t.TempDir(), "gw.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			probs := CheckConfig(s, cfg, "gw.yaml")
+			probs := CheckConfig(s, cfg, path)
 			if len(probs) != len(tt.want) {
 				t.Fatalf("%d problems, want %d:\n%s", len(probs), len(tt.want), render(probs))
 			}
 			for i, p := range probs {
-				if !strings.HasPrefix(p.String(), tt.want[i]) {
+				if !strings.HasPrefix(p.String(), filepath.Dir(path)+"/"+tt.want[i]) {
 					t.Errorf("got %s\nwant %s...", p, tt.want[i])
 				}
 			}
