@@ -49,13 +49,15 @@ type binding struct {
 	method, path string
 	tpl          template
 	rpc          string
+	svc          string
 	pos          string
 }
 
 // Check refuses, in the checked files of s:
 //   - two bindings with the same HTTP method that can match the same request (template.overlaps:
 //     "/v1/items/{sku}" and "/v1/items/{item_sku}"; "/v1/items/{id}" and "/v1/items/special"),
-//     additional_bindings included, and a template grpc-gateway would not parse;
+//     additional_bindings included, a verbless binding declared after a custom method whose
+//     requests it would take (collisions), and a template grpc-gateway would not parse;
 //   - a policy that contradicts itself once the service policy and the method's are combined
 //     (auth NONE with roles; auth OPTIONAL with roles, where a caller without a credential is
 //     refused anyway), and a role no file declares with the gateway.v1.roles file option;
@@ -100,7 +102,7 @@ func Check(s *Schema) []Problem {
 					probs = append(probs, Problem{Pos: httpPos, RPC: rpc, Message: err.Error()})
 					continue
 				}
-				b.tpl, b.rpc, b.pos = tpl, rpc, httpPos
+				b.tpl, b.rpc, b.svc, b.pos = tpl, rpc, string(sd.FullName()), httpPos
 				all = append(all, b)
 			}
 			if mp != nil {
@@ -135,16 +137,33 @@ func Check(s *Schema) []Problem {
 	return probs
 }
 
-// collisions reports each pair of bindings that can match the same request, at the later one.
+// collisions reports each pair of bindings that can match the same request, at the later one:
+// two with the same method that overlap, and a verbless binding whose last variable takes a
+// custom method's requests ("/v1/items/{id}" and "/v1/items/{id}:watch") when grpc-gateway
+// would try it first. Within a service, bindings are registered in proto order and the newest
+// is tried first, so the custom method must come after; across services the order is the
+// binary's, so such a pair is always reported.
 func collisions(all []binding) []Problem {
 	var probs []Problem
 	for j := range all {
 		for i := range j {
 			a, b := all[i], all[j]
-			if a.method != b.method || !a.tpl.overlaps(b.tpl) {
+			if a.method != b.method {
 				continue
 			}
-			msg := fmt.Sprintf("%s %s can match the same requests as %s %s", b.method, b.path, a.method, a.path)
+			var msg string
+			switch {
+			case a.tpl.overlaps(b.tpl):
+				msg = fmt.Sprintf("%s %s can match the same requests as %s %s", b.method, b.path, a.method, a.path)
+			case b.tpl.absorbsVerbOf(a.tpl):
+				msg = fmt.Sprintf("%s %s takes the requests of %s %s (its last variable matches \"x:%s\", and grpc-gateway tries it first): declare the custom method after it",
+					b.method, b.path, a.method, a.path, a.tpl.verb)
+			case a.svc != b.svc && a.tpl.absorbsVerbOf(b.tpl):
+				msg = fmt.Sprintf("%s %s may be taken by %s %s of another service (its last variable matches \"x:%s\" if it is registered after)",
+					b.method, b.path, a.method, a.path, b.tpl.verb)
+			default:
+				continue
+			}
 			probs = append(probs, Problem{Pos: b.pos, Message: msg, RPC: b.rpc, Other: a.rpc, OtherPos: a.pos})
 		}
 	}

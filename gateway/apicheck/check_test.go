@@ -118,6 +118,19 @@ func TestCheckRefuses(t *testing.T) {
 			want: []string{`POST /v1/shelves/\{sku\}:cancel can match the same requests as POST /v1/\{id=shelves/\*\}:cancel \(rpc t.v1.S/B vs rpc t.v1.S/A`},
 		},
 		{
+			name: "a verbless route declared after the custom method it would take",
+			files: map[string]string{"t/v1/a.proto": svcProto(`service S {
+  rpc Watch(M) returns (stream M) {
+    option (google.api.http) = {get: "/v1/items/{id}:watch"};
+  }
+  rpc Get(M) returns (M) {
+    option (google.api.http) = {get: "/v1/items/{id}"};
+  }
+}
+`)},
+			want: []string{`t/v1/a.proto:21: GET /v1/items/\{id\} takes the requests of GET /v1/items/\{id\}:watch \(its last variable matches "x:watch", and grpc-gateway tries it first\): declare the custom method after it \(rpc t.v1.S/Get vs rpc t.v1.S/Watch at .*a.proto:18\)`},
+		},
+		{
 			name: "auth none with roles, from the service and the method",
 			files: map[string]string{"t/v1/a.proto": svcProto(`service S {
   option (gateway.v1.service_policy) = {roles: "admin"};
@@ -201,7 +214,7 @@ func TestCheckRefuses(t *testing.T) {
 			want: []string{`rpc t.v1.S/A: path template "/v1/\{id=\*\*\}/tail": \*\* must be the last segment`},
 		},
 		{
-			name: "clean: same path, other methods; other verbs; delegates declared",
+			name: "clean: same path, other methods; other verbs after the verbless; delegates declared",
 			files: map[string]string{"t/v1/a.proto": svcProto(`service S {
   option (gateway.v1.service_policy) = {delegates: "t.v1.S"};
   rpc A(M) returns (M) {

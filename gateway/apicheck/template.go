@@ -136,10 +136,9 @@ func (t template) shape() string {
 	return b.String()
 }
 
-// overlaps reports whether some request path matches both templates. Templates with different
-// verbs never do: a path whose last segment ends in ":verb" is the custom method's, and the
-// gateway's route stage answers 405 rather than serve it from a verbless binding whose last
-// variable would take "id:verb" (see routes.Table.CustomMethodAllowed).
+// overlaps reports whether some request path matches both templates with the same verb (or
+// both without one). A verbless template can also take a custom method's requests: see
+// absorbsVerbOf.
 func (t template) overlaps(u template) bool {
 	if t.verb != u.verb {
 		return false
@@ -168,4 +167,17 @@ func (t template) overlaps(u template) bool {
 		return r
 	}
 	return match(0, 0)
+}
+
+// absorbsVerbOf reports whether t, a template without a verb whose last segment is a wildcard,
+// also matches the requests of u, a template with a verb: its last variable takes "id:verb".
+// grpc-gateway tries the bindings of a method newest first, so when t is registered after u it
+// takes u's requests (and the gateway's route stage answers them 405, see
+// routes.Table.CustomMethodAllowed).
+func (t template) absorbsVerbOf(u template) bool {
+	if t.verb != "" || u.verb == "" || len(t.segs) == 0 || t.segs[len(t.segs)-1].kind == segLiteral {
+		return false
+	}
+	u.verb = ""
+	return t.overlaps(u)
 }

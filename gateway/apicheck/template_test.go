@@ -18,7 +18,7 @@ func TestTemplateOverlaps(t *testing.T) {
 		{"/v1/{name=shelves/*}/books", "/v1/racks/{shelf}/books", false},
 		{"/v1/orders/{id}:cancel", "/v1/orders/{order}:cancel", true},
 		{"/v1/orders/{id}:cancel", "/v1/orders/{id}:watch", false},
-		{"/v1/orders/{id}:cancel", "/v1/orders/{id}", false}, // the route stage gives ":cancel" to the verb
+		{"/v1/orders/{id}:cancel", "/v1/orders/{id}", false}, // but see absorbsVerbOf
 		{"/v1/**", "/v2/x", false},
 		{"/v1/*/a", "/v1/b/*", true},
 		{"/v1/*", "/v1/*/*", false},
@@ -40,6 +40,27 @@ func TestTemplateOverlaps(t *testing.T) {
 				t.Errorf("reversed: overlaps = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestTemplateAbsorbsVerb(t *testing.T) {
+	tests := []struct {
+		verbless, verb string
+		want           bool
+	}{
+		{"/v1/orders/{id}", "/v1/orders/{id}:cancel", true},
+		{"/v1/{name=**}", "/v1/orders/{id}:cancel", true},
+		{"/v1/orders/{id}", "/v1/items/{id}:cancel", false},
+		{"/v1/orders/special", "/v1/orders/{id}:cancel", false}, // a literal cannot hold ":cancel"
+		{"/v1/orders/{id}:watch", "/v1/orders/{id}:cancel", false},
+		{"/v1/orders/{id}", "/v1/orders/{id}/items:cancel", false},
+	}
+	for _, tt := range tests {
+		a, _ := parseTemplate(tt.verbless)
+		b, _ := parseTemplate(tt.verb)
+		if got := a.absorbsVerbOf(b); got != tt.want {
+			t.Errorf("%s absorbs %s = %v, want %v", tt.verbless, tt.verb, got, tt.want)
+		}
 	}
 }
 
