@@ -30,8 +30,10 @@ BENCH_RUNS   ?= 5
 BENCH_FLAGS  ?= -test.run '^$$' -test.bench 'Get|Post' -test.benchmem -test.count 1 -test.benchtime 1s
 PAIRED_FLAGS ?= -test.run '^$$' -test.bench Paired -test.count 1 -test.benchtime 3s
 
-# Against what `make breaking` compares the protos (a buf input); CI sets it to the commit before.
+# Against what `make breaking` compares the protos (a buf input) and their HTTP API (a git ref,
+# `gateway check -against`); CI sets both to the merge base with main (.ci/run).
 BREAKING_AGAINST ?= .git\#branch=main
+API_BASE         ?= main
 
 .PHONY: help
 help: ## List the targets.
@@ -67,18 +69,27 @@ check-generate: generate ## Regenerate and fail if gen/ differs from what is com
 	@echo "gen/ is current"
 
 .PHONY: lint
-lint: tools ## buf lint, buf format check, gofmt and go vet.
+lint: tools ## buf lint, buf format check, gofmt, go vet and gateway check (routes, policies, example config).
 	$(BUF) lint
 	$(BUF) format proto --diff --exit-code
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./cmd/gateway check -config gateway/config/example.yaml
+
+.PHONY: fmt
+fmt: tools ## Format the protos (buf format -w) and the Go code (gofmt -w), gen/ aside.
+	$(BUF) format proto -w
+	gofmt -w $$(git ls-files '*.go' | grep -v '^gen/')
 
 .PHONY: breaking
-breaking: tools ## buf breaking against $(BREAKING_AGAINST) (skipped when that has no protos).
+breaking: tools ## buf breaking against $(BREAKING_AGAINST); the HTTP API against $(API_BASE) (see README "Checking a change").
 	@if $(BUF) build '$(BREAKING_AGAINST)' -o /dev/null >/dev/null 2>&1; then \
 	  $(BUF) breaking --against '$(BREAKING_AGAINST)'; \
 	else echo "breaking: $(BREAKING_AGAINST) has no protos to compare with; skipped"; fi
+	@if git rev-parse -q --verify '$(API_BASE)^{commit}' >/dev/null; then \
+	  echo "$(GO) run ./cmd/gateway check -against $(API_BASE)"; $(GO) run ./cmd/gateway check -against '$(API_BASE)'; \
+	else echo "breaking: $(API_BASE) is not a git ref; HTTP API comparison skipped"; fi
 
 .PHONY: build
 build: ## Build every binary into bin/.

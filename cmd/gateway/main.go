@@ -1,8 +1,11 @@
 // Command gateway serves the HTTP/JSON API in front of the gRPC services.
 //
 //	gateway -config gateway.yaml          serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
-//	gateway routes -config gateway.yaml   print the route table and exit; "(no upstream)"
-//	                                      follows the RPC of a route the file gives no upstream
+//	gateway routes -config gateway.yaml   print the route table (each value's layer) and exit
+//	gateway check [-config gateway.yaml] [-against REF]
+//	                                      check the protos' routes and policies (and a config
+//	                                      against them; and what changed for clients since the
+//	                                      git REF): one problem per line, exit status 1 if any
 //	gateway passport-keys new -dir DIR    make a new passport signing key in DIR, print its kid
 //	gateway passport-keys jwks [-out FILE] PATH...
 //	                                      print (or write atomically) the JWKS the services
@@ -38,7 +41,6 @@ import (
 	"github.com/acme/shopgate/cmd/internal/gwmain"
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/linebuf"
-	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/server"
 	"github.com/acme/shopgate/gateway/traffic"
@@ -80,6 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "routes" {
 		return runRoutes(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "passport-keys" {
 		return runPassportKeys(args[1:], stdout, stderr)
@@ -174,7 +179,7 @@ func runRoutes(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := printRoutes(stdout, table.Routes(), cfg.Upstreams); err != nil {
+	if err := printRoutes(stdout, table, func(svc string) bool { return len(cfg.Upstreams[svc].Addresses) > 0 }); err != nil {
 		return err
 	}
 	return printPools(stdout, cfg.Upstreams)
@@ -234,15 +239,15 @@ func matchOf(r traffic.Rule) string {
 	}
 }
 
-// noUpstream follows the RPC of a route whose service has no upstream in the configuration:
-// the gateway knows the route but does not serve it.
-const noUpstream = " (no upstream)"
-
-func printRoutes(w io.Writer, rs []*policy.Route, upstreams map[string]config.Upstream) error {
+// printRoutes prints one row per route: each policy value followed by the layer it came from
+// ("2s (proto-service)"), and UPSTREAM "none" for a route whose service has no addresses.
+func printRoutes(w io.Writer, table *routes.Table, hasUpstream func(string) bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK\tDELEGATES")
-	for _, r := range rs {
-		p := r.Policy
+	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tUPSTREAM\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK\tDELEGATES")
+	entries := table.Entries(hasUpstream)
+	for i, r := range table.Routes() {
+		p, from := r.Policy, entries[i].Policy
+		cell := func(field, v string) string { return v + " (" + string(from[field].From) + ")" }
 		roles := "-"
 		if len(p.Roles) > 0 {
 			roles = strings.Join(p.Roles, ",")
@@ -259,11 +264,13 @@ func printRoutes(w io.Writer, rs []*policy.Route, upstreams map[string]config.Up
 		if len(p.Delegates) > 0 {
 			delegates = strings.Join(p.Delegates, ",")
 		}
-		rpc := r.RPC
-		if _, ok := upstreams[r.Service]; !ok {
-			rpc += noUpstream
+		upstream := "yes"
+		if !entries[i].Upstream {
+			upstream = "none"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.HTTPMethod, r.Path, rpc, p.Auth, roles, limit, p.Timeout, p.Idempotent, fallback, delegates)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.HTTPMethod, r.Path, r.RPC, upstream,
+			cell("auth", p.Auth.String()), cell("roles", roles), cell("rate_limit", limit), cell("timeout", p.Timeout.String()),
+			cell("idempotent", fmt.Sprint(p.Idempotent)), cell("fallback", fallback), cell("delegates", delegates))
 	}
 	return tw.Flush()
 }

@@ -5,7 +5,9 @@
 // Precedence, from weakest to strongest: the built-in safe default (auth required, the default
 // rate limit, the default timeout, idempotent only for GET) < the YAML `defaults` < the proto
 // gateway.v1.service_policy < the proto gateway.v1.policy of the method < the YAML override of
-// the service < the YAML override of the RPC.
+// the service < the YAML override of the RPC. Table.Provenance says, per policy field, which of
+// these layers set it (Layer); Entries and Handler list the table with it, for `gateway routes`
+// and GET /admin/routes.
 //
 // At request time the table is looked up by Key(method, pattern), where pattern is the string
 // grpc-gateway's runtime.HTTPPattern(ctx).String() renders ("/v1/orders/{id=*}:cancel" for the
@@ -27,6 +29,7 @@ type Table struct {
 	byKey  map[string]*policy.Route
 	def    *policy.Route
 	match  []matcher
+	prov   map[*policy.Route]Provenance
 }
 
 // Key is the lookup key of a binding: the HTTP method, a space and the normalized pattern.

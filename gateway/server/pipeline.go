@@ -125,13 +125,17 @@ func (s *Server) assemble(snap *snapshot) error {
 	if err := s.registerUpstreams(snap.mux, snap.conns.set); err != nil {
 		return err
 	}
-	admin := s.adminStage(snap, snap.abuse.AdminHandler())
+	admin := s.adminStage(snap, adminRoute, snap.abuse.AdminHandler())
+	routeList := s.adminStage(snap, adminRoutesRoute, snap.table.Handler(func(svc string) bool { return len(s.addrs[svc]) > 0 }))
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == PathAbuseBlocks {
+		switch r.URL.Path {
+		case PathAbuseBlocks:
 			admin.ServeHTTP(w, r)
-			return
+		case PathRoutes:
+			routeList.ServeHTTP(w, r)
+		default:
+			snap.mux.ServeHTTP(w, r)
 		}
-		snap.mux.ServeHTTP(w, r)
 	})
 	snap.handler = snap.pipeline.HTTP(pipeline.Edge, inner, s.trace)
 	return nil
@@ -141,20 +145,29 @@ func (s *Server) assemble(snap *snapshot) error {
 // ?addr=): an admin's credential is required.
 const PathAbuseBlocks = "/admin/abuse/blocks"
 
+// PathRoutes serves the running route table as JSON (GET): each route's method, template, RPC,
+// whether its service has upstream addresses, and each resolved policy value with the layer
+// it came from (routes.Entry). An admin's credential is required, as on PathAbuseBlocks; it is
+// served on the main listener (there is no admin_listen option yet).
+const PathRoutes = "/admin/routes"
+
 // adminRoute is the policy of the gateway's own admin endpoints: an authenticated admin.
 var adminRoute = &policy.Route{RPC: "/gateway.admin/Abuse", Path: PathAbuseBlocks, Policy: policy.Policy{
 	Auth: policy.AuthRequired, Roles: []string{"admin"},
 }}
 
+// adminRoutesRoute is adminRoute's policy for PathRoutes, under its own name in the logs.
+var adminRoutesRoute = &policy.Route{RPC: "/gateway.admin/Routes", Path: PathRoutes, Policy: adminRoute.Policy}
+
 // adminStage runs h behind the edge stages (the caller wraps them) and the auth stage, under
-// adminRoute.
-func (s *Server) adminStage(snap *snapshot, h http.Handler) http.Handler {
+// route (adminRoute or adminRoutesRoute).
+func (s *Server) adminStage(snap *snapshot, route *policy.Route, h http.Handler) http.Handler {
 	authed := snap.auth.Middleware(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, w, r := edge.Ensure(w, r)
-		st.RPC, st.Route = adminRoute.RPC, adminRoute
-		if policy.FromContext(r.Context()) != adminRoute {
-			r = r.WithContext(policy.NewContext(r.Context(), adminRoute))
+		st.RPC, st.Route = route.RPC, route
+		if policy.FromContext(r.Context()) != route {
+			r = r.WithContext(policy.NewContext(r.Context(), route))
 		}
 		authed.ServeHTTP(w, r)
 	})

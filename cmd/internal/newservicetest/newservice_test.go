@@ -132,12 +132,12 @@ func TestNewServiceNeedsNoGatewayCode(t *testing.T) {
 			switch {
 			case f[2] == "/"+echoService+"/Echo":
 				echoRow = row
-			case !strings.Contains(row, f[2]+" (no upstream)"):
+			case f[3] != "none":
 				t.Errorf("a service without an upstream is not marked: %s", row)
 			}
 		}
-		if f := strings.Fields(echoRow); len(f) < 4 || f[0] != http.MethodGet || f[1] != "/v1/echo/{message}" || f[3] != "none" {
-			t.Errorf("echo route row %q, want GET /v1/echo/{message} ... none:\n%s", echoRow, out)
+		if f := strings.Fields(echoRow); len(f) < 5 || f[0] != http.MethodGet || f[1] != "/v1/echo/{message}" || f[3] != "yes" || f[4] != "none" {
+			t.Errorf("echo route row %q, want GET /v1/echo/{message} with an upstream, auth none:\n%s", echoRow, out)
 		}
 	})
 
