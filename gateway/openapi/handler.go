@@ -11,8 +11,12 @@ import (
 const (
 	// PathDocument serves the OpenAPI document (application/json).
 	PathDocument = "/openapi.json"
-	// PathUI serves the Swagger UI page; its assets are under PathUI + "/".
+	// PathUI serves the Swagger UI page; its assets are the paths below.
 	PathUI = "/docs"
+	// PathUIInit, PathUIBundle and PathUICSS are the page's assets.
+	PathUIInit   = PathUI + "/init.js"
+	PathUIBundle = PathUI + "/swagger-ui-bundle.js"
+	PathUICSS    = PathUI + "/swagger-ui.css"
 )
 
 // ContentSecurityPolicy is sent with every answer of the reference: only the gateway's own
@@ -34,10 +38,10 @@ type asset struct {
 // assets are the UI's files by path: the page at PathUI, the rest under it.
 var assets = func() map[string]asset {
 	files := map[string]struct{ file, contentType string }{
-		PathUI:                           {"ui/index.html", "text/html; charset=utf-8"},
-		PathUI + "/init.js":              {"ui/init.js", "text/javascript; charset=utf-8"},
-		PathUI + "/swagger-ui-bundle.js": {"ui/swagger-ui-bundle.js", "text/javascript; charset=utf-8"},
-		PathUI + "/swagger-ui.css":       {"ui/swagger-ui.css", "text/css; charset=utf-8"},
+		PathUI:       {"ui/index.html", "text/html; charset=utf-8"},
+		PathUIInit:   {"ui/init.js", "text/javascript; charset=utf-8"},
+		PathUIBundle: {"ui/swagger-ui-bundle.js", "text/javascript; charset=utf-8"},
+		PathUICSS:    {"ui/swagger-ui.css", "text/css; charset=utf-8"},
 	}
 	out := make(map[string]asset, len(files))
 	for path, f := range files {
