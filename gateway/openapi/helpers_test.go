@@ -116,6 +116,7 @@ func testFileProto() *descriptorpb.FileDescriptorProto {
 				method("Get", ".test.v1.Thing", ".test.v1.Thing", &annotations.HttpRule{Pattern: &annotations.HttpRule_Get{Get: "/v1/things/{id}"}}, false),
 				method("Create", ".test.v1.Thing", ".test.v1.Thing", &annotations.HttpRule{Pattern: &annotations.HttpRule_Post{Post: "/v1/things"}, Body: "*"}, false),
 				method("Update", ".test.v1.UpdateRequest", ".test.v1.Thing", &annotations.HttpRule{Pattern: &annotations.HttpRule_Patch{Patch: "/v1/{name=shelves/*/things/*}"}, Body: "thing"}, false),
+				method("Put", ".test.v1.UpdateRequest", ".test.v1.Thing", &annotations.HttpRule{Pattern: &annotations.HttpRule_Put{Put: "/v1/things/{thing.id}"}, Body: "*"}, false),
 				method("Do", ".test.v1.Thing", ".test.v1.Thing", &annotations.HttpRule{Pattern: &annotations.HttpRule_Post{Post: "/v1/things/{id}:do"}, Body: "*",
 					AdditionalBindings: []*annotations.HttpRule{{Pattern: &annotations.HttpRule_Get{Get: "/v1/things/{id}:do"}}}}, false),
 				method("Watch", ".test.v1.Thing", ".test.v1.Thing", &annotations.HttpRule{Pattern: &annotations.HttpRule_Get{Get: "/v1/things/{id}:watch"}}, true),

@@ -69,9 +69,11 @@ func (b *builder) operation(sd protoreflect.ServiceDescriptor, r *policy.Route, 
 	case "":
 		op.Parameters = append(op.Parameters, b.query(in, "", "", skip, map[protoreflect.FullName]bool{in.FullName(): true})...)
 	case "*":
-		top := map[string]bool{}
+		top := map[string]bool{} // a nested path field ("item.sku") leaves its message in the body
 		for v := range skip {
-			top[strings.SplitN(v, ".", 2)[0]] = true
+			if !strings.Contains(v, ".") {
+				top[v] = true
+			}
 		}
 		op.RequestBody = &requestBody{Content: map[string]*mediaType{"application/json": {Schema: b.sch.messageExcept(in, top)}}}
 	default:
