@@ -125,7 +125,11 @@ func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Wri
 			Name: "gateway_access_log_dropped_total",
 			Help: "Access log lines dropped because stderr fell more than 4 MiB behind.",
 		}, func() float64 { return float64(access.Dropped()) }))
-	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg, Services: shopapi.Services()})
+	api, err := shopapi.OpenAPI()
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg, Services: shopapi.Services(), OpenAPI: api})
 	if err != nil {
 		return err
 	}

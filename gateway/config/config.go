@@ -93,7 +93,19 @@ type Config struct {
 	// Passport configures the passports the gateway signs for the services (gateway/passport).
 	// Not reloadable: the key folder is watched instead.
 	Passport passport.Config `yaml:"passport"`
+	// Docs is the API reference the gateway serves (GET /openapi.json, GET /docs). Reloadable.
+	Docs Docs `yaml:"docs"`
 }
+
+// Docs configures the API reference (gateway/openapi).
+type Docs struct {
+	// Enabled serves GET /openapi.json and GET /docs; false answers them 404 (a production
+	// gateway that does not publish its API). Default: true.
+	Enabled *bool `yaml:"enabled"`
+}
+
+// On reports whether the reference is served: Enabled, true when unset.
+func (d Docs) On() bool { return d.Enabled == nil || *d.Enabled }
 
 // Upstream is one gRPC service's backends: its default pool (Addresses), optional named pools
 // beside it, and the rules that send requests to them (gateway/traffic).

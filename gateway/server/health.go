@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/acme/shopgate/gateway/httperror"
+	"github.com/acme/shopgate/gateway/openapi"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // The paths the gateway answers itself, before any route.
@@ -87,4 +91,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func promHandler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
+
+// serveReference answers the API reference (gateway/openapi) of the current snapshot: 404 when
+// the configuration turns it off (docs.enabled: false).
+func (s *Server) serveReference(w http.ResponseWriter, r *http.Request) {
+	snap := s.acquire()
+	if snap == nil {
+		httperror.Write(w, status.New(codes.Unavailable, "shutting down"))
+		return
+	}
+	defer snap.release()
+	switch {
+	case snap.docs == nil:
+		httperror.Write(w, status.New(codes.NotFound, "not found"))
+	case r.URL.Path == openapi.PathDocument:
+		snap.docs.ServeHTTP(w, r)
+	default:
+		openapi.ServeUI(w, r)
+	}
 }

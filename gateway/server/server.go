@@ -22,6 +22,7 @@ import (
 	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/httperror"
 	"github.com/acme/shopgate/gateway/metrics"
+	"github.com/acme/shopgate/gateway/openapi"
 	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/routes"
@@ -57,6 +58,10 @@ type Options struct {
 	Services []routes.Service
 	// DialOptions are added to every upstream connection (tests add a bufconn dialer).
 	DialOptions []grpc.DialOption
+	// OpenAPI titles and describes the API reference (GET /openapi.json, GET /docs): its title
+	// and the protos' comments (openapi.ParseComments). The gateway adds the rest from each
+	// configuration snapshot (routes, policy, API keys). Default: the zero value (openapi.Options).
+	OpenAPI openapi.Options
 	// Handlers are served at their exact path, before any route and outside the policy
 	// stages, like /healthz (the dev stack serves its JWKS this way). A path that a route or
 	// a built-in endpoint also serves is refused by New. Default: none.
@@ -86,6 +91,8 @@ type Server struct {
 	ambiguous prometheus.Counter      // requests refused for both Content-Length and Transfer-Encoding
 	builtin   http.Handler            // health and metrics endpoints, with a request id
 	extra     map[string]http.Handler // Options.Handlers, with a request id
+	openapi   openapi.Options         // Options.OpenAPI
+	reference http.Handler            // GET /openapi.json and /docs, with a request id
 
 	cur      atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
@@ -102,7 +109,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("creating gateway: nil config")
 	}
-	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace}
+	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, openapi: opts.OpenAPI}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -176,6 +183,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			metricsH.ServeHTTP(w, r)
 		}
 	})))
+	s.reference = edge.Recover(s.logger)(edge.RequestID(http.HandlerFunc(s.serveReference)))
 	srv := cfg.Server
 	s.httpSrv = &http.Server{
 		Addr:              cfg.Listen,
@@ -204,7 +212,7 @@ func (s *Server) wrapHandlers(hs map[string]http.Handler) (map[string]http.Handl
 		switch {
 		case !strings.HasPrefix(path, "/") || h == nil:
 			return nil, fmt.Errorf("handler %q: want an absolute path and a handler", path)
-		case path == PathHealthz || path == PathReadyz || path == PathMetrics:
+		case path == PathHealthz || path == PathReadyz || path == PathMetrics || openapi.IsPath(path):
 			return nil, fmt.Errorf("handler %q: a built-in endpoint of the gateway", path)
 		case len(table.Allowed(path)) > 0:
 			return nil, fmt.Errorf("handler %q: the path of a route", path)
@@ -252,6 +260,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.builtin.ServeHTTP(w, r) // not logged nor counted: probes and scrapes would drown the rest
+		return
+	case openapi.PathDocument, openapi.PathUI, openapi.PathUIInit, openapi.PathUIBundle, openapi.PathUICSS:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			edge.RequestID(methodNotAllowedHandler).ServeHTTP(w, r)
+			return
+		}
+		s.reference.ServeHTTP(w, r) // public, like the health endpoints
 		return
 	}
 	if h, ok := s.extra[r.URL.Path]; ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/cors"
 	"github.com/acme/shopgate/gateway/ipfilter"
+	"github.com/acme/shopgate/gateway/openapi"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
@@ -24,6 +25,7 @@ import (
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // snapshot is everything a reload replaces: the route table, the policy stages built from the
@@ -33,6 +35,7 @@ import (
 type snapshot struct {
 	cfg      *config.Config
 	table    *routes.Table
+	docs     *openapi.Document // the API reference of table's served routes; nil when docs are off
 	clientIP *clientip.Resolver
 	auth     *auth.Authenticator
 	limiter  *ratelimit.Limiter
@@ -67,6 +70,9 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	}()
 	if snap.table, err = routes.Build(cfg, s.services.descriptors()); err != nil {
 		return nil, fmt.Errorf("building routes: %w", err)
+	}
+	if snap.docs, err = s.buildReference(cfg, snap.table); err != nil {
+		return nil, err
 	}
 	if snap.clientIP, err = clientip.New(cfg.ClientIP); err != nil {
 		return nil, err
@@ -121,6 +127,27 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 		return nil, err
 	}
 	return snap, nil
+}
+
+// buildReference builds the API reference of table's routes whose service has an upstream (what the
+// gateway serves), under cfg's API keys; nil when cfg turns the reference off.
+func (s *Server) buildReference(cfg *config.Config, table *routes.Table) (*openapi.Document, error) {
+	if !cfg.Docs.On() {
+		return nil, nil
+	}
+	var served []protoreflect.ServiceDescriptor
+	for _, sd := range s.services.descriptors() {
+		if _, ok := s.addrs[string(sd.FullName())]; ok {
+			served = append(served, sd)
+		}
+	}
+	opts := s.openapi
+	opts.APIKeys = len(cfg.Auth.APIKeys) > 0
+	doc, err := openapi.Build(table, served, opts)
+	if err != nil {
+		return nil, fmt.Errorf("building the API reference: %w", err)
+	}
+	return doc, nil
 }
 
 // abuseConfig is cfg's abuse section with its backend following the rate limiter's: a gateway
