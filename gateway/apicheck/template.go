@@ -3,6 +3,8 @@ package apicheck
 import (
 	"fmt"
 	"strings"
+
+	"github.com/acme/shopgate/gateway/routes"
 )
 
 // template is a google.api.http path template flattened to what it matches: the segments
@@ -49,7 +51,7 @@ func parseTemplate(tpl string) (template, error) {
 			return t, fmt.Errorf("path template %q: empty verb", tpl)
 		}
 	}
-	for _, s := range splitOutsideBraces(body) {
+	for _, s := range routes.SplitTemplate(body) {
 		switch {
 		case s == "":
 			return t, fmt.Errorf("path template %q: empty segment", tpl)
@@ -94,25 +96,6 @@ func plainSegment(s string) segment {
 		return segment{kind: segDeep}
 	}
 	return segment{kind: segLiteral, lit: s}
-}
-
-func splitOutsideBraces(s string) []string {
-	var out []string
-	depth, start := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '{':
-			depth++
-		case '}':
-			depth--
-		case '/':
-			if depth == 0 {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	return append(out, s[start:])
 }
 
 // shape is the template as a client sees it: what it matches, variable names left out

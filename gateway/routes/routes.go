@@ -136,7 +136,7 @@ func newMatcher(method, tpl string) matcher {
 		tpl = tpl[:i]
 	}
 	var segs []string
-	for _, s := range splitTemplate(strings.TrimPrefix(tpl, "/")) {
+	for _, s := range SplitTemplate(strings.TrimPrefix(tpl, "/")) {
 		if strings.HasPrefix(s, "{") {
 			v := strings.Trim(s, "{}")
 			inner := "*"
@@ -152,8 +152,9 @@ func newMatcher(method, tpl string) matcher {
 	return m
 }
 
-// splitTemplate splits on '/' outside braces.
-func splitTemplate(s string) []string {
+// SplitTemplate splits a path template's segments on '/' outside braces, so that a variable's
+// own pattern ("{name=shelves/*}") stays one segment.
+func SplitTemplate(s string) []string {
 	var out []string
 	depth, start := 0, 0
 	for i := 0; i < len(s); i++ {
