@@ -30,8 +30,14 @@ BENCH_RUNS   ?= 5
 BENCH_FLAGS  ?= -test.run '^$$' -test.bench 'Get|Post' -test.benchmem -test.count 1 -test.benchtime 1s
 PAIRED_FLAGS ?= -test.run '^$$' -test.bench Paired -test.count 1 -test.benchtime 3s
 
-# Against what `make breaking` compares the protos (a buf input); CI sets it to the commit before.
+# The protos with their comments (protoc-gen-go drops them): the titles and descriptions of the
+# gateway's OpenAPI document. Written by `make generate`, checked by `make check-generate`.
+SOURCE_INFO := internal/shopapi/sourceinfo.binpb
+
+# Against what `make breaking` compares the protos (a buf input) and their HTTP API (a git ref,
+# `gateway check -against`); CI sets both to the merge base with main (.ci/run).
 BREAKING_AGAINST ?= .git\#branch=main
+API_BASE         ?= main
 
 .PHONY: help
 help: ## List the targets.
@@ -53,37 +59,50 @@ $(PLUGINS_DIR)/protoc-gen-grpc-gateway:
 $(PLUGINS_DIR)/protoc-gen-openapiv2:
 	GOBIN=$(@D) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 
+# buf.gen.yaml also runs this project's own plugin, cmd/protoc-gen-shopgate-registry, with
+# `go run` (the service registry, gen/registry): nothing to build for it here.
 .PHONY: generate
-generate: tools ## Regenerate gen/ from proto/ with buf.
+generate: tools ## Regenerate gen/ from proto/ with buf (and the protos' comments, for /openapi.json).
 	PATH="$(PLUGINS_DIR):$$PATH" $(BUF) generate
+	$(BUF) build proto --exclude-imports --as-file-descriptor-set -o $(SOURCE_INFO)
 
 .PHONY: check-generate
 check-generate: generate ## Regenerate and fail if gen/ differs from what is committed.
-	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
+	@if [ -n "$$(git status --porcelain -- gen $(SOURCE_INFO))" ]; then \
 	  echo "gen/ is out of date with proto/: run 'make generate' and commit the result"; \
-	  git status --short -- gen; git --no-pager diff --stat -- gen; exit 1; fi
+	  git status --short -- gen $(SOURCE_INFO); git --no-pager diff --stat -- gen $(SOURCE_INFO); exit 1; fi
 	@echo "gen/ is current"
 
 .PHONY: lint
-lint: tools ## buf lint, buf format check, gofmt and go vet.
+lint: tools ## buf lint, buf format check, gofmt, go vet and gateway check (routes, policies, example config).
 	$(BUF) lint
 	$(BUF) format proto --diff --exit-code
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./cmd/gateway check -config gateway/config/example.yaml
+
+.PHONY: fmt
+fmt: tools ## Format the protos (buf format -w) and the Go code (gofmt -w), gen/ aside.
+	$(BUF) format proto -w
+	gofmt -w $$(git ls-files '*.go' | grep -v '^gen/')
 
 .PHONY: breaking
-breaking: tools ## buf breaking against $(BREAKING_AGAINST) (skipped when that has no protos).
+breaking: tools ## buf breaking against $(BREAKING_AGAINST); the HTTP API against $(API_BASE) (see README "Checking a change").
 	@if $(BUF) build '$(BREAKING_AGAINST)' -o /dev/null >/dev/null 2>&1; then \
 	  $(BUF) breaking --against '$(BREAKING_AGAINST)'; \
 	else echo "breaking: $(BREAKING_AGAINST) has no protos to compare with; skipped"; fi
+	@if git rev-parse -q --verify '$(API_BASE)^{commit}' >/dev/null; then \
+	  echo "$(GO) run ./cmd/gateway check -against $(API_BASE)"; $(GO) run ./cmd/gateway check -against '$(API_BASE)'; \
+	else echo "breaking: $(API_BASE) is not a git ref; HTTP API comparison skipped"; fi
 
 .PHONY: build
 build: ## Build every binary into bin/.
 	$(GO) build -o bin/ ./cmd/...
 
+# test needs the tools: cmd/internal/newservicetest runs `make generate` in a copy of the module.
 .PHONY: test
-test: ## Run every test with the race detector (needs Redis at 127.0.0.1:6379 and NATS at 127.0.0.1:4222).
+test: tools ## Run every test with the race detector (needs Redis at 127.0.0.1:6379 and NATS at 127.0.0.1:4222).
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: run
@@ -98,6 +117,25 @@ bench: ## Benchmarks: direct gRPC vs bare grpc-gateway vs this gateway, side by 
 		(cd gateway/bench && ../../bin/bench.test $(BENCH_FLAGS) && ../../bin/bench.test $(PAIRED_FLAGS)) | tee -a bench.out || exit 1; \
 	done
 	$(GO) run ./cmd/benchratio < bench.out
+
+# Swagger UI for GET /docs, vendored into gateway/openapi/ui (see its README.md): the npm package's
+# version and the sha512 integrity its registry publishes for that version's tarball.
+SWAGGER_UI_VERSION   := 5.35.0
+SWAGGER_UI_INTEGRITY := sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ==
+SWAGGER_UI_DIR       := gateway/openapi/ui
+SWAGGER_UI_FILES     := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE
+
+.PHONY: vendor-docs-ui
+vendor-docs-ui: ## Re-fetch the pinned swagger-ui-dist from npm, check it, copy the files /docs serves.
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd "$$tmp" && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null); \
+	tgz="$$tmp/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz"; \
+	got="sha512-$$(openssl dgst -sha512 -binary "$$tgz" | base64 -w0)"; \
+	if [ "$$got" != "$(SWAGGER_UI_INTEGRITY)" ]; then echo "swagger-ui-dist $(SWAGGER_UI_VERSION): integrity $$got, want $(SWAGGER_UI_INTEGRITY)"; exit 1; fi; \
+	tar -xzf "$$tgz" -C "$$tmp"; \
+	(cd "$$tmp/package" && sha256sum -c --quiet "$(CURDIR)/$(SWAGGER_UI_DIR)/SHA256SUMS"); \
+	for f in $(SWAGGER_UI_FILES); do cp "$$tmp/package/$$f" $(SWAGGER_UI_DIR)/; done
+	@echo "$(SWAGGER_UI_DIR): swagger-ui-dist $(SWAGGER_UI_VERSION), integrity and SHA256SUMS checked"
 
 .PHONY: clean
 clean: ## Remove build output (not the tool cache).

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,11 +37,14 @@ func TestRun(t *testing.T) {
 		{"zero ttl", []string{"-sub", "alice", "-ttl", "0s"}, 2, 0, ""},
 		{"unknown flag", []string{"-sub", "alice", "-admin"}, 2, 0, ""},
 		{"stray argument", []string{"-sub", "alice", "extra"}, 2, 0, ""},
+		{"extra claims", []string{"-sub", "dave", "-claim", "tier=beta", "-claim", "team=blue"}, 0, 200, "dave||team=blue,tier=beta"},
+		{"claim without value", []string{"-sub", "dave", "-claim", "tier"}, 2, 0, ""},
+		{"claim replacing sub", []string{"-sub", "dave", "-claim", "sub=root"}, 1, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(append(tt.args, "-keys", dir), &stdout, &stderr)
+			code := run(append(tt.args, "-keys", dir, "-jwks", ""), &stdout, &stderr) // TestTrustCheck checks trust
 			if code != tt.code {
 				t.Fatalf("exit %d (stderr %q), want %d", code, stderr.String(), tt.code)
 			}
@@ -77,6 +82,13 @@ func admit(t *testing.T, dir, token string) (int, string) {
 	h := a.Middleware(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		id, _ := identity.FromContext(r.Context())
 		got = id.Subject + "|" + strings.Join(id.Roles, ",")
+		if len(id.Claims) > 0 {
+			var claims []string
+			for _, k := range slices.Sorted(maps.Keys(id.Claims)) {
+				claims = append(claims, k+"="+id.Claims[k])
+			}
+			got += "|" + strings.Join(claims, ",")
+		}
 	}))
 	req := httptest.NewRequest(http.MethodGet, "/v1/orders", nil)
 	req = req.WithContext(policy.NewContext(req.Context(), &policy.Route{}))

@@ -1,7 +1,11 @@
 // Command gateway serves the HTTP/JSON API in front of the gRPC services.
 //
 //	gateway -config gateway.yaml          serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
-//	gateway routes -config gateway.yaml   print the route table and exit
+//	gateway routes -config gateway.yaml   print the route table (each value's layer) and exit
+//	gateway check [-config gateway.yaml] [-against REF]
+//	                                      check the protos' routes and policies (and a config
+//	                                      against them; and what changed for clients since the
+//	                                      git REF): one problem per line, exit status 1 if any
 //	gateway passport-keys new -dir DIR    make a new passport signing key in DIR, print its kid
 //	gateway passport-keys jwks [-out FILE] PATH...
 //	                                      print (or write atomically) the JWKS the services
@@ -19,6 +23,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +31,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,9 +41,9 @@ import (
 	"github.com/acme/shopgate/cmd/internal/gwmain"
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/linebuf"
-	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/server"
+	"github.com/acme/shopgate/gateway/traffic"
 	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -53,19 +59,48 @@ func main() {
 	}
 }
 
+// usage is what -h prints before the serving flags: every subcommand, one line each.
+const usage = `usage:
+  gateway [-config FILE]                 serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
+  gateway routes [-config FILE]          print the route table and exit
+  gateway passport-keys new -dir DIR     make a new passport signing key in DIR, print its kid
+  gateway passport-keys jwks [-out FILE] PATH...
+                                         print (or write) the JWKS of the passport keys in PATH
+Each subcommand takes -h. Flags of serving:
+`
+
 // run is the whole program: it returns when ctx ends (after a graceful shutdown) or on error.
+// A -h (of the command or a subcommand) prints the usage and returns nil.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := serveOrSubcommand(ctx, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the usage is printed
+	}
+	return err
+}
+
+func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "routes" {
 		return runRoutes(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "passport-keys" {
 		return runPassportKeys(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	path := fs.String("config", "gateway.yaml", "path of the YAML configuration")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 { // a mistyped subcommand must not start a server
+		return fmt.Errorf("unknown subcommand %q (gateway -h lists them)", fs.Arg(0))
 	}
 	logs := &lockedWriter{w: stderr} // the logger and the access log write lines to it from many goroutines
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
@@ -90,7 +125,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Name: "gateway_access_log_dropped_total",
 			Help: "Access log lines dropped because stderr fell more than 4 MiB behind.",
 		}, func() float64 { return float64(access.Dropped()) }))
-	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg, Services: shopapi.Services()})
+	api, err := shopapi.OpenAPI()
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg, Services: shopapi.Services(), OpenAPI: api})
 	if err != nil {
 		return err
 	}
@@ -145,14 +184,75 @@ func runRoutes(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return printRoutes(stdout, table.Routes())
+	if err := printRoutes(stdout, table, func(svc string) bool { return len(cfg.Upstreams[svc].Addresses) > 0 }); err != nil {
+		return err
+	}
+	return printPools(stdout, cfg.Upstreams)
 }
 
-func printRoutes(w io.Writer, rs []*policy.Route) error {
+// printPools prints the pools and traffic rules of the upstreams that have named pools, after
+// a blank line; nothing when none has.
+func printPools(w io.Writer, ups map[string]config.Upstream) error {
+	var names []string
+	for name, u := range ups {
+		if len(u.Pools) > 0 {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK\tDELEGATES")
-	for _, r := range rs {
-		p := r.Policy
+	fmt.Fprintln(tw, "\nSERVICE\tPOOL\tADDRESSES")
+	for _, name := range names {
+		u := ups[name]
+		for _, pool := range u.Traffic().PoolNames() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", name, pool, strings.Join(u.Addrs()[pool], ","))
+		}
+	}
+	fmt.Fprintln(tw, "\nSERVICE\tRULE\tMETHODS\tMATCH\tPOOL\tFALLBACK")
+	for _, name := range names {
+		for i, r := range ups[name].Rules {
+			methods, fallback := "*", "-"
+			if len(r.Methods) > 0 {
+				methods = strings.Join(r.Methods, ",")
+			}
+			if r.Fallback != "" {
+				fallback = r.Fallback
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", name, i+1, methods, matchOf(r), r.Pool, fallback)
+		}
+		fmt.Fprintf(tw, "%s\t-\t*\tthe rest\t%s\t-\n", name, traffic.DefaultPool)
+	}
+	return tw.Flush()
+}
+
+// matchOf describes a rule's matcher in one short phrase.
+func matchOf(r traffic.Rule) string {
+	switch {
+	case r.Weight != nil:
+		return fmt.Sprintf("weight %g%% (sticky)", *r.Weight)
+	case r.Header != nil:
+		return fmt.Sprintf("header %s=%s", r.Header.Name, r.Header.Value)
+	case r.Subjects != nil:
+		return "subject " + strings.Join(r.Subjects, ",")
+	case r.Claim != nil:
+		return fmt.Sprintf("claim %s=%s", r.Claim.Name, r.Claim.Value)
+	default:
+		return "cidrs " + strings.Join(r.CIDRs, ",")
+	}
+}
+
+// printRoutes prints one row per route: each policy value followed by the layer it came from
+// ("2s (proto-service)"), and UPSTREAM "none" for a route whose service has no addresses.
+func printRoutes(w io.Writer, table *routes.Table, hasUpstream func(string) bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "METHOD\tPATH\tRPC\tUPSTREAM\tAUTH\tROLES\tRATE LIMIT\tTIMEOUT\tIDEMPOTENT\tFALLBACK\tDELEGATES")
+	entries := table.Entries(hasUpstream)
+	for i, r := range table.Routes() {
+		p, from := r.Policy, entries[i].Policy
+		cell := func(field, v string) string { return v + " (" + string(from[field].From) + ")" }
 		roles := "-"
 		if len(p.Roles) > 0 {
 			roles = strings.Join(p.Roles, ",")
@@ -169,7 +269,13 @@ func printRoutes(w io.Writer, rs []*policy.Route) error {
 		if len(p.Delegates) > 0 {
 			delegates = strings.Join(p.Delegates, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.HTTPMethod, r.Path, r.RPC, p.Auth, roles, limit, p.Timeout, p.Idempotent, fallback, delegates)
+		upstream := "yes"
+		if !entries[i].Upstream {
+			upstream = "none"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.HTTPMethod, r.Path, r.RPC, upstream,
+			cell("auth", p.Auth.String()), cell("roles", roles), cell("rate_limit", limit), cell("timeout", p.Timeout.String()),
+			cell("idempotent", fmt.Sprint(p.Idempotent)), cell("fallback", fallback), cell("delegates", delegates))
 	}
 	return tw.Flush()
 }

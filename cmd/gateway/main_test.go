@@ -22,6 +22,7 @@ import (
 	"github.com/acme/shopgate/gateway/identity"
 	"github.com/acme/shopgate/gateway/passport"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	"github.com/acme/shopgate/internal/shopapi"
 	spassport "github.com/acme/shopgate/services/passport"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -93,13 +94,70 @@ func TestRoutesSubcommand(t *testing.T) {
 		"/shop.payment.v1.PaymentService/RefundPayment",
 		"GET     /v1/storefront/orders/{id}", "/shop.storefront.v1.StorefrontService/GetOrderView",
 		"shop.order.v1.OrderService,shop.inventory.v1.InventoryService,shop.payment.v1.PaymentService",
+		// where each value came from
+		"UPSTREAM", "2s (proto-service)", "20/1m0s burst 5 (yaml-rpc)", "3s (yaml-service)", "none (proto-method)", "required (default)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("routes output lacks %q:\n%s", want, text)
 		}
 	}
-	if n := strings.Count(strings.TrimSpace(text), "\n"); n != 13 { // 11 routes of the domain services, 2 of the storefront
-		t.Errorf("routes output has %d rows, want 13", n)
+	bindings := shopapi.Bindings()
+	if n := strings.Count(strings.TrimSpace(text), "\n"); n != len(bindings) {
+		t.Errorf("routes output has %d rows, want one per google.api.http binding: %d", n, len(bindings))
+	}
+	for _, b := range bindings {
+		if !strings.Contains(text, b.RPC+" ") {
+			t.Errorf("routes output lacks %s", b.RPC)
+		}
+	}
+}
+
+// TestRoutesMarksServicesWithoutUpstream checks that `gateway routes` says UPSTREAM none on the
+// routes of a service the file gives no upstream, and only on those.
+func TestRoutesMarksServicesWithoutUpstream(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, yaml string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	every := "upstreams:\n"
+	for _, name := range shopapi.Names() {
+		every += "  " + name + `: {addresses: ["127.0.0.1:1"]}` + "\n"
+	}
+	inventory := inventoryv1.InventoryService_ServiceDesc.ServiceName
+	tests := []struct {
+		name   string
+		yaml   string
+		served func(service string) bool
+	}{
+		{"every service has an upstream", every, func(string) bool { return true }},
+		{"none has", "{}\n", func(string) bool { return false }},
+		{"only the inventory has", "upstreams: {" + inventory + `: {addresses: ["127.0.0.1:1"]}}` + "\n", func(s string) bool { return s == inventory }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if err := run(context.Background(), []string{"routes", "-config", write(tt.name+".yaml", tt.yaml)}, &out, &errOut); err != nil {
+				t.Fatalf("run: %v (%s)", err, errOut.String())
+			}
+			rows := map[string]string{} // RPC -> its row
+			for _, row := range strings.Split(strings.TrimSpace(out.String()), "\n")[1:] {
+				rows[strings.Fields(row)[2]] = row
+			}
+			for _, b := range shopapi.Bindings() {
+				row, ok := rows[b.RPC]
+				if !ok {
+					t.Fatalf("no row for %s:\n%s", b.RPC, out.String())
+				}
+				service := strings.Split(b.RPC, "/")[1]
+				if marked := strings.Fields(row)[3] == "none"; marked == tt.served(service) {
+					t.Errorf("%s: UPSTREAM none = %t, want %t:\n%s", b.RPC, marked, !tt.served(service), row)
+				}
+			}
+		})
 	}
 }
 
@@ -522,5 +580,36 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("run did not stop")
+	}
+}
+
+// TestRoutesShowsPools: an upstream with pools gets its pools and rules printed after the
+// route table.
+func TestRoutesShowsPools(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	yaml := `upstreams:
+  shop.inventory.v1.InventoryService:
+    addresses: ["127.0.0.1:9103"]
+    pools: {canary: {addresses: ["dns:///inventory-canary:9103"]}}
+    rules:
+      - {pool: canary, header: {name: X-Canary, value: "1"}, fallback: default}
+      - {pool: canary, methods: [GetItem], weight: 10}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"routes", "-config", path}, &out, &errOut); err != nil {
+		t.Fatalf("run: %v (%s)", err, errOut.String())
+	}
+	text := out.String()
+	for _, want := range []string{
+		"SERVICE", "POOL", "ADDRESSES", "MATCH", "FALLBACK",
+		"default  127.0.0.1:9103", "canary   dns:///inventory-canary:9103",
+		"header X-Canary=1", "weight 10% (sticky)", "GetItem", "the rest",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("routes output lacks %q:\n%s", want, text)
+		}
 	}
 }

@@ -16,6 +16,11 @@ func runPassportKeys(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("passport-keys: want new or jwks")
 	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		fmt.Fprintln(stderr, "usage: gateway passport-keys new -dir DIR | gateway passport-keys jwks [-out FILE] PATH...")
+		return flag.ErrHelp
+	}
 	fs := flag.NewFlagSet("gateway passport-keys "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	switch args[0] {

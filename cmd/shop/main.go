@@ -187,8 +187,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	api, err := shopapi.OpenAPI()
+	if err != nil {
+		return err
+	}
 	gw, err := server.New(cfg, server.Options{
 		Services:   shopapi.Services(),
+		OpenAPI:    api,
 		Logger:     logger.With("service", "gateway"),
 		Registerer: reg,
 		Handlers:   map[string]http.Handler{devkey.JWKSPath: key.Handler()},

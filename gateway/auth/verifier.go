@@ -101,7 +101,7 @@ func (v *verifier) verify(ctx context.Context, token string, h header) (identity
 	}
 	// The cache hands the same Roles to every request of the token: clipped, an append by a
 	// later stage copies instead of writing into the shared array.
-	return identity.Identity{Source: v.name, Subject: subject, Roles: slices.Clip(roles), Method: identity.MethodJWT}.WithPassport(), c.ExpiresAt.Time, nil
+	return identity.Identity{Source: v.name, Subject: subject, Roles: slices.Clip(roles), Method: identity.MethodJWT, Claims: c.extra}.WithPassport(), c.ExpiresAt.Time, nil
 }
 
 // tokenClaims are the registered claims plus the roles, read from configurable claim names.
@@ -109,7 +109,11 @@ type tokenClaims struct {
 	jwt.RegisteredClaims
 	rolesClaim, scopeClaim string
 	roles                  []string
+	extra                  map[string]string // identity.Identity.Claims
 }
+
+// registered are the claims identity.Identity.Claims leaves out.
+var registered = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true}
 
 // UnmarshalJSON reads the registered claims, the roles array and the optional scope string.
 func (c *tokenClaims) UnmarshalJSON(data []byte) error {
@@ -131,6 +135,26 @@ func (c *tokenClaims) UnmarshalJSON(data []byte) error {
 			return errBadRoles
 		}
 		c.roles = append(c.roles, strings.Fields(scope)...)
+	}
+	for name, raw := range all {
+		if registered[name] || name == c.rolesClaim || name == c.scopeClaim || len(raw) == 0 {
+			continue
+		}
+		var v string
+		switch raw[0] {
+		case '"':
+			if json.Unmarshal(raw, &v) != nil {
+				continue
+			}
+		case '{', '[', 'n':
+			continue
+		default: // a number, true or false, as written
+			v = string(raw)
+		}
+		if c.extra == nil {
+			c.extra = make(map[string]string, len(all))
+		}
+		c.extra[name] = v
 	}
 	return nil
 }

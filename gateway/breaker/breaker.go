@@ -19,6 +19,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/deadline"
 	"github.com/acme/shopgate/gateway/metrics"
+	conns "github.com/acme/shopgate/gateway/upstream"
 )
 
 // Options carries what the process provides. Zero values are replaced by defaults.
@@ -43,8 +44,12 @@ type Breakers struct {
 type generation struct {
 	cfg Config
 	mu  sync.RWMutex
-	m   map[string]*breaker
+	m   map[key]*breaker
 }
+
+// key names a breaker: the RPC or service (nameOf), and the pool of the connection the call
+// went to ("" for the default pool, gateway/upstream.PoolOf).
+type key struct{ name, pool string }
 
 type breaker struct {
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
@@ -81,7 +86,7 @@ func New(cfg Config, opts Options) (*Breakers, error) {
 			return nil, fmt.Errorf("creating circuit breakers: %w", err)
 		}
 	}
-	b.current.Store(&generation{cfg: cfg, m: make(map[string]*breaker)})
+	b.current.Store(&generation{cfg: cfg, m: make(map[key]*breaker)})
 	return b, nil
 }
 
@@ -99,10 +104,10 @@ func (b *Breakers) Update(cfg Config) error {
 	if old.cfg == cfg {
 		return nil
 	}
-	b.current.Store(&generation{cfg: cfg, m: make(map[string]*breaker)})
+	b.current.Store(&generation{cfg: cfg, m: make(map[key]*breaker)})
 	old.mu.RLock()
-	for name := range old.m {
-		b.state.WithLabelValues(name).Set(0)
+	for _, br := range old.m {
+		b.state.WithLabelValues(br.cb.Name()).Set(0)
 	}
 	old.mu.RUnlock()
 	b.logger.Info("circuit breaker settings updated; breakers restart closed")
@@ -116,8 +121,8 @@ func (b *Breakers) States() map[string]string {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	out := make(map[string]string, len(g.m))
-	for name, br := range g.m {
-		out[name] = br.cb.State().String()
+	for _, br := range g.m {
+		out[br.cb.Name()] = br.cb.State().String()
 	}
 	return out
 }
@@ -135,23 +140,30 @@ func nameOf(method string, perRPC bool) string {
 	return s
 }
 
-// get returns the breaker of method, creating it on first use.
-func (b *Breakers) get(method string) *breaker {
+// get returns the breaker of method on the connection cc, creating it on first use. A call to
+// a named pool (gateway/upstream.PoolOf) has a breaker of its own, named "<rpc or service>@<pool>":
+// a canary that fails opens its circuit, not the stable pool's.
+func (b *Breakers) get(method string, cc *grpc.ClientConn) *breaker {
 	g := b.current.Load()
-	name := nameOf(method, g.cfg.Scope == ScopeRPC)
+	k := key{name: nameOf(method, g.cfg.Scope == ScopeRPC), pool: conns.PoolOf(cc)}
 	g.mu.RLock()
-	br, ok := g.m[name]
+	br, ok := g.m[k]
 	g.mu.RUnlock()
 	if ok {
 		return br
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if br, ok = g.m[name]; ok {
+	if br, ok = g.m[k]; ok {
 		return br
 	}
-	br = b.newBreaker(strings.Clone(name), g.cfg)
-	g.m[br.cb.Name()] = br
+	k = key{name: strings.Clone(k.name), pool: strings.Clone(k.pool)}
+	name := k.name
+	if k.pool != "" {
+		name += "@" + k.pool
+	}
+	br = b.newBreaker(name, g.cfg)
+	g.m[k] = br
 	return br
 }
 
@@ -268,7 +280,7 @@ func (br *breaker) allow() (func(error), error) {
 // counts once).
 func (b *Breakers) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		done, err := b.get(method).allow()
+		done, err := b.get(method, cc).allow()
 		if err != nil {
 			return err
 		}
@@ -305,7 +317,7 @@ var peers = sync.Pool{New: func() any {
 // count.
 func (b *Breakers) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		done, err := b.get(method).allow()
+		done, err := b.get(method, cc).allow()
 		if err != nil {
 			return nil, err
 		}

@@ -35,8 +35,9 @@ const (
 // one breaker per RPC that opens after 5 consecutive failures, stays open 10s and then lets one
 // probe through.
 type Config struct {
-	// Scope is "rpc" (one breaker per RPC) or "service" (one per upstream service).
-	// Default: "rpc".
+	// Scope is "rpc" (one breaker per RPC) or "service" (one per upstream service). Either
+	// way, calls to an upstream's named pool (gateway/traffic) have breakers of their own,
+	// named "<rpc or service>@<pool>". Default: "rpc".
 	Scope string `yaml:"scope" json:"scope"`
 	// ConsecutiveFailures trips the breaker after that many failures in a row. Default: 5.
 	ConsecutiveFailures uint32 `yaml:"consecutive_failures" json:"consecutive_failures"`

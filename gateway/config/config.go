@@ -21,6 +21,7 @@ import (
 	"github.com/acme/shopgate/gateway/retry"
 	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/streamlimit"
+	"github.com/acme/shopgate/gateway/traffic"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -56,8 +57,9 @@ const (
 type Config struct {
 	// Listen is the HTTP listen address. Default: DefaultListen. Not reloadable.
 	Listen string `yaml:"listen"`
-	// Upstreams maps a full gRPC service name ("shop.order.v1.OrderService") to its addresses.
-	// Only services listed here are served. Not reloadable.
+	// Upstreams maps a full gRPC service name ("shop.order.v1.OrderService") to its addresses,
+	// pools and traffic rules. Only services listed here are served. Addresses and pools are
+	// not reloadable; rules are.
 	Upstreams map[string]Upstream `yaml:"upstreams"`
 	// Server holds the HTTP server's timeouts and sizes.
 	Server Server `yaml:"server"`
@@ -100,12 +102,48 @@ type Config struct {
 	// Passport configures the passports the gateway signs for the services (gateway/passport).
 	// Not reloadable: the key folder is watched instead.
 	Passport passport.Config `yaml:"passport"`
+	// Docs is the API reference the gateway serves (GET /openapi.json, GET /docs). Reloadable.
+	Docs Docs `yaml:"docs"`
 }
 
-// Upstream is one gRPC service's backends.
+// Docs configures the API reference (gateway/openapi).
+type Docs struct {
+	// Enabled serves GET /openapi.json and GET /docs; false answers them 404 (a production
+	// gateway that does not publish its API). Default: true.
+	Enabled *bool `yaml:"enabled"`
+}
+
+// On reports whether the reference is served: Enabled, true when unset.
+func (d Docs) On() bool { return d.Enabled == nil || *d.Enabled }
+
+// Upstream is one gRPC service's backends: its default pool (Addresses), optional named pools
+// beside it, and the rules that send requests to them (gateway/traffic).
 type Upstream struct {
-	// Addresses are host:port pairs, balanced round-robin with gRPC health checking. Required.
+	// Addresses are host:port pairs, balanced round-robin with gRPC health checking, or one
+	// "dns:///host:port" name, re-resolved by grpc-go's DNS resolver (a Kubernetes Service
+	// name). They are the pool named "default". Required. Not reloadable.
 	Addresses []string `yaml:"addresses"`
+	// Pools are named pools beside the default one ("canary": {addresses: [...]}), each with
+	// its own connections, outlier ejection and, per RPC, its own circuit breaker. Default:
+	// none. Their addresses are not reloadable.
+	Pools map[string]traffic.Pool `yaml:"pools"`
+	// Rules choose a pool per request, first match wins; the default pool takes the rest.
+	// Default: none. Reloadable (SIGHUP), weights included.
+	Rules []traffic.Rule `yaml:"rules"`
+}
+
+// Traffic returns u's pools and rules as gateway/traffic takes them.
+func (u Upstream) Traffic() traffic.Config { return traffic.Config{Pools: u.Pools, Rules: u.Rules} }
+
+// Addrs returns the addresses of each of u's pools by pool name, the default pool's
+// (Addresses) under traffic.DefaultPool.
+func (u Upstream) Addrs() map[string][]string {
+	out := make(map[string][]string, 1+len(u.Pools))
+	out[traffic.DefaultPool] = u.Addresses
+	for name, p := range u.Pools {
+		out[name] = p.Addresses
+	}
+	return out
 }
 
 // Server holds the HTTP server's settings.

@@ -1,14 +1,17 @@
 package config_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/internal/shopapi"
 )
 
 func TestExampleParses(t *testing.T) {
@@ -16,8 +19,9 @@ func TestExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example.yaml: %v", err)
 	}
-	if got := len(cfg.Upstreams); got != 4 { // order, payment, inventory, storefront
-		t.Errorf("upstreams = %d, want 4", got)
+	// The example gives every service the gateway serves an upstream, and names no other.
+	if got, want := slices.Sorted(maps.Keys(cfg.Upstreams)), shopapi.Names(); !slices.Equal(got, want) {
+		t.Errorf("upstreams = %v, want the registry's services %v", got, want)
 	}
 	o := cfg.Routes["shop.order.v1.OrderService/CreateOrder"]
 	if o.Auth == nil || *o.Auth != "required" || len(o.Roles) != 2 || o.RateLimit == nil || o.RateLimit.Requests != 20 {

@@ -27,6 +27,7 @@
 //	passport      key_dir (the gateway's Ed25519 signing keys; default: a key made in memory),
 //	              ttl 5m, cache_size 10000, key_check_interval 10s: see gateway/passport.
 //	              Not reloadable; the key folder is watched.
+//	docs          enabled true: GET /openapi.json and GET /docs (gateway/openapi); false: 404.
 //
 // Policy precedence, weakest first: built-in safe default (auth required, the default rate
 // limit and timeout, idempotent only for GET) < defaults < the proto's gateway.v1.service_policy

@@ -11,6 +11,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/ipfilter"
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/traffic"
 )
 
 var errEOF = io.EOF
@@ -63,13 +64,11 @@ func (c *Config) validate() error {
 		if !ValidServiceName(name) {
 			errs = append(errs, fmt.Errorf("upstreams: %q is not a full gRPC service name (pkg.Service)", name))
 		}
-		if len(u.Addresses) == 0 {
-			errs = append(errs, fmt.Errorf("upstreams.%s.addresses: at least one address is required", name))
+		for _, err := range joined(traffic.ValidateAddresses(u.Addresses)) {
+			errs = append(errs, fmt.Errorf("upstreams.%s.addresses: %w", name, err))
 		}
-		for _, a := range u.Addresses {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				errs = append(errs, fmt.Errorf("upstreams.%s.addresses: %q is not host:port", name, a))
-			}
+		for _, err := range joined(u.Traffic().Validate()) {
+			errs = append(errs, fmt.Errorf("upstreams.%s.%w", name, err))
 		}
 	}
 	s := c.Server
@@ -157,6 +156,22 @@ func (o RouteOverride) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// joined returns the errors err joins (errors.Join), err alone, or none for nil: one line per
+// problem, each with its own prefix.
+func joined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, joined(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // ValidServiceName reports whether s looks like a full gRPC service name ("pkg.Service").

@@ -25,10 +25,13 @@ type AccessEntry struct {
 	RPC       string
 	RequestID string
 	ClientIP  netip.Addr
+	// Pool is the upstream pool that served the request (State.Pool); the line has a "pool"
+	// field only when it is set (a service with pools).
+	Pool string
 }
 
 // AccessLog writes one JSON-able slog line per request (method, path, status, bytes,
-// duration, rpc, request_id, client_ip) and records the request metrics. logger nil (or not
+// duration, rpc, request_id, client_ip, and pool for a service with pools) and records the request metrics. logger nil (or not
 // enabled at Info, e.g. slog.DiscardHandler): no log line and no formatting cost; m nil: no
 // metrics; clientIP nil: the TCP peer. A request that panics is logged with status 500.
 func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Request) netip.Addr) func(http.Handler) http.Handler {
@@ -38,7 +41,7 @@ func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Requ
 			// A record with no source position: Logger.LogAttrs would walk the stack
 			// (runtime.Callers) on every request for a position nobody reads here.
 			rec := slog.NewRecord(e.Time, slog.LevelInfo, "request", 0)
-			rec.AddAttrs(
+			attrs := [...]slog.Attr{
 				slog.String("method", e.Method),
 				slog.String("path", e.Path),
 				slog.Int("status", e.Status),
@@ -46,7 +49,14 @@ func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Requ
 				slog.Duration("duration", e.Duration),
 				slog.String("rpc", e.RPC),
 				slog.String("request_id", e.RequestID),
-				slog.String("client_ip", e.ClientIP.String()))
+				slog.String("client_ip", e.ClientIP.String()),
+				slog.String("pool", e.Pool),
+			}
+			n := len(attrs)
+			if e.Pool == "" {
+				n-- // no pool field for a service without pools
+			}
+			rec.AddAttrs(attrs[:n]...) // one call: a second one would grow the record's slice
 			_ = logger.Handler().Handle(ctx, rec)
 		}
 	}
@@ -106,7 +116,7 @@ func accessLog(enabled func(context.Context) bool, write func(context.Context, *
 				}
 				if logging {
 					e := AccessEntry{Time: time.Now(), Method: method, Path: path, Status: code, Bytes: s.rec.bytes,
-						Duration: elapsed, RPC: s.RPC, RequestID: s.RequestID, ClientIP: ip}
+						Duration: elapsed, RPC: s.RPC, RequestID: s.RequestID, ClientIP: ip, Pool: s.Pool}
 					write(r.Context(), &e)
 				}
 			}()
@@ -139,6 +149,11 @@ func AppendAccessJSON(b []byte, e *AccessEntry) []byte {
 		b = e.ClientIP.AppendTo(b)
 	} else {
 		b = append(b, "invalid IP"...) // netip.Addr{}.String(), as the slog line has it
+	}
+	if e.Pool != "" {
+		b = append(b, `","pool":`...)
+		b = appendJSONString(b, e.Pool)
+		return append(b, "}\n"...)
 	}
 	return append(b, "\"}\n"...)
 }

@@ -31,6 +31,12 @@ type State struct {
 	Route *policy.Route
 	// Data is a free slot for the factory's own per-request data.
 	Data any
+	// Pool is the upstream pool the request's calls go to (gateway/traffic), set by the pool
+	// stage for a service with pools, and changed to PoolFallback when the call falls back;
+	// the access log shows it. Empty: the service has no pools.
+	Pool string
+	// PoolFallback is where the calls go while Pool has no ready instance; empty: nowhere.
+	PoolFallback string
 
 	identity    identity.Identity // the verified caller (WithIdentity); valid when hasIdentity
 	hasIdentity bool

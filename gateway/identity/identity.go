@@ -32,6 +32,11 @@ type Identity struct {
 	Roles []string
 	// Method is how the caller authenticated; empty for an anonymous caller.
 	Method Method
+	// Claims are the top-level claims of the caller's verified token other than the registered
+	// ones (iss, sub, aud, exp, nbf, iat, jti) and the roles: a string's value, or a number's
+	// or boolean's JSON text. Objects, arrays and null are left out. Nil for an API key. They
+	// choose a traffic pool (gateway/traffic) and are not part of the passport (Key).
+	Claims map[string]string
 
 	key string // the rendered Key (WithPassport)
 }

@@ -29,6 +29,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	pools    *prometheus.CounterVec
 
 	// series caches each RPC's children of the vectors (copy on write): WithLabelValues hashes
 	// and validates its label values and takes the vector's lock on every call, which Done
@@ -66,15 +67,25 @@ func New(cfg Config, reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: cfg.Namespace, Name: "http_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
+		pools: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: cfg.Namespace, Name: "upstream_pool_requests_total",
+			Help: "Upstream calls by service and the pool they were sent to (services with named pools only; a fallback counts where it went).",
+		}, []string{"service", "pool"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.latency, m.inFlight} {
+		for _, c := range []prometheus.Collector{m.requests, m.latency, m.inFlight, m.pools} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering gateway metrics: %w", err)
 			}
 		}
 	}
 	return m, nil
+}
+
+// PoolCounter returns the counter of calls to a service's pool
+// (gateway_upstream_pool_requests_total): resolve it once, increment it per call.
+func (m *Metrics) PoolCounter(service, pool string) prometheus.Counter {
+	return m.pools.WithLabelValues(service, pool)
 }
 
 // Start counts a request in flight; call Done when it ends.

@@ -25,7 +25,7 @@ import (
 // not among services, an invalid proto policy or two services binding the same method and path
 // are errors, all reported at once.
 func Build(cfg *config.Config, services []protoreflect.ServiceDescriptor) (*Table, error) {
-	t := &Table{byKey: map[string]*policy.Route{}, def: defaultRoute(cfg)}
+	t := &Table{byKey: map[string]*policy.Route{}, def: defaultRoute(cfg), prov: map[*policy.Route]Provenance{}}
 	known := map[string]bool{}
 	var errs []error
 	for _, sd := range services {
@@ -51,7 +51,8 @@ func Build(cfg *config.Config, services []protoreflect.ServiceDescriptor) (*Tabl
 					Service:         svc,
 					ServerStreaming: md.IsStreamingServer(),
 				}
-				if err := resolve(r, cfg, svcPolicy, methodPolicy); err != nil {
+				prov, err := resolve(r, cfg, svcPolicy, methodPolicy)
+				if err != nil {
 					errs = append(errs, fmt.Errorf("route %s: %w", describe(r), err))
 					continue
 				}
@@ -61,6 +62,7 @@ func Build(cfg *config.Config, services []protoreflect.ServiceDescriptor) (*Tabl
 					continue
 				}
 				t.byKey[key] = r
+				t.prov[r] = prov
 				t.routes = append(t.routes, r)
 				t.match = append(t.match, newMatcher(r.HTTPMethod, r.Path))
 			}
@@ -105,28 +107,41 @@ func bindings(rule *annotations.HttpRule) []binding {
 	return out
 }
 
-// resolve applies the layers to r, weakest first.
-func resolve(r *policy.Route, cfg *config.Config, svcPolicy, methodPolicy *gatewayv1.Policy) error {
+// resolve applies the layers to r, weakest first, and returns which layer set each field.
+func resolve(r *policy.Route, cfg *config.Config, svcPolicy, methodPolicy *gatewayv1.Policy) (Provenance, error) {
 	// 1+2. built-in safe default, then the YAML defaults (already defaulted by config).
 	r.Policy = defaultRoute(cfg).Policy
 	r.Policy.Idempotent = r.HTTPMethod == http.MethodGet
+	prov := defaultProvenance()
 	// 3. proto service policy.
 	if err := applyProto(&r.Policy, svcPolicy); err != nil {
-		return fmt.Errorf("gateway.v1.service_policy: %w", err)
+		return nil, fmt.Errorf("gateway.v1.service_policy: %w", err)
 	}
+	prov.setProto(svcPolicy, LayerProtoService)
 	// 4. proto method policy.
 	if err := applyProto(&r.Policy, methodPolicy); err != nil {
-		return fmt.Errorf("gateway.v1.policy: %w", err)
+		return nil, fmt.Errorf("gateway.v1.policy: %w", err)
 	}
+	prov.setProto(methodPolicy, LayerProtoMethod)
 	// 5. YAML service override.
 	if o, ok := cfg.Routes[r.Service]; ok {
 		applyOverride(&r.Policy, o)
+		prov.setOverride(o, LayerYAMLService)
 	}
 	// 6. YAML RPC override.
 	if o, ok := cfg.Routes[strings.TrimPrefix(r.RPC, "/")]; ok {
 		applyOverride(&r.Policy, o)
+		prov.setOverride(o, LayerYAMLRPC)
 	}
-	return nil
+	return prov, nil
+}
+
+// ValidateProtoPolicy checks a gateway.v1.policy or service_policy option the way Build does
+// (durations, rate limit, fallback, the form of delegates), reporting every problem at once,
+// so that `gateway check` refuses what start-up would.
+func ValidateProtoPolicy(pp *gatewayv1.Policy) error {
+	var p policy.Policy
+	return applyProto(&p, pp)
 }
 
 // applyProto applies a proto policy option; it is where such an option is validated (every

@@ -5,7 +5,9 @@
 // Precedence, from weakest to strongest: the built-in safe default (auth required, the default
 // rate limit, the default timeout, idempotent only for GET) < the YAML `defaults` < the proto
 // gateway.v1.service_policy < the proto gateway.v1.policy of the method < the YAML override of
-// the service < the YAML override of the RPC.
+// the service < the YAML override of the RPC. Table.Provenance says, per policy field, which of
+// these layers set it (Layer); Entries and Handler list the table with it, for `gateway routes`
+// and GET /admin/routes.
 //
 // At request time the table is looked up by Key(method, pattern), where pattern is the string
 // grpc-gateway's runtime.HTTPPattern(ctx).String() renders ("/v1/orders/{id=*}:cancel" for the
@@ -27,6 +29,7 @@ type Table struct {
 	byKey  map[string]*policy.Route
 	def    *policy.Route
 	match  []matcher
+	prov   map[*policy.Route]Provenance
 }
 
 // Key is the lookup key of a binding: the HTTP method, a space and the normalized pattern.
@@ -133,7 +136,7 @@ func newMatcher(method, tpl string) matcher {
 		tpl = tpl[:i]
 	}
 	var segs []string
-	for _, s := range splitTemplate(strings.TrimPrefix(tpl, "/")) {
+	for _, s := range SplitTemplate(strings.TrimPrefix(tpl, "/")) {
 		if strings.HasPrefix(s, "{") {
 			v := strings.Trim(s, "{}")
 			inner := "*"
@@ -149,8 +152,9 @@ func newMatcher(method, tpl string) matcher {
 	return m
 }
 
-// splitTemplate splits on '/' outside braces.
-func splitTemplate(s string) []string {
+// SplitTemplate splits a path template's segments on '/' outside braces, so that a variable's
+// own pattern ("{name=shelves/*}") stays one segment.
+func SplitTemplate(s string) []string {
 	var out []string
 	depth, start := 0, 0
 	for i := 0; i < len(s); i++ {

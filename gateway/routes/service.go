@@ -11,7 +11,8 @@ import (
 // Service is one gRPC service a gateway can serve: its descriptor, whose google.api.http
 // bindings and gateway.v1 options become routes (Build), and its generated grpc-gateway
 // registration. The gateway library names no service; the binaries hand it a list
-// (internal/shopapi for the shop).
+// (internal/shopapi for the shop, converted from the generated gen/registry.Service, which has
+// the same fields: keep them so).
 type Service struct {
 	// Desc is the service's descriptor. Required.
 	Desc protoreflect.ServiceDescriptor

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
@@ -44,10 +45,30 @@ func BenchmarkGatewayAPIKey(b *testing.B) {
 	benchGet(b, h, http.Header{"X-Api-Key": {adminKey}})
 }
 
+// BenchmarkGatewayPooled is BenchmarkGatewayAPIKey with the inventory service's calls going
+// through a pool stage and router: a canary pool and a header rule and a 30% weight rule,
+// neither matching this caller (the choice is made, the call goes to the default pool).
+func BenchmarkGatewayPooled(b *testing.B) {
+	h := benchGatewayYAML(b, func(addr string) string {
+		return strings.Replace(baseYAML(addr, benchYAML), `  shop.inventory.v1.InventoryService: {addresses: ["`+addr+`"]}`,
+			`  shop.inventory.v1.InventoryService:
+    addresses: ["`+addr+`"]
+    pools: {canary: {addresses: ["`+addr+`"]}}
+    rules:
+      - {pool: canary, header: {name: X-Canary, value: "1"}}
+      - {pool: canary, weight: 30}`, 1)
+	})
+	benchGet(b, h, http.Header{"X-Api-Key": {adminKey}})
+}
+
 func benchGateway(b *testing.B) http.Handler {
+	return benchGatewayYAML(b, func(addr string) string { return baseYAML(addr, benchYAML) })
+}
+
+func benchGatewayYAML(b *testing.B, yaml func(addr string) string) http.Handler {
 	b.Helper()
 	be := startBackend(b)
-	srv, err := New(parse(b, baseYAML(be.addr, benchYAML)), Options{Logger: discardLogger(), Services: shopapi.Services()})
+	srv, err := New(parse(b, yaml(be.addr)), Options{Logger: discardLogger(), Services: shopapi.Services()})
 	if err != nil {
 		b.Fatal(err)
 	}

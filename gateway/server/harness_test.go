@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,14 +205,14 @@ func deadAddr(t *testing.T) string {
 
 // baseYAML configures every service on addr, API keys for a customer and an admin, and extra.
 func baseYAML(addr string, extra string) string {
+	var upstreams strings.Builder
+	for _, name := range shopapi.Names() { // every service the registry lists
+		upstreams.WriteString("  " + name + `: {addresses: ["` + addr + `"]}` + "\n")
+	}
 	return `
 listen: 127.0.0.1:0
 upstreams:
-  shop.order.v1.OrderService: {addresses: ["` + addr + `"]}
-  shop.inventory.v1.InventoryService: {addresses: ["` + addr + `"]}
-  shop.payment.v1.PaymentService: {addresses: ["` + addr + `"]}
-  shop.storefront.v1.StorefrontService: {addresses: ["` + addr + `"]}
-auth:
+` + upstreams.String() + `auth:
   api_keys:
     - {sha256: "` + sha(customerKey) + `", subject: alice, roles: [customer]}
     - {sha256: "` + sha(adminKey) + `", subject: root, roles: [admin]}

@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/acme/shopgate/gateway/httperror"
+	"github.com/acme/shopgate/gateway/openapi"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // The paths the gateway answers itself, before any route.
@@ -41,6 +45,11 @@ type Readiness struct {
 	// Instances maps each upstream service to its instance counts: ready (READY and not
 	// ejected: taking calls), ejected, total.
 	Instances map[string]upstream.Instances `json:"instances"`
+	// Pools maps each upstream with named pools to the instance counts of each of its pools
+	// ("default" included). A named pool without ready instances does not make the gateway
+	// unready: its calls fail (or fall back), the others' are served. Left out when no upstream
+	// has pools.
+	Pools map[string]map[string]upstream.Instances `json:"pools,omitempty"`
 	// Limiter is "ok" while the rate limiter can decide, "unavailable" while it refuses every
 	// limited request (Redis failing closed, Redis away).
 	Limiter string `json:"limiter"`
@@ -58,6 +67,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if snap := s.acquire(); snap != nil {
 		set := snap.conns.set
 		rd.Upstreams, rd.Instances = set.States(), set.Instances()
+		if pools := set.PoolInstances(); len(pools) > 0 {
+			rd.Pools = pools
+		}
 		limiterServes := snap.limiter.Serving(r.Context()) // at most one Redis PING, bounded by its timeout
 		if limiterServes {
 			rd.Limiter = limiterOK
@@ -79,4 +91,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func promHandler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
+
+// serveReference answers the API reference (gateway/openapi) of the current snapshot: 404 when
+// the configuration turns it off (docs.enabled: false).
+func (s *Server) serveReference(w http.ResponseWriter, r *http.Request) {
+	snap := s.acquire()
+	if snap == nil {
+		httperror.Write(w, status.New(codes.Unavailable, "shutting down"))
+		return
+	}
+	defer snap.release()
+	switch {
+	case snap.docs == nil:
+		httperror.Write(w, status.New(codes.NotFound, "not found"))
+	case r.URL.Path == openapi.PathDocument:
+		snap.docs.ServeHTTP(w, r)
+	default:
+		openapi.ServeUI(w, r)
+	}
 }

@@ -32,10 +32,13 @@ import (
 //     the rate limit, keyed by the verified caller, then the cache (a hit is authorized, costs
 //     quota like any answer, and is keyed by the verified caller), then the cap on a caller's
 //     open streams (a start the rate limit refused never holds a place; the place is held
-//     until the handler returns, so the stage must wrap the handler). The sse stage sits last,
-//     next to the handler whose writes it frames, below stream-write so that its heartbeats
-//     move the same write deadline as the events. Nothing reads the body before the handler,
-//     so a request refused by a stage is refused before its body is read or decoded.
+//     until the handler returns, so the stage must wrap the handler). Then the pool stage
+//     chooses the upstream pool of a service with pools: after auth, since a rule may read the
+//     verified caller, and before forwarding, which drops the headers a rule may read
+//     (X-Forwarded-For behind trusted proxies). The sse stage sits last, next to the handler
+//     whose writes it frames, below stream-write so that its heartbeats move the same write
+//     deadline as the events. Nothing reads the body before the handler, so a request refused
+//     by a stage is refused before its body is read or decoded.
 //   - On the upstream call: the passport, then the deadline stage above the breaker, so that
 //     the breaker knows whose deadline bounded a call that timed out (deadline.ClientBound) and
 //     counts only the route's; the breaker above grpc-go's own stages, so a call counts once
@@ -81,6 +84,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "GET: ETag, 304 on If-None-Match, Cache-Control; the route's response cache; writes invalidate"},
 		pipeline.Stage{Name: "stream-limit", Layer: pipeline.Route, HTTP: snap.streams.Middleware,
 			Doc: "a caller holding streams.max_per_caller (10) open server streams: 429 with Retry-After"},
+		pipeline.Stage{Name: "pool", Layer: pipeline.Route, HTTP: poolStage(snap),
+			Doc: "a service with pools: the first of its rules that matches picks the pool (gateway/traffic)"},
 		pipeline.Stage{Name: "forwarding", Layer: pipeline.Route, HTTP: forwarding,
 			Doc: "a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream"},
 		pipeline.Stage{Name: "stream-write", Layer: pipeline.Route, HTTP: deadline.StreamWriteDeadline(writeTimeout),
@@ -94,7 +99,7 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 		pipeline.Stage{Name: "deadline", Layer: pipeline.Client, Unary: deadline.Unary, Stream: deadline.Stream,
 			Doc: "whose deadline binds: the route's timeout, or the client's shorter Grpc-Timeout"},
 		pipeline.Stage{Name: "breaker", Layer: pipeline.Client, Unary: s.breakers.UnaryClientInterceptor(), Stream: s.breakers.StreamClientInterceptor(),
-			Doc: "per RPC (breaker.scope): 503 at once while open; counts upstream failures only"},
+			Doc: "per RPC and pool (breaker.scope): 503 at once while open; counts upstream failures only"},
 		pipeline.Stage{Name: "early-refusal", Layer: pipeline.Client, Stream: refuseEarly,
 			Doc: "a stream refused before its first message answers with its status, not a 200"},
 		pipeline.Stage{Name: "timeout", Layer: pipeline.Transport, MethodConfigs: timeouts,
@@ -129,13 +134,17 @@ func (s *Server) assemble(snap *snapshot) error {
 	if err := s.registerUpstreams(snap.mux, snap.conns.set); err != nil {
 		return err
 	}
-	admin := s.adminStage(snap, snap.abuse.AdminHandler())
+	admin := s.adminStage(snap, adminRoute, snap.abuse.AdminHandler())
+	routeList := s.adminStage(snap, adminRoutesRoute, snap.table.Handler(func(svc string) bool { return len(s.addrs[svc]) > 0 }))
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == PathAbuseBlocks {
+		switch r.URL.Path {
+		case PathAbuseBlocks:
 			admin.ServeHTTP(w, r)
-			return
+		case PathRoutes:
+			routeList.ServeHTTP(w, r)
+		default:
+			snap.mux.ServeHTTP(w, r)
 		}
-		snap.mux.ServeHTTP(w, r)
 	})
 	snap.handler = snap.pipeline.HTTP(pipeline.Edge, inner, s.trace)
 	return nil
@@ -145,20 +154,29 @@ func (s *Server) assemble(snap *snapshot) error {
 // ?addr=): an admin's credential is required.
 const PathAbuseBlocks = "/admin/abuse/blocks"
 
+// PathRoutes serves the running route table as JSON (GET): each route's method, template, RPC,
+// whether its service has upstream addresses, and each resolved policy value with the layer
+// it came from (routes.Entry). An admin's credential is required, as on PathAbuseBlocks; it is
+// served on the main listener (there is no admin_listen option yet).
+const PathRoutes = "/admin/routes"
+
 // adminRoute is the policy of the gateway's own admin endpoints: an authenticated admin.
 var adminRoute = &policy.Route{RPC: "/gateway.admin/Abuse", Path: PathAbuseBlocks, Policy: policy.Policy{
 	Auth: policy.AuthRequired, Roles: []string{"admin"},
 }}
 
+// adminRoutesRoute is adminRoute's policy for PathRoutes, under its own name in the logs.
+var adminRoutesRoute = &policy.Route{RPC: "/gateway.admin/Routes", Path: PathRoutes, Policy: adminRoute.Policy}
+
 // adminStage runs h behind the edge stages (the caller wraps them) and the auth stage, under
-// adminRoute.
-func (s *Server) adminStage(snap *snapshot, h http.Handler) http.Handler {
+// route (adminRoute or adminRoutesRoute).
+func (s *Server) adminStage(snap *snapshot, route *policy.Route, h http.Handler) http.Handler {
 	authed := snap.auth.Middleware(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, w, r := edge.Ensure(w, r)
-		st.RPC, st.Route = adminRoute.RPC, adminRoute
-		if policy.FromContext(r.Context()) != adminRoute {
-			r = r.WithContext(policy.NewContext(r.Context(), adminRoute))
+		st.RPC, st.Route = route.RPC, route
+		if policy.FromContext(r.Context()) != route {
+			r = r.WithContext(policy.NewContext(r.Context(), route))
 		}
 		authed.ServeHTTP(w, r)
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/acme/shopgate/gateway/edge"
 	"github.com/acme/shopgate/gateway/httperror"
 	"github.com/acme/shopgate/gateway/metrics"
+	"github.com/acme/shopgate/gateway/openapi"
 	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/routes"
@@ -58,6 +59,10 @@ type Options struct {
 	Services []routes.Service
 	// DialOptions are added to every upstream connection (tests add a bufconn dialer).
 	DialOptions []grpc.DialOption
+	// OpenAPI titles and describes the API reference (GET /openapi.json, GET /docs): its title
+	// and the protos' comments (openapi.ParseComments). The gateway adds the rest from each
+	// configuration snapshot (routes, policy, API keys). Default: the zero value (openapi.Options).
+	OpenAPI openapi.Options
 	// Handlers are served at their exact path, before any route and outside the policy
 	// stages, like /healthz (the dev stack serves its JWKS this way). A path that a route or
 	// a built-in endpoint also serves is refused by New. Default: none.
@@ -82,13 +87,15 @@ type Server struct {
 	breakers  *breaker.Breakers
 	passport  *passport.Signer // the passport stage; its keys are watched, not reloaded
 	services  registry
-	addrs     map[string][]string // upstream addresses by service, fixed at start
-	dial      upstream.Options    // what every upstream dial shares; retries are added per snapshot
+	addrs     map[string]map[string][]string // upstream addresses by service and pool, fixed at start
+	dial      upstream.Options               // what every upstream dial shares; retries are added per snapshot
 	httpSrv   *http.Server
 	connLimit *connlimit.Limiter      // server.max_connections over every listener Serve is given
 	ambiguous prometheus.Counter      // requests refused for both Content-Length and Transfer-Encoding
 	builtin   http.Handler            // health and metrics endpoints, with a request id
 	extra     map[string]http.Handler // Options.Handlers, with a request id
+	openapi   openapi.Options         // Options.OpenAPI
+	reference http.Handler            // GET /openapi.json and /docs, with a request id
 
 	cur      atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
@@ -107,7 +114,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("creating gateway: nil config")
 	}
-	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, sseTicker: opts.sseTicker, cacheNow: opts.cacheNow}
+	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, openapi: opts.OpenAPI, sseTicker: opts.sseTicker, cacheNow: opts.cacheNow}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -144,9 +151,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.passport, err = passport.New(cfg.Passport, passport.Options{Logger: s.logger}); err != nil {
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
-	s.addrs = make(map[string][]string, len(cfg.Upstreams))
+	s.addrs = make(map[string]map[string][]string, len(cfg.Upstreams))
 	for name, u := range cfg.Upstreams {
-		s.addrs[name] = u.Addresses
+		s.addrs[name] = u.Addrs()
 	}
 	s.dial = upstream.Options{DialOptions: opts.DialOptions} // each snapshot's pipeline adds its client and transport stages
 	snap, err := s.newSnapshot(cfg)                          // the route table, the stages, the pipeline, the connections
@@ -181,6 +188,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			metricsH.ServeHTTP(w, r)
 		}
 	})))
+	s.reference = edge.Recover(s.logger)(edge.RequestID(http.HandlerFunc(s.serveReference)))
 	srv := cfg.Server
 	s.httpSrv = &http.Server{
 		Addr:              cfg.Listen,
@@ -209,7 +217,7 @@ func (s *Server) wrapHandlers(hs map[string]http.Handler) (map[string]http.Handl
 		switch {
 		case !strings.HasPrefix(path, "/") || h == nil:
 			return nil, fmt.Errorf("handler %q: want an absolute path and a handler", path)
-		case path == PathHealthz || path == PathReadyz || path == PathMetrics:
+		case path == PathHealthz || path == PathReadyz || path == PathMetrics || openapi.IsPath(path):
 			return nil, fmt.Errorf("handler %q: a built-in endpoint of the gateway", path)
 		case len(table.Allowed(path)) > 0:
 			return nil, fmt.Errorf("handler %q: the path of a route", path)
@@ -257,6 +265,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.builtin.ServeHTTP(w, r) // not logged nor counted: probes and scrapes would drown the rest
+		return
+	case openapi.PathDocument, openapi.PathUI, openapi.PathUIInit, openapi.PathUIBundle, openapi.PathUICSS:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			edge.RequestID(methodNotAllowedHandler).ServeHTTP(w, r)
+			return
+		}
+		s.reference.ServeHTTP(w, r) // public, like the health endpoints
 		return
 	}
 	if h, ok := s.extra[r.URL.Path]; ok {
@@ -315,14 +330,16 @@ func (s *Server) Close() error {
 }
 
 // Reload builds a new snapshot from cfg (route table, auth, rate limit, IP rules, CORS, client
-// IP, body limit, route timeouts and retry policies, and the pipeline over them) with the same
-// factory as New and swaps it in atomically; requests in flight finish on the old one, which is
-// closed once they are done. Route timeouts and retry policies are the upstream connections'
-// service config: when they change (a route's timeout or idempotent flag, the retry section),
-// the new snapshot dials new upstream connections and waits (up to reloadReadyTimeout) until
-// those the old ones had READY are READY too; otherwise it shares the old connections. Breaker settings are applied through Breakers.Update. The
-// listen address, the upstreams and the server section (HTTP timeouts and sizes) cannot be
-// reloaded: a cfg that changes them is refused. On any error nothing changes.
+// IP, body limit, route timeouts and retry policies, traffic rules and weights, and the
+// pipeline over them) with the same factory as New and swaps it in atomically; requests in
+// flight finish on the old one, which is closed once they are done. Route timeouts and retry
+// policies are the upstream connections' service config: when they change (a route's timeout
+// or idempotent flag, the retry section), the new snapshot dials new upstream connections and
+// waits (up to reloadReadyTimeout) until those the old ones had READY are READY too; otherwise
+// it shares the old connections. Breaker settings are applied through Breakers.Update. The
+// listen address, the upstreams' addresses and pools, and the server section (HTTP timeouts
+// and sizes) cannot be reloaded: a cfg that changes them is refused. On any error nothing
+// changes.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -332,8 +349,8 @@ func (s *Server) Reload(cfg *config.Config) error {
 	if cfg.Listen != s.static.Listen {
 		return fmt.Errorf("reloading: listen changed from %q to %q: restart the gateway to change it", s.static.Listen, cfg.Listen)
 	}
-	if !reflect.DeepEqual(cfg.Upstreams, s.static.Upstreams) {
-		return errors.New("reloading: upstreams changed: restart the gateway to change them")
+	if !sameAddresses(cfg.Upstreams, s.static.Upstreams) {
+		return errors.New("reloading: upstreams changed (addresses or pools): restart the gateway to change them; their rules reload")
 	}
 	if cfg.Server != s.static.Server {
 		return errors.New("reloading: server settings changed: restart the gateway to change them")
@@ -361,6 +378,21 @@ func (s *Server) Reload(cfg *config.Config) error {
 	old := s.cur.Swap(snap)
 	old.release()
 	return nil
+}
+
+// sameAddresses reports whether a and b name the same upstreams with the same pools and
+// addresses: what a reload cannot change. Their traffic rules may differ.
+func sameAddresses(a, b map[string]config.Upstream) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, u := range a {
+		v, ok := b[name]
+		if !ok || !reflect.DeepEqual(u.Addrs(), v.Addrs()) {
+			return false
+		}
+	}
+	return true
 }
 
 // reloadReadyTimeout bounds how long Reload waits for the connections of new retry policies.

@@ -16,14 +16,18 @@ import (
 	"github.com/acme/shopgate/gateway/cors"
 	"github.com/acme/shopgate/gateway/httpcache"
 	"github.com/acme/shopgate/gateway/ipfilter"
+	"github.com/acme/shopgate/gateway/openapi"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/streamlimit"
+	"github.com/acme/shopgate/gateway/traffic"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // snapshot is everything a reload replaces: the route table, the policy stages built from the
@@ -33,6 +37,7 @@ import (
 type snapshot struct {
 	cfg      *config.Config
 	table    *routes.Table
+	docs     *openapi.Document // the API reference of table's served routes; nil when docs are off
 	clientIP *clientip.Resolver
 	auth     *auth.Authenticator
 	limiter  *ratelimit.Limiter
@@ -43,11 +48,14 @@ type snapshot struct {
 	cors     *cors.CORS
 	abuse    *abuse.Detector
 	retry    *retry.Stage
-	pipeline pipeline.Pipeline // the stages, in order (declare)
-	conns    *sharedConns      // the upstream connections, with this pipeline's client stages
-	mux      *runtime.ServeMux
-	handler  http.Handler // the whole stack, edge first
-	logger   *slog.Logger
+	// selectors choose the pool of each upstream with named pools (gateway/traffic); a
+	// service missing here has only its default pool.
+	selectors map[string]*traffic.Selector
+	pipeline  pipeline.Pipeline // the stages, in order (declare)
+	conns     *sharedConns      // the upstream connections, with this pipeline's client stages
+	mux       *runtime.ServeMux
+	handler   http.Handler // the whole stack, edge first
+	logger    *slog.Logger
 
 	refs    atomic.Int64
 	onClose []func() error
@@ -66,6 +74,9 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	}()
 	if snap.table, err = routes.Build(cfg, s.services.descriptors()); err != nil {
 		return nil, fmt.Errorf("building routes: %w", err)
+	}
+	if snap.docs, err = s.buildReference(cfg, snap.table); err != nil {
+		return nil, err
 	}
 	if snap.clientIP, err = clientip.New(cfg.ClientIP); err != nil {
 		return nil, err
@@ -113,6 +124,9 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	if snap.retry, err = retry.New(cfg.Retry); err != nil {
 		return nil, err
 	}
+	if snap.selectors, err = s.selectors(cfg); err != nil {
+		return nil, err
+	}
 	if snap.pipeline, err = s.declare(snap); err != nil {
 		return nil, err
 	}
@@ -124,6 +138,27 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 		return nil, err
 	}
 	return snap, nil
+}
+
+// buildReference builds the API reference of table's routes whose service has an upstream (what the
+// gateway serves), under cfg's API keys; nil when cfg turns the reference off.
+func (s *Server) buildReference(cfg *config.Config, table *routes.Table) (*openapi.Document, error) {
+	if !cfg.Docs.On() {
+		return nil, nil
+	}
+	var served []protoreflect.ServiceDescriptor
+	for _, sd := range s.services.descriptors() {
+		if _, ok := s.addrs[string(sd.FullName())]; ok {
+			served = append(served, sd)
+		}
+	}
+	opts := s.openapi
+	opts.APIKeys = len(cfg.Auth.APIKeys) > 0
+	doc, err := openapi.Build(table, served, opts)
+	if err != nil {
+		return nil, fmt.Errorf("building the API reference: %w", err)
+	}
+	return doc, nil
 }
 
 // abuseConfig is cfg's abuse section with its backend following the rate limiter's: a gateway
@@ -174,7 +209,7 @@ func (s *Server) connsFor(p pipeline.Pipeline) (*sharedConns, error) {
 		prev.conns.refs.Add(1)
 		return prev.conns, nil
 	}
-	set, err := upstream.Dial(s.addrs, opts)
+	set, err := upstream.DialPools(s.addrs, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -183,10 +218,15 @@ func (s *Server) connsFor(p pipeline.Pipeline) (*sharedConns, error) {
 	return c, nil
 }
 
-// registerUpstreams registers the generated handlers of every configured upstream on mux.
+// registerUpstreams registers the generated handlers of every configured upstream on mux: over
+// the service's connections, or for a service with named pools over a poolRouter.
 func (s *Server) registerUpstreams(mux *runtime.ServeMux, set *upstream.Set) error {
 	for _, name := range set.Names() {
-		if err := s.services[name].Register(context.Background(), mux, set.Conn(name)); err != nil {
+		var cc grpc.ClientConnInterface = set.Conn(name)
+		if set.HasPools(name) {
+			cc = s.newPoolRouter(set, name, s.static.Upstreams[name].Traffic().PoolNames())
+		}
+		if err := s.services[name].Register(context.Background(), mux, cc); err != nil {
 			return fmt.Errorf("registering %s: %w", name, err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -109,7 +111,8 @@ func (o Options) windows() (stream, conn int32) {
 
 // Set is the gateway's upstream connections, by full service name.
 type Set struct {
-	conns map[string]*Conn
+	conns map[string]*Conn            // the default pool of each service
+	pools map[string]map[string]*Conn // the named pools, by service and pool name
 	names []string
 
 	closeOnce sync.Once
@@ -176,40 +179,87 @@ func (c *Conn) close() error {
 	return errors.Join(c.unary.Close(), c.stream.Close())
 }
 
+// DefaultPool is the name of a service's own addresses among its pools (DialPools).
+const DefaultPool = "default"
+
+// poolSep separates the service from a named pool in a connection's target
+// ("upstream:///shop.inventory.v1.inventoryservice@canary"); PoolOf reads it.
+const poolSep = "@"
+
 // Dial creates the connections of every upstream (addresses by service name: Conn) and starts
-// connecting them. It does not wait for them to be READY: see Ready.
+// connecting them. It does not wait for them to be READY: see Ready. It is DialPools with the
+// default pool only.
 func Dial(upstreams map[string][]string, opts Options) (*Set, error) {
-	s := &Set{conns: make(map[string]*Conn, len(upstreams))}
+	pools := make(map[string]map[string][]string, len(upstreams))
+	for name, addrs := range upstreams {
+		pools[name] = map[string][]string{DefaultPool: addrs}
+	}
+	return DialPools(pools, opts)
+}
+
+// DialPools creates the connections of every pool of every upstream (addresses by pool name, by
+// service name): a Conn per pool, each with its own instances, health checks and outlier
+// ejection. An address list is host:port pairs or one "dns:///host:port" name, re-resolved.
+// Every service needs its DefaultPool; Set.Conn returns it, Set.Pool any pool.
+func DialPools(upstreams map[string]map[string][]string, opts Options) (*Set, error) {
+	s := &Set{conns: make(map[string]*Conn, len(upstreams)), pools: map[string]map[string]*Conn{}}
 	for name := range upstreams {
 		s.names = append(s.names, name)
 	}
 	sort.Strings(s.names)
 	for _, name := range s.names {
-		c, err := dialConn(name, upstreams[name], opts)
-		if err != nil {
+		if _, ok := upstreams[name][DefaultPool]; !ok {
 			_ = s.Close()
-			return nil, fmt.Errorf("dialing upstream %s: %w", name, err)
+			return nil, fmt.Errorf("dialing upstream %s: no %s pool", name, DefaultPool)
 		}
-		s.conns[name] = c
+		for _, pn := range slices.Sorted(maps.Keys(upstreams[name])) {
+			c, err := dialConn(name, pn, upstreams[name][pn], opts)
+			if err != nil {
+				_ = s.Close()
+				return nil, fmt.Errorf("dialing upstream %s (pool %s): %w", name, pn, err)
+			}
+			if pn == DefaultPool {
+				s.conns[name] = c
+				continue
+			}
+			if s.pools[name] == nil {
+				s.pools[name] = map[string]*Conn{}
+			}
+			s.pools[name][pn] = c
+		}
 	}
 	return s, nil
 }
 
-// dialConn dials a service's two connections.
-func dialConn(service string, addrs []string, opts Options) (*Conn, error) {
+// PoolOf returns the pool of a connection DialPools made ("" for a service's default pool), for
+// the interceptors that keep state per pool (the circuit breakers): it reads the connection's
+// target, so a call counts against the pool it was really sent to.
+func PoolOf(cc *grpc.ClientConn) string {
+	if cc == nil {
+		return ""
+	}
+	t := cc.Target()
+	if i := strings.LastIndex(t, poolSep); i >= 0 {
+		return t[i+len(poolSep):]
+	}
+	return ""
+}
+
+// dialConn dials the two connections of a service's pool.
+func dialConn(service, poolName string, addrs []string, opts Options) (*Conn, error) {
 	c := &Conn{unaryPool: newPool(opts.Ejection, opts.now), streamPool: newPool(opts.Ejection, opts.now)}
 	var err error
-	if c.unary, err = dialOne(service, addrs, opts, c.unaryPool); err != nil {
+	if c.unary, err = dialOne(service, poolName, addrs, opts, c.unaryPool); err != nil {
 		return nil, err
 	}
-	if c.stream, err = dialOne(service, addrs, opts, c.streamPool); err != nil {
+	if c.stream, err = dialOne(service, poolName, addrs, opts, c.streamPool); err != nil {
 		_ = c.unary.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func dialOne(service string, addrs []string, opts Options, p *pool) (*grpc.ClientConn, error) {
+func dialOne(service, poolName string, addrs []string, opts Options, p *pool) (*grpc.ClientConn, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("no addresses")
 	}
@@ -229,14 +279,21 @@ func dialOne(service string, addrs []string, opts Options, p *pool) (*grpc.Clien
 	if err != nil {
 		return nil, fmt.Errorf("rendering service config: %w", err)
 	}
-	// A manual resolver per connection: the static address list, no DNS, no service config from
-	// the resolver (ours is the default); the pool rides along for the balancer.
-	r := manual.NewBuilderWithScheme("upstream")
-	state := resolver.State{}
-	for _, a := range addrs {
-		state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+	// A resolver per connection, and the pool rides along for the balancer on every state:
+	// for a static list a manual resolver (no DNS, no service config from the resolver: ours is
+	// the default); for one dns:/// name grpc-go's DNS resolver, wrapped (dnsBuilder).
+	var r resolver.Builder
+	if name, ok := dnsTarget(addrs); ok {
+		r = &dnsBuilder{name: name, pool: p}
+	} else {
+		m := manual.NewBuilderWithScheme("upstream")
+		state := resolver.State{}
+		for _, a := range addrs {
+			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+		}
+		m.InitialState(withPool(state, p))
+		r = m
 	}
-	r.InitialState(withPool(state, p))
 	streamWin, connWin := opts.windows()
 	dopts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -252,7 +309,11 @@ func dialOne(service string, addrs []string, opts Options, p *pool) (*grpc.Clien
 		dopts = append(dopts, grpc.WithKeepaliveParams(kp))
 	}
 	dopts = append(dopts, opts.DialOptions...)
-	cc, err := grpc.NewClient("upstream:///"+strings.ToLower(service), dopts...)
+	target := "upstream:///" + strings.ToLower(service)
+	if poolName != DefaultPool {
+		target += poolSep + poolName
+	}
+	cc, err := grpc.NewClient(target, dopts...)
 	if err != nil {
 		return nil, err
 	}
@@ -260,8 +321,48 @@ func dialOne(service string, addrs []string, opts Options, p *pool) (*grpc.Clien
 	return cc, nil
 }
 
-// Conn returns the connections of a service, or nil.
+// Conn returns the connections of a service's default pool, or nil.
 func (s *Set) Conn(service string) *Conn { return s.conns[service] }
+
+// Pool returns the connections of a service's pool (DefaultPool: Conn), or nil.
+func (s *Set) Pool(service, pool string) *Conn {
+	if pool == DefaultPool {
+		return s.conns[service]
+	}
+	return s.pools[service][pool]
+}
+
+// HasPools reports whether service has pools beside its default one.
+func (s *Set) HasPools(service string) bool { return len(s.pools[service]) > 0 }
+
+// PoolInstances returns the instance counts of every pool of the services that have named
+// pools, by service and pool name (the default pool's under DefaultPool). Readiness (Ready,
+// Instances) counts the default pools only: a canary that is down refuses its own calls, not
+// the gateway's.
+func (s *Set) PoolInstances() map[string]map[string]Instances {
+	out := make(map[string]map[string]Instances, len(s.pools))
+	for name, pools := range s.pools {
+		m := make(map[string]Instances, 1+len(pools))
+		m[DefaultPool] = s.conns[name].instances()
+		for pn, c := range pools {
+			m[pn] = c.instances()
+		}
+		out[name] = m
+	}
+	return out
+}
+
+// Ready reports whether one of the pool's instances can take a call of the kind (a stream, or
+// a unary call) now: READY (connected, SERVING to health checks) and not ejected, as /readyz
+// counts them. The connection's own state is no guide: it can stay READY for a while after
+// its last instance went away. One lock and a walk over the instances.
+func (c *Conn) Ready(stream bool) bool {
+	p := c.unaryPool
+	if stream {
+		p = c.streamPool
+	}
+	return p.counts().Ready > 0
+}
 
 // Names returns the upstream service names, sorted.
 func (s *Set) Names() []string { return s.names }
@@ -307,19 +408,22 @@ func CanServe(instances map[string]Instances) bool {
 // upstream that was not ready).
 func (s *Set) WaitReadyAs(ctx context.Context, old *Set) error {
 	for _, name := range s.names {
-		prev, c := old.Conn(name), s.conns[name]
-		if prev == nil {
-			continue
-		}
-		for _, pair := range [...][2]*grpc.ClientConn{{prev.unary, c.unary}, {prev.stream, c.stream}} {
-			if pair[0].GetState() != connectivity.Ready {
+		pools := append([]string{DefaultPool}, slices.Sorted(maps.Keys(s.pools[name]))...)
+		for _, pn := range pools {
+			prev, c := old.Pool(name, pn), s.Pool(name, pn)
+			if prev == nil {
 				continue
 			}
-			cc := pair[1]
-			for st := cc.GetState(); st != connectivity.Ready; st = cc.GetState() {
-				cc.Connect()
-				if !cc.WaitForStateChange(ctx, st) {
-					return fmt.Errorf("upstream %s still %s: %w", name, st, ctx.Err())
+			for _, pair := range [...][2]*grpc.ClientConn{{prev.unary, c.unary}, {prev.stream, c.stream}} {
+				if pair[0].GetState() != connectivity.Ready {
+					continue
+				}
+				cc := pair[1]
+				for st := cc.GetState(); st != connectivity.Ready; st = cc.GetState() {
+					cc.Connect()
+					if !cc.WaitForStateChange(ctx, st) {
+						return fmt.Errorf("upstream %s (pool %s) still %s: %w", name, pn, st, ctx.Err())
+					}
 				}
 			}
 		}
@@ -334,6 +438,13 @@ func (s *Set) Close() error {
 		for name, c := range s.conns {
 			if err := c.close(); err != nil {
 				errs = append(errs, fmt.Errorf("closing upstream %s: %w", name, err))
+			}
+		}
+		for name, pools := range s.pools {
+			for pn, c := range pools {
+				if err := c.close(); err != nil {
+					errs = append(errs, fmt.Errorf("closing upstream %s (pool %s): %w", name, pn, err))
+				}
 			}
 		}
 		s.closeErr = errors.Join(errs...)

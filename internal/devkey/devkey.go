@@ -206,6 +206,9 @@ type Claims struct {
 	TTL time.Duration
 	// Now is iat. Default: time.Now().
 	Now time.Time
+	// Extra are more top-level string claims (a traffic rule's claim, gateway/traffic); they
+	// cannot replace the claims above. Default: none.
+	Extra map[string]string
 }
 
 // tokenClaims is the JSON payload of a minted token.
@@ -231,7 +234,7 @@ func (k *Key) Mint(c Claims) (string, error) {
 	if c.Now.IsZero() {
 		c.Now = time.Now()
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, tokenClaims{
+	var claims jwt.Claims = tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    c.Issuer,
 			Subject:   c.Subject,
@@ -240,7 +243,22 @@ func (k *Key) Mint(c Claims) (string, error) {
 			ExpiresAt: jwt.NewNumericDate(c.Now.Add(c.TTL)),
 		},
 		Roles: c.Roles,
-	})
+	}
+	if len(c.Extra) > 0 {
+		m := jwt.MapClaims{"iss": c.Issuer, "sub": c.Subject, "aud": []string{c.Audience},
+			"iat": c.Now.Unix(), "exp": c.Now.Add(c.TTL).Unix()}
+		if len(c.Roles) > 0 {
+			m["roles"] = c.Roles
+		}
+		for name, v := range c.Extra {
+			if _, taken := m[name]; taken || name == "roles" || name == "nbf" || name == "jti" {
+				return "", fmt.Errorf("minting token: extra claim %q is not an extra", name)
+			}
+			m[name] = v
+		}
+		claims = m
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	t.Header["kid"] = k.kid
 	s, err := t.SignedString(k.priv)
 	if err != nil {

@@ -61,6 +61,9 @@ type gateway struct {
 	key  *devkey.Key
 	hc   *http.Client
 	tr   *http.Transport
+
+	head    string // the file's sections startGateway writes; gatewayOptions.extra follows
+	cfgPath string // the file, for a reload (SIGHUP)
 }
 
 // gatewayOptions are what a fault test changes in the gateway's file.
@@ -68,6 +71,7 @@ type gatewayOptions struct {
 	inventories []string // the inventory upstream's addresses; default: the stack's one
 	storefront  string   // the storefront upstream's address; default: none
 	extra       string   // YAML appended to the file (routes:, defaults:, ...)
+	upstreams   string   // the upstreams section's entries (indented); default: the stack's services
 }
 
 // trustGatewayPassports makes a passport signing key for the gateway in dir and adds its public
@@ -118,32 +122,33 @@ func startGateway(t *testing.T, s *stack, opts gatewayOptions) *gateway {
 	src := key.AuthSource()
 	passportDir := filepath.Join(dir, "passport")
 	trustGatewayPassports(t, s, passportDir)
-	if opts.inventories == nil {
+	if opts.inventories == nil && opts.upstreams == "" {
 		opts.inventories = []string{s.inventory.addr}
 	}
 	addrs := func(a ...string) string { return `["` + strings.Join(a, `", "`) + `"]` }
-	storefront := ""
-	if opts.storefront != "" {
-		storefront = fmt.Sprintf("\n  %s: {addresses: %s}", storefrontv1.StorefrontService_ServiceDesc.ServiceName, addrs(opts.storefront))
-	}
 	g := &gateway{t: t, key: key, p: &proc{t: t, name: "gateway", bin: bin, addr: freeAddr(t), log: filepath.Join(dir, "gateway.log")}}
-	cfg := fmt.Sprintf(`listen: %s
+	ups := opts.upstreams
+	if ups == "" {
+		ups = fmt.Sprintf("  %s: {addresses: %s}\n  %s: {addresses: %s}\n  %s: {addresses: %s}\n",
+			orderv1.OrderService_ServiceDesc.ServiceName, addrs(s.order.addr),
+			paymentv1.PaymentService_ServiceDesc.ServiceName, addrs(s.payment.addr),
+			inventoryv1.InventoryService_ServiceDesc.ServiceName, addrs(opts.inventories...))
+		if opts.storefront != "" {
+			ups += fmt.Sprintf("  %s: {addresses: %s}\n", storefrontv1.StorefrontService_ServiceDesc.ServiceName, addrs(opts.storefront))
+		}
+	}
+	g.head = fmt.Sprintf(`listen: %s
 upstreams:
-  %s: {addresses: %s}
-  %s: {addresses: %s}
-  %s: {addresses: %s}%s
-server: {shutdown_timeout: 2s}
+%sserver: {shutdown_timeout: 2s}
 auth:
   sources:
     - {name: %s, issuer: %q, audiences: [%q], algorithms: [EdDSA], jwks_file: %q, plain_subjects: true}
 abuse: {max_failures: 10000}
 passport: {key_dir: %q}
-%s`, g.p.addr,
-		orderv1.OrderService_ServiceDesc.ServiceName, addrs(s.order.addr),
-		paymentv1.PaymentService_ServiceDesc.ServiceName, addrs(s.payment.addr),
-		inventoryv1.InventoryService_ServiceDesc.ServiceName, addrs(opts.inventories...), storefront,
-		src.Name, src.Issuer, src.Audiences[0], src.JWKSFile, passportDir, opts.extra)
+`, g.p.addr, ups, src.Name, src.Issuer, src.Audiences[0], src.JWKSFile, passportDir)
+	cfg := g.head + opts.extra
 	cfgPath := filepath.Join(dir, "gateway.yaml")
+	g.cfgPath = cfgPath
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

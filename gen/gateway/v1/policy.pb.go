@@ -84,11 +84,15 @@ func (AuthMode) EnumDescriptor() ([]byte, []int) {
 //	option (gateway.v1.policy) = {
 //	  auth: AUTH_MODE_REQUIRED
 //	  roles: "admin"
-//	  rate_limit: {requests: 100 per: "60s"}
+//	  rate_limit: {
+//	    requests: 100
+//	    per: "60s"
+//	  }
 //	  timeout: "2s"
 //	  idempotent: true
 //	};
 //
+// (written as buf format writes it: gateway/apicheck TestPolicyExampleIsBufFormatted checks.)
 // Every field is optional. An unset field takes the service's policy
 // (gateway.v1.service_policy), then the operator's YAML defaults, then the built-in safe default
 // named on the field. The operator's YAML may override any field per service or per RPC.
@@ -402,6 +406,14 @@ var file_gateway_v1_policy_proto_extTypes = []protoimpl.ExtensionInfo{
 		Tag:           "bytes,50101,opt,name=service_policy",
 		Filename:      "gateway/v1/policy.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.FileOptions)(nil),
+		ExtensionType: ([]string)(nil),
+		Field:         50102,
+		Name:          "gateway.v1.roles",
+		Tag:           "bytes,50102,rep,name=roles",
+		Filename:      "gateway/v1/policy.proto",
+	},
 }
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -418,6 +430,17 @@ var (
 	//
 	// optional gateway.v1.Policy service_policy = 50101;
 	E_ServicePolicy = &file_gateway_v1_policy_proto_extTypes[1]
+)
+
+// Extension fields to descriptorpb.FileOptions.
+var (
+	// The roles the policies may name (gateway.v1.policy and service_policy roles): `gateway check`
+	// refuses a role that no file compiled with it declares, so that a misspelt role, which no
+	// caller holds, is found before it locks an RPC. Declare each role once in any file, e.g.
+	// `option (gateway.v1.roles) = "admin";`. Default: none (a policy naming a role is refused).
+	//
+	// repeated string roles = 50102;
+	E_Roles = &file_gateway_v1_policy_proto_extTypes[2]
 )
 
 var File_gateway_v1_policy_proto protoreflect.FileDescriptor
@@ -456,7 +479,8 @@ const file_gateway_v1_policy_proto_rawDesc = "" +
 	"\x12AUTH_MODE_OPTIONAL\x10\x02\x12\x16\n" +
 	"\x12AUTH_MODE_REQUIRED\x10\x03:L\n" +
 	"\x06policy\x12\x1e.google.protobuf.MethodOptions\x18\xb4\x87\x03 \x01(\v2\x12.gateway.v1.PolicyR\x06policy:\\\n" +
-	"\x0eservice_policy\x12\x1f.google.protobuf.ServiceOptions\x18\xb5\x87\x03 \x01(\v2\x12.gateway.v1.PolicyR\rservicePolicyB3Z1github.com/acme/shopgate/gen/gateway/v1;gatewayv1b\x06proto3"
+	"\x0eservice_policy\x12\x1f.google.protobuf.ServiceOptions\x18\xb5\x87\x03 \x01(\v2\x12.gateway.v1.PolicyR\rservicePolicy:4\n" +
+	"\x05roles\x12\x1c.google.protobuf.FileOptions\x18\xb6\x87\x03 \x03(\tR\x05rolesB3Z1github.com/acme/shopgate/gen/gateway/v1;gatewayv1b\x06proto3"
 
 var (
 	file_gateway_v1_policy_proto_rawDescOnce sync.Once
@@ -480,6 +504,7 @@ var file_gateway_v1_policy_proto_goTypes = []any{
 	(*Cache)(nil),                       // 4: gateway.v1.Cache
 	(*descriptorpb.MethodOptions)(nil),  // 5: google.protobuf.MethodOptions
 	(*descriptorpb.ServiceOptions)(nil), // 6: google.protobuf.ServiceOptions
+	(*descriptorpb.FileOptions)(nil),    // 7: google.protobuf.FileOptions
 }
 var file_gateway_v1_policy_proto_depIdxs = []int32{
 	0, // 0: gateway.v1.Policy.auth:type_name -> gateway.v1.AuthMode
@@ -488,12 +513,13 @@ var file_gateway_v1_policy_proto_depIdxs = []int32{
 	4, // 3: gateway.v1.Policy.cache:type_name -> gateway.v1.Cache
 	5, // 4: gateway.v1.policy:extendee -> google.protobuf.MethodOptions
 	6, // 5: gateway.v1.service_policy:extendee -> google.protobuf.ServiceOptions
-	1, // 6: gateway.v1.policy:type_name -> gateway.v1.Policy
-	1, // 7: gateway.v1.service_policy:type_name -> gateway.v1.Policy
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	6, // [6:8] is the sub-list for extension type_name
-	4, // [4:6] is the sub-list for extension extendee
+	7, // 6: gateway.v1.roles:extendee -> google.protobuf.FileOptions
+	1, // 7: gateway.v1.policy:type_name -> gateway.v1.Policy
+	1, // 8: gateway.v1.service_policy:type_name -> gateway.v1.Policy
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	7, // [7:9] is the sub-list for extension type_name
+	4, // [4:7] is the sub-list for extension extendee
 	0, // [0:4] is the sub-list for field type_name
 }
 
@@ -510,7 +536,7 @@ func file_gateway_v1_policy_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_policy_proto_rawDesc), len(file_gateway_v1_policy_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   4,
-			NumExtensions: 2,
+			NumExtensions: 3,
 			NumServices:   0,
 		},
 		GoTypes:           file_gateway_v1_policy_proto_goTypes,

@@ -344,7 +344,7 @@ const file_shop_inventory_v1_inventory_proto_rawDesc = "" +
 	"\aGetItem\x12!.shop.inventory.v1.GetItemRequest\x1a\x17.shop.inventory.v1.Item\"'\xa2\xbb\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/inventory/items/{sku}\x12y\n" +
 	"\tListItems\x12#.shop.inventory.v1.ListItemsRequest\x1a$.shop.inventory.v1.ListItemsResponse\"!\xa2\xbb\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/inventory/items\x12\x88\x01\n" +
 	"\n" +
-	"UpsertItem\x12$.shop.inventory.v1.UpsertItemRequest\x1a\x17.shop.inventory.v1.Item\";\xa2\xbb\x18\v\b\x03\x12\x05admin(\x01\x82\xd3\xe4\x93\x02&:\x04item\x1a\x1e/v1/inventory/items/{item.sku}\x1a\b\xaa\xbb\x18\x04\"\x022sB<Z:github.com/acme/shopgate/gen/shop/inventory/v1;inventoryv1b\x06proto3"
+	"UpsertItem\x12$.shop.inventory.v1.UpsertItemRequest\x1a\x17.shop.inventory.v1.Item\";\xa2\xbb\x18\v\b\x03\x12\x05admin(\x01\x82\xd3\xe4\x93\x02&:\x04item\x1a\x1e/v1/inventory/items/{item.sku}\x1a\b\xaa\xbb\x18\x04\"\x022sBE\xb2\xbb\x18\x05adminZ:github.com/acme/shopgate/gen/shop/inventory/v1;inventoryv1b\x06proto3"
 
 var (
 	file_shop_inventory_v1_inventory_proto_rawDescOnce sync.Once

@@ -699,7 +699,7 @@ const file_shop_order_v1_order_proto_rawDesc = "" +
 	"/v1/orders\x12i\n" +
 	"\vCancelOrder\x12!.shop.order.v1.CancelOrderRequest\x1a\x14.shop.order.v1.Order\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/orders/{id}:cancel\x12o\n" +
 	"\n" +
-	"WatchOrder\x12 .shop.order.v1.WatchOrderRequest\x1a\x14.shop.order.v1.Order\"'\xa2\xbb\x18\x06\"\x04300s\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{id}:watch0\x01\x1a\b\xaa\xbb\x18\x04\"\x025sB4Z2github.com/acme/shopgate/gen/shop/order/v1;orderv1b\x06proto3"
+	"WatchOrder\x12 .shop.order.v1.WatchOrderRequest\x1a\x14.shop.order.v1.Order\"'\xa2\xbb\x18\x06\"\x04300s\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{id}:watch0\x01\x1a\b\xaa\xbb\x18\x04\"\x025sB@\xb2\xbb\x18\bcustomerZ2github.com/acme/shopgate/gen/shop/order/v1;orderv1b\x06proto3"
 
 var (
 	file_shop_order_v1_order_proto_rawDescOnce sync.Once

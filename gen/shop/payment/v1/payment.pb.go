@@ -418,7 +418,7 @@ const file_shop_payment_v1_payment_proto_rawDesc = "" +
 	"\n" +
 	"GetPayment\x12\".shop.payment.v1.GetPaymentRequest\x1a\x18.shop.payment.v1.Payment\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/payments/{id}\x12q\n" +
 	"\fListPayments\x12$.shop.payment.v1.ListPaymentsRequest\x1a%.shop.payment.v1.ListPaymentsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/payments\x12\x82\x01\n" +
-	"\rRefundPayment\x12%.shop.payment.v1.RefundPaymentRequest\x1a\x18.shop.payment.v1.Payment\"0\xa2\xbb\x18\t\x12\x05admin(\x01\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/payments/{id}:refund\x1a\b\xaa\xbb\x18\x04\"\x022sB8Z6github.com/acme/shopgate/gen/shop/payment/v1;paymentv1b\x06proto3"
+	"\rRefundPayment\x12%.shop.payment.v1.RefundPaymentRequest\x1a\x18.shop.payment.v1.Payment\"0\xa2\xbb\x18\t\x12\x05admin(\x01\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/payments/{id}:refund\x1a\b\xaa\xbb\x18\x04\"\x022sBA\xb2\xbb\x18\x05adminZ6github.com/acme/shopgate/gen/shop/payment/v1;paymentv1b\x06proto3"
 
 var (
 	file_shop_payment_v1_payment_proto_rawDescOnce sync.Once
