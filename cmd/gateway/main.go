@@ -153,8 +153,8 @@ func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Wri
 // accessFlushTimeout bounds how long the exit waits for the access log's last lines.
 const accessFlushTimeout = 5 * time.Second
 
-// EnvRedisPassword names the environment variable that holds the rate limiter's Redis password
-// (never written in the YAML file).
+// EnvRedisPassword names the environment variable that holds the Redis password of the rate
+// limiter and of the response cache (never written in the YAML file).
 const EnvRedisPassword = "GATEWAY_REDIS_PASSWORD"
 
 // loadConfig reads the file and adds the secrets that come from the environment.
@@ -164,6 +164,7 @@ func loadConfig(path string) (*config.Config, error) {
 		return nil, err
 	}
 	cfg.RateLimiting.Redis.Password = os.Getenv(EnvRedisPassword)
+	cfg.ResponseCache.Redis.Password = cfg.RateLimiting.Redis.Password // the same Redis in practice
 	return cfg, nil
 }
 

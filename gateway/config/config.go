@@ -13,11 +13,13 @@ import (
 	"github.com/acme/shopgate/gateway/clientip"
 	"github.com/acme/shopgate/gateway/connlimit"
 	"github.com/acme/shopgate/gateway/cors"
+	"github.com/acme/shopgate/gateway/httpcache"
 	"github.com/acme/shopgate/gateway/ipfilter"
 	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
+	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/streamlimit"
 	"github.com/acme/shopgate/gateway/traffic"
 	"go.yaml.in/yaml/v3"
@@ -90,6 +92,13 @@ type Config struct {
 	// Streams caps the server streams one caller may hold open at once, per replica
 	// (gateway/streamlimit). Default: 10. Reloadable; a reload keeps the open counts.
 	Streams streamlimit.Config `yaml:"streams"`
+	// SSE configures the server-sent events of server-streaming routes (gateway/sse): the
+	// heartbeat interval. Default: 15s. Reloadable.
+	SSE sse.Config `yaml:"sse"`
+	// ResponseCache is where the answers of the routes that opt into the response cache
+	// (routes.*.cache.ttl) are kept (gateway/httpcache): memory (default, 64 MiB, 10000
+	// entries) or Redis. Reloadable.
+	ResponseCache httpcache.Config `yaml:"response_cache"`
 	// Passport configures the passports the gateway signs for the services (gateway/passport).
 	// Not reloadable: the key folder is watched instead.
 	Passport passport.Config `yaml:"passport"`
@@ -198,6 +207,10 @@ type RouteOverride struct {
 	// Delegates are the services (full names) the route's service calls on the caller's
 	// behalf, named in its passports' aud; [] clears the delegates of lower layers.
 	Delegates []string `yaml:"delegates"`
+	// Cache is the route's HTTP caching policy (gateway/httpcache): {ttl: 5s} puts its GET
+	// answers in the gateway's response cache for 5s; max_age sets Cache-Control's max-age
+	// of a public route. Default: no cache, max-age 0.
+	Cache *policy.Cache `yaml:"cache"`
 }
 
 // Load reads and parses the file at path.

@@ -98,6 +98,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad cidr", "routes:\n  a.B/C: {allow_cidrs: [10.0.0.0/33]}\n", []string{"allow_cidrs", "10.0.0.0/33"}},
 		{"bad deny cidr", "routes:\n  a.B/C: {deny_cidrs: [nope]}\n", []string{"deny_cidrs", "nope"}},
 		{"bad delegate", "routes:\n  a.B/C: {delegates: [orders]}\n", []string{"delegates", `"orders"`}},
+		{"negative cache ttl", "routes:\n  a.B/C: {cache: {ttl: -1s}}\n", []string{"a.B/C", "cache: ttl"}},
+		{"bad response_cache backend", "response_cache: {backend: disk}\n", []string{"response_cache", `"disk"`}},
+		{"heartbeat too short", "sse: {heartbeat: 1ms}\n", []string{"sse: heartbeat"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

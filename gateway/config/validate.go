@@ -107,6 +107,12 @@ func (c *Config) validate() error {
 	if err := c.Passport.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.SSE.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("sse: %w", err))
+	}
+	if err := c.ResponseCache.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("response_cache: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -131,6 +137,11 @@ func (o RouteOverride) Validate() error {
 	if o.Fallback != nil {
 		if err := o.Fallback.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("fallback: %w", err))
+		}
+	}
+	if o.Cache != nil {
+		if err := o.Cache.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("cache: %w", err))
 		}
 	}
 	for _, d := range o.Delegates {

@@ -129,6 +129,32 @@ func (f Fallback) Resolved() Fallback {
 	return f
 }
 
+// Cache is a GET route's HTTP caching policy: the one type of it in the YAML
+// (`routes.*.cache`), the proto option (gateway.v1.policy cache) and the resolved route. The
+// zero value means the defaults: no gateway-side response cache, and max-age 0 for public
+// routes (gateway/httpcache).
+type Cache struct {
+	// TTL is how long the gateway keeps a 200 answer of the route in its response cache.
+	// Default: 0, no cache. Only GET routes that do not stream are cached.
+	TTL time.Duration `yaml:"ttl"`
+	// MaxAge is the max-age of Cache-Control on the answers of a public route (AuthNone), in
+	// whole seconds. Default: 0, "public, max-age=0, must-revalidate". Other routes' answers
+	// are "private, no-store" whatever it says.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// Validate checks a written cache policy: durations not negative, max_age in whole seconds.
+func (c Cache) Validate() error {
+	var errs []error
+	if c.TTL < 0 {
+		errs = append(errs, fmt.Errorf("ttl: must not be negative, got %s", c.TTL))
+	}
+	if c.MaxAge < 0 || c.MaxAge%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("max_age: must be whole seconds, not negative, got %s", c.MaxAge))
+	}
+	return errors.Join(errs...)
+}
+
 // Policy is the effective policy of one RPC. Every field is resolved: no field means
 // "inherit" here.
 type Policy struct {
@@ -153,6 +179,9 @@ type Policy struct {
 	// caller's behalf: the passport signed for the call names them in its aud beside the
 	// service called (gateway/passport). Default: none.
 	Delegates []string
+	// Cache is the route's HTTP caching policy. Default: the zero Cache (no response cache,
+	// max-age 0).
+	Cache Cache
 }
 
 // Audience returns the aud of the passport for a call of r: its service, then its delegates

@@ -191,6 +191,24 @@ func applyProto(p *policy.Policy, pp *gatewayv1.Policy) error {
 		}
 		p.Delegates = append([]string(nil), ds...)
 	}
+	if c := pp.GetCache(); c != nil {
+		var cache policy.Cache
+		var err error
+		if s := c.GetTtl(); s != "" {
+			if cache.TTL, err = time.ParseDuration(s); err != nil {
+				errs = append(errs, fmt.Errorf("cache.ttl: %q is not a duration", s))
+			}
+		}
+		if s := c.GetMaxAge(); s != "" {
+			if cache.MaxAge, err = time.ParseDuration(s); err != nil {
+				errs = append(errs, fmt.Errorf("cache.max_age: %q is not a duration", s))
+			}
+		}
+		if err := cache.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("cache: %w", err))
+		}
+		p.Cache = cache
+	}
 	if f := pp.GetFallback(); f != nil {
 		fb := policy.Fallback{HTTPStatus: int(f.GetHttpStatus()), JSONBody: f.GetJsonBody()}
 		if err := fb.Validate(); err != nil {
@@ -226,6 +244,9 @@ func applyOverride(p *policy.Policy, o config.RouteOverride) {
 	}
 	if o.Delegates != nil {
 		p.Delegates = append([]string{}, o.Delegates...)
+	}
+	if o.Cache != nil {
+		p.Cache = *o.Cache
 	}
 	if o.AllowCIDRs != nil {
 		p.AllowCIDRs = prefixes("allow_cidrs", o.AllowCIDRs)

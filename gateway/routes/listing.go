@@ -96,6 +96,7 @@ func policyValues(p policy.Policy) map[string]any {
 		"deny_cidrs":  prefixStrings(p.DenyCIDRs),
 		"rate_limit":  nil,
 		"fallback":    nil,
+		"cache":       map[string]any{"ttl": p.Cache.TTL.String(), "max_age": p.Cache.MaxAge.String()},
 	}
 	if p.RateLimit.Enabled() {
 		v["rate_limit"] = map[string]any{"requests": p.RateLimit.Requests, "per": p.RateLimit.Per.String(), "burst": p.RateLimit.Burst}

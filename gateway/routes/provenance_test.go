@@ -49,6 +49,12 @@ func TestProvenance(t *testing.T) {
 			methodPolicy: &gatewayv1.Policy{Roles: []string{"admin"}},
 			want:         map[string]routes.Layer{"timeout": routes.LayerYAMLRPC, "roles": routes.LayerYAMLRPC},
 		},
+		{
+			name:         "cache: proto method, then the YAML RPC override",
+			yaml:         "routes: {test.v1.Svc/Do: {cache: {ttl: 2s}}}",
+			methodPolicy: &gatewayv1.Policy{Cache: &gatewayv1.Cache{Ttl: "5s"}},
+			want:         map[string]routes.Layer{"cache": routes.LayerYAMLRPC},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,5 +86,10 @@ func TestProvenance(t *testing.T) {
 	}
 	if p := tb.Provenance(tb.Default()); p["auth"] != routes.LayerDefault || p["timeout"] != routes.LayerDefault {
 		t.Errorf("the default route: %v", p)
+	}
+	for _, e := range tb.Entries(func(string) bool { return true }) {
+		if c, ok := e.Policy["cache"].Value.(map[string]any); !ok || c["ttl"] != "0s" || c["max_age"] != "0s" {
+			t.Errorf("listing of %s %s: cache %v, want ttl and max_age 0s", e.Method, e.Path, e.Policy["cache"].Value)
+		}
 	}
 }

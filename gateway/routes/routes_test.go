@@ -164,6 +164,17 @@ func TestPrecedence(t *testing.T) {
 			want:      policy.Policy{RateLimit: defaultRL, Timeout: 10 * time.Second, Delegates: []string{}},
 		},
 		{
+			name: "proto cache, then the YAML override replaces it whole", method: "GET", path: "/v1/things/{id}",
+			svcPolicy: &gatewayv1.Policy{Cache: &gatewayv1.Cache{Ttl: "5s", MaxAge: "60s"}},
+			want:      policy.Policy{RateLimit: defaultRL, Timeout: 10 * time.Second, Idempotent: true, Cache: policy.Cache{TTL: 5 * time.Second, MaxAge: time.Minute}},
+		},
+		{
+			name: "YAML cache override", method: "GET", path: "/v1/things/{id}",
+			yaml:      "routes: {test.v1.Svc: {cache: {ttl: 2s}}}",
+			svcPolicy: &gatewayv1.Policy{Cache: &gatewayv1.Cache{Ttl: "5s", MaxAge: "60s"}},
+			want:      policy.Policy{RateLimit: defaultRL, Timeout: 10 * time.Second, Idempotent: true, Cache: policy.Cache{TTL: 2 * time.Second}},
+		},
+		{
 			name: "an RPC override applies to every binding of the RPC", method: "GET", path: "/v1/things/{id}:do",
 			yaml: "routes: {test.v1.Svc/Do: {rate_limit: {requests: 1, per: 1h}}}",
 			want: policy.Policy{RateLimit: policy.RateLimit{Requests: 1, Per: time.Hour, Burst: 1}, Timeout: 10 * time.Second, Idempotent: true},
@@ -197,6 +208,9 @@ func TestBuildErrors(t *testing.T) {
 		{"bad proto rate period", "", &gatewayv1.Policy{RateLimit: &gatewayv1.RateLimit{Requests: 1, Per: "x"}}, []string{"rate_limit.per"}},
 		{"zero proto rate", "", &gatewayv1.Policy{RateLimit: &gatewayv1.RateLimit{Per: "1s"}}, []string{"rate_limit", "requests"}},
 		{"bad proto fallback", "", &gatewayv1.Policy{Fallback: &gatewayv1.Fallback{JsonBody: "nope"}}, []string{"fallback: json_body"}},
+		{"bad proto cache ttl", "", &gatewayv1.Policy{Cache: &gatewayv1.Cache{Ttl: "soon"}}, []string{"cache.ttl", "soon"}},
+		{"negative proto cache ttl", "", &gatewayv1.Policy{Cache: &gatewayv1.Cache{Ttl: "-1s"}}, []string{"cache: ttl"}},
+		{"fractional proto max_age", "", &gatewayv1.Policy{Cache: &gatewayv1.Cache{MaxAge: "1.5s"}}, []string{"cache: max_age", "whole seconds"}},
 		{"bad proto delegate", "", &gatewayv1.Policy{Delegates: []string{"/shop.order.v1.OrderService/GetOrder"}}, []string{"delegates", "full gRPC service name"}},
 	}
 	for _, tt := range tests {

@@ -74,15 +74,17 @@ upstreams:
 	// 10. route     ip-route          the route's allow_cidrs and deny_cidrs: 403
 	// 11. route     auth              authenticates (JWT, API key) and authorizes (roles): 401, 403
 	// 12. route     rate-limit        per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down
-	// 13. route     stream-limit      a caller holding streams.max_per_caller (10) open server streams: 429 with Retry-After
-	// 14. route     pool              a service with pools: the first of its rules that matches picks the pool (gateway/traffic)
-	// 15. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
-	// 16. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
-	// 17. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
-	// 18. client    passport          the verified identity as a signed passport (x-passport), cached per caller and service
-	// 19. client    deadline          whose deadline binds: the route's timeout, or the client's shorter Grpc-Timeout
-	// 20. client    breaker           per RPC and pool (breaker.scope): 503 at once while open; counts upstream failures only
-	// 21. client    early-refusal     a stream refused before its first message answers with its status, not a 200
-	// 22. transport timeout           grpc-go bounds the call, all attempts, by its route timeout; sends it as grpc-timeout
-	// 23. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
+	// 13. route     cache             GET: ETag, 304 on If-None-Match, Cache-Control; the route's response cache; writes invalidate
+	// 14. route     stream-limit      a caller holding streams.max_per_caller (10) open server streams: 429 with Retry-After
+	// 15. route     pool              a service with pools: the first of its rules that matches picks the pool (gateway/traffic)
+	// 16. route     forwarding        a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream
+	// 17. route     stream-write      a stream's write deadline follows its route timeout (with server.write_timeout set)
+	// 18. route     sse               a stream is server-sent events for Accept: text/event-stream (heartbeats), else NDJSON
+	// 19. handler   transcode         generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON
+	// 20. client    passport          the verified identity as a signed passport (x-passport), cached per caller and service
+	// 21. client    deadline          whose deadline binds: the route's timeout, or the client's shorter Grpc-Timeout
+	// 22. client    breaker           per RPC and pool (breaker.scope): 503 at once while open; counts upstream failures only
+	// 23. client    early-refusal     a stream refused before its first message answers with its status, not a 200
+	// 24. transport timeout           grpc-go bounds the call, all attempts, by its route timeout; sends it as grpc-timeout
+	// 25. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
 }

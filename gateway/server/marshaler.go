@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/acme/shopgate/gateway/sse"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -13,10 +14,24 @@ import (
 // (400), unpopulated fields emitted so that every response has one shape (as grpc-gateway's
 // default does), and a request body that holds anything but whitespace after its JSON value
 // refused (400): grpc-gateway's own decoder reads one value and ignores what follows.
-var marshaler = &runtime.HTTPBodyMarshaler{Marshaler: &strictJSON{JSONPb: runtime.JSONPb{
+//
+// A server stream's answer is newline-delimited JSON, Content-Type application/x-ndjson.
+var marshaler = ndjson{&runtime.HTTPBodyMarshaler{Marshaler: &strictJSON{JSONPb: runtime.JSONPb{
 	MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-}}}
+}}}}
+
+// sseMarshaler frames a server stream as server-sent events (gateway/sse), the payloads as
+// marshaler writes them.
+var sseMarshaler = sse.Marshaler{Marshaler: marshaler}
+
+// ndjson gives a stream of the JSON marshaler its own Content-Type.
+type ndjson struct {
+	*runtime.HTTPBodyMarshaler
+}
+
+// StreamContentType is application/x-ndjson.
+func (ndjson) StreamContentType(any) string { return sse.NDJSONContentType }
 
 // strictJSON is runtime.JSONPb whose decoder refuses trailing data.
 type strictJSON struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
+	"github.com/acme/shopgate/gateway/sse"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 )
 
@@ -28,13 +29,16 @@ import (
 //     counts the 401s the auth stage gives further in.
 //   - A HEAD becomes a GET just before the router, so the access log still says HEAD.
 //   - After the router: the route's IP rules, then auth (a refused caller costs no quota), then
-//     the rate limit, keyed by the verified caller, then the cap on a caller's open streams
-//     (a start the rate limit refused never holds a place; the place is held until the
-//     handler returns, so the stage must wrap the handler). Then the pool stage chooses the
-//     upstream pool of a service with pools: after auth, since a rule may read the verified
-//     caller, and before forwarding, which drops the headers a rule may read (X-Forwarded-For
-//     behind trusted proxies). Nothing reads the body before the handler, so a request
-//     refused by a stage is refused before its body is read or decoded.
+//     the rate limit, keyed by the verified caller, then the cache (a hit is authorized, costs
+//     quota like any answer, and is keyed by the verified caller), then the cap on a caller's
+//     open streams (a start the rate limit refused never holds a place; the place is held
+//     until the handler returns, so the stage must wrap the handler). Then the pool stage
+//     chooses the upstream pool of a service with pools: after auth, since a rule may read the
+//     verified caller, and before forwarding, which drops the headers a rule may read
+//     (X-Forwarded-For behind trusted proxies). The sse stage sits last, next to the handler
+//     whose writes it frames, below stream-write so that its heartbeats move the same write
+//     deadline as the events. Nothing reads the body before the handler, so a request refused
+//     by a stage is refused before its body is read or decoded.
 //   - On the upstream call: the passport, then the deadline stage above the breaker, so that
 //     the breaker knows whose deadline bounded a call that timed out (deadline.ClientBound) and
 //     counts only the route's; the breaker above grpc-go's own stages, so a call counts once
@@ -76,6 +80,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "authenticates (JWT, API key) and authorizes (roles): 401, 403"},
 		pipeline.Stage{Name: "rate-limit", Layer: pipeline.Route, HTTP: snap.limiter.Middleware,
 			Doc: "per caller and RPC: 429 with Retry-After; 503 while a fail-closed backend is down"},
+		pipeline.Stage{Name: "cache", Layer: pipeline.Route, HTTP: snap.cache.Middleware,
+			Doc: "GET: ETag, 304 on If-None-Match, Cache-Control; the route's response cache; writes invalidate"},
 		pipeline.Stage{Name: "stream-limit", Layer: pipeline.Route, HTTP: snap.streams.Middleware,
 			Doc: "a caller holding streams.max_per_caller (10) open server streams: 429 with Retry-After"},
 		pipeline.Stage{Name: "pool", Layer: pipeline.Route, HTTP: poolStage(snap),
@@ -84,6 +90,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "a bad Idempotency-Key: 400; Authorization and X-Forwarded-* never go upstream"},
 		pipeline.Stage{Name: "stream-write", Layer: pipeline.Route, HTTP: deadline.StreamWriteDeadline(writeTimeout),
 			Doc: "a stream's write deadline follows its route timeout (with server.write_timeout set)"},
+		pipeline.Stage{Name: "sse", Layer: pipeline.Route, HTTP: snap.sse.Middleware,
+			Doc: "a stream is server-sent events for Accept: text/event-stream (heartbeats), else NDJSON"},
 		pipeline.Stage{Name: "transcode", Layer: pipeline.Handler,
 			Doc: "generated handler: JSON to protobuf (400), the upstream call, protobuf to JSON"},
 		pipeline.Stage{Name: "passport", Layer: pipeline.Client, Unary: s.passport.Unary, Stream: s.passport.Stream,
@@ -112,6 +120,7 @@ func (s *Server) assemble(snap *snapshot) error {
 	snap.mux = runtime.NewServeMux(
 		runtime.WithMiddlewares(s.routeStage(snap)),                      // router -> route stages -> transcode
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),     // protojson, unknown fields refused
+		runtime.WithMarshalerOption(sse.MIME, sseMarshaler),              // streams as events (the sse stage sets Accept)
 		runtime.WithErrorHandler(errorHandler),                           // every error as google.rpc.Status
 		runtime.WithRoutingErrorHandler(routingErrorHandler(snap.table)), // 404, 405 + Allow
 		runtime.WithStreamErrorHandler(streamErrorHandler),               // final {"error":...} of a stream

@@ -26,6 +26,7 @@ import (
 	"github.com/acme/shopgate/gateway/passport"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/routes"
+	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -67,8 +68,10 @@ type Options struct {
 	// a built-in endpoint also serves is refused by New. Default: none.
 	Handlers map[string]http.Handler
 
-	trace        pipeline.Trace // tests: records each stage a request passes
-	pressureIdle time.Duration  // tests: connlimit.Config.PressureIdleTimeout (default 5s)
+	trace        pipeline.Trace                 // tests: records each stage a request passes
+	pressureIdle time.Duration                  // tests: connlimit.Config.PressureIdleTimeout (default 5s)
+	sseTicker    func(time.Duration) sse.Ticker // tests: the SSE heartbeat ticks (default time.NewTicker)
+	cacheNow     func() time.Time               // tests: the response cache's clock (default time.Now)
 }
 
 // Server is the gateway: an http.Handler, the upstream connections, and the current
@@ -98,7 +101,9 @@ type Server struct {
 	reloadMu sync.Mutex
 	closed   atomic.Bool
 
-	trace pipeline.Trace // tests: records each stage a request passes
+	trace     pipeline.Trace                 // tests: records each stage a request passes
+	sseTicker func(time.Duration) sse.Ticker // tests: the heartbeat clock (Options.sseTicker)
+	cacheNow  func() time.Time               // tests: the response cache's clock (Options.cacheNow)
 }
 
 // New builds the gateway from cfg and opts.Services: metrics, the circuit breakers, and the
@@ -109,7 +114,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("creating gateway: nil config")
 	}
-	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, openapi: opts.OpenAPI}
+	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, openapi: opts.OpenAPI, sseTicker: opts.sseTicker, cacheNow: opts.cacheNow}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}

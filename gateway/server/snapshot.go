@@ -14,12 +14,14 @@ import (
 	"github.com/acme/shopgate/gateway/clientip"
 	"github.com/acme/shopgate/gateway/config"
 	"github.com/acme/shopgate/gateway/cors"
+	"github.com/acme/shopgate/gateway/httpcache"
 	"github.com/acme/shopgate/gateway/ipfilter"
 	"github.com/acme/shopgate/gateway/openapi"
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/ratelimit"
 	"github.com/acme/shopgate/gateway/retry"
 	"github.com/acme/shopgate/gateway/routes"
+	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/streamlimit"
 	"github.com/acme/shopgate/gateway/traffic"
 	"github.com/acme/shopgate/gateway/upstream"
@@ -40,6 +42,8 @@ type snapshot struct {
 	auth     *auth.Authenticator
 	limiter  *ratelimit.Limiter
 	streams  *streamlimit.Limiter
+	sse      *sse.Stage
+	cache    *httpcache.Stage
 	ipFilter *ipfilter.Filter
 	cors     *cors.CORS
 	abuse    *abuse.Detector
@@ -96,6 +100,13 @@ func (s *Server) newSnapshot(cfg *config.Config) (_ *snapshot, err error) {
 	if snap.streams, err = streamlimit.New(cfg.Streams, slOpts); err != nil {
 		return nil, err
 	}
+	if snap.sse, err = sse.New(cfg.SSE, sse.Options{NewTicker: s.sseTicker}); err != nil {
+		return nil, fmt.Errorf("sse: %w", err)
+	}
+	if snap.cache, err = httpcache.New(cfg.ResponseCache, anyCached(snap.table), httpcache.Options{Logger: s.logger, Now: s.cacheNow}); err != nil {
+		return nil, fmt.Errorf("response_cache: %w", err)
+	}
+	snap.onClose = append(snap.onClose, snap.cache.Close)
 	if snap.ipFilter, err = ipfilter.New(cfg.IPRules, ipfilter.Options{Logger: s.logger, Registerer: s.reg, Resolver: snap.clientIP}); err != nil {
 		return nil, err
 	}
@@ -249,4 +260,15 @@ func (sn *snapshot) close() error {
 	}
 	sn.onClose = nil
 	return errors.Join(errs...)
+}
+
+// anyCached reports whether a GET route of table opts into the response cache: without one
+// the cache stage keeps no store and writes invalidate nothing.
+func anyCached(table *routes.Table) bool {
+	for _, rt := range table.Routes() {
+		if rt.Policy.Cache.TTL > 0 && rt.HTTPMethod == http.MethodGet && !rt.ServerStreaming {
+			return true
+		}
+	}
+	return false
 }

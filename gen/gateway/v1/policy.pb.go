@@ -117,7 +117,10 @@ type Policy struct {
 	// them in its aud too, beside the service called, so that the service may pass the caller's
 	// passport on to them. Usually set in service_policy. Default: none (the passport names the
 	// called service only).
-	Delegates     []string `protobuf:"bytes,7,rep,name=delegates,proto3" json:"delegates,omitempty"`
+	Delegates []string `protobuf:"bytes,7,rep,name=delegates,proto3" json:"delegates,omitempty"`
+	// HTTP caching of the RPC's answers (GET routes only; ignored on others and on streams).
+	// Default: no gateway-side response cache, and Cache-Control max-age 0 on public routes.
+	Cache         *Cache `protobuf:"bytes,8,opt,name=cache,proto3" json:"cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -197,6 +200,13 @@ func (x *Policy) GetFallback() *Fallback {
 func (x *Policy) GetDelegates() []string {
 	if x != nil {
 		return x.Delegates
+	}
+	return nil
+}
+
+func (x *Policy) GetCache() *Cache {
+	if x != nil {
+		return x.Cache
 	}
 	return nil
 }
@@ -320,6 +330,65 @@ func (x *Fallback) GetJsonBody() string {
 	return ""
 }
 
+// Cache is the HTTP caching policy of a GET route.
+type Cache struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the gateway keeps a 200 answer in its response cache, as a Go duration ("5s"),
+	// keyed by route, path, query and (unless the route is public) the caller; a write through
+	// the gateway to the same resource drops it sooner. Default: none (no gateway-side cache).
+	Ttl string `protobuf:"bytes,1,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// The max-age that Cache-Control gives a public route's (AUTH_MODE_NONE) answers, as a Go
+	// duration in whole seconds ("60s"). Default: 0s: "public, max-age=0, must-revalidate".
+	// Answers of other routes are always "private, no-store".
+	MaxAge        string `protobuf:"bytes,2,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cache) Reset() {
+	*x = Cache{}
+	mi := &file_gateway_v1_policy_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cache) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cache) ProtoMessage() {}
+
+func (x *Cache) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_policy_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cache.ProtoReflect.Descriptor instead.
+func (*Cache) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_policy_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Cache) GetTtl() string {
+	if x != nil {
+		return x.Ttl
+	}
+	return ""
+}
+
+func (x *Cache) GetMaxAge() string {
+	if x != nil {
+		return x.MaxAge
+	}
+	return ""
+}
+
 var file_gateway_v1_policy_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -379,7 +448,7 @@ var File_gateway_v1_policy_proto protoreflect.FileDescriptor
 const file_gateway_v1_policy_proto_rawDesc = "" +
 	"\n" +
 	"\x17gateway/v1/policy.proto\x12\n" +
-	"gateway.v1\x1a google/protobuf/descriptor.proto\"\x9c\x02\n" +
+	"gateway.v1\x1a google/protobuf/descriptor.proto\"\xc5\x02\n" +
 	"\x06Policy\x12(\n" +
 	"\x04auth\x18\x01 \x01(\x0e2\x14.gateway.v1.AuthModeR\x04auth\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x124\n" +
@@ -390,7 +459,8 @@ const file_gateway_v1_policy_proto_rawDesc = "" +
 	"idempotent\x18\x05 \x01(\bH\x00R\n" +
 	"idempotent\x88\x01\x01\x120\n" +
 	"\bfallback\x18\x06 \x01(\v2\x14.gateway.v1.FallbackR\bfallback\x12\x1c\n" +
-	"\tdelegates\x18\a \x03(\tR\tdelegatesB\r\n" +
+	"\tdelegates\x18\a \x03(\tR\tdelegates\x12'\n" +
+	"\x05cache\x18\b \x01(\v2\x11.gateway.v1.CacheR\x05cacheB\r\n" +
 	"\v_idempotent\"O\n" +
 	"\tRateLimit\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x05R\brequests\x12\x10\n" +
@@ -399,7 +469,10 @@ const file_gateway_v1_policy_proto_rawDesc = "" +
 	"\bFallback\x12\x1f\n" +
 	"\vhttp_status\x18\x01 \x01(\x05R\n" +
 	"httpStatus\x12\x1b\n" +
-	"\tjson_body\x18\x02 \x01(\tR\bjsonBody*i\n" +
+	"\tjson_body\x18\x02 \x01(\tR\bjsonBody\"2\n" +
+	"\x05Cache\x12\x10\n" +
+	"\x03ttl\x18\x01 \x01(\tR\x03ttl\x12\x17\n" +
+	"\amax_age\x18\x02 \x01(\tR\x06maxAge*i\n" +
 	"\bAuthMode\x12\x19\n" +
 	"\x15AUTH_MODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eAUTH_MODE_NONE\x10\x01\x12\x16\n" +
@@ -422,30 +495,32 @@ func file_gateway_v1_policy_proto_rawDescGZIP() []byte {
 }
 
 var file_gateway_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gateway_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_gateway_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_gateway_v1_policy_proto_goTypes = []any{
 	(AuthMode)(0),                       // 0: gateway.v1.AuthMode
 	(*Policy)(nil),                      // 1: gateway.v1.Policy
 	(*RateLimit)(nil),                   // 2: gateway.v1.RateLimit
 	(*Fallback)(nil),                    // 3: gateway.v1.Fallback
-	(*descriptorpb.MethodOptions)(nil),  // 4: google.protobuf.MethodOptions
-	(*descriptorpb.ServiceOptions)(nil), // 5: google.protobuf.ServiceOptions
-	(*descriptorpb.FileOptions)(nil),    // 6: google.protobuf.FileOptions
+	(*Cache)(nil),                       // 4: gateway.v1.Cache
+	(*descriptorpb.MethodOptions)(nil),  // 5: google.protobuf.MethodOptions
+	(*descriptorpb.ServiceOptions)(nil), // 6: google.protobuf.ServiceOptions
+	(*descriptorpb.FileOptions)(nil),    // 7: google.protobuf.FileOptions
 }
 var file_gateway_v1_policy_proto_depIdxs = []int32{
 	0, // 0: gateway.v1.Policy.auth:type_name -> gateway.v1.AuthMode
 	2, // 1: gateway.v1.Policy.rate_limit:type_name -> gateway.v1.RateLimit
 	3, // 2: gateway.v1.Policy.fallback:type_name -> gateway.v1.Fallback
-	4, // 3: gateway.v1.policy:extendee -> google.protobuf.MethodOptions
-	5, // 4: gateway.v1.service_policy:extendee -> google.protobuf.ServiceOptions
-	6, // 5: gateway.v1.roles:extendee -> google.protobuf.FileOptions
-	1, // 6: gateway.v1.policy:type_name -> gateway.v1.Policy
-	1, // 7: gateway.v1.service_policy:type_name -> gateway.v1.Policy
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	6, // [6:8] is the sub-list for extension type_name
-	3, // [3:6] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 3: gateway.v1.Policy.cache:type_name -> gateway.v1.Cache
+	5, // 4: gateway.v1.policy:extendee -> google.protobuf.MethodOptions
+	6, // 5: gateway.v1.service_policy:extendee -> google.protobuf.ServiceOptions
+	7, // 6: gateway.v1.roles:extendee -> google.protobuf.FileOptions
+	1, // 7: gateway.v1.policy:type_name -> gateway.v1.Policy
+	1, // 8: gateway.v1.service_policy:type_name -> gateway.v1.Policy
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	7, // [7:9] is the sub-list for extension type_name
+	4, // [4:7] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_gateway_v1_policy_proto_init() }
@@ -460,7 +535,7 @@ func file_gateway_v1_policy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_policy_proto_rawDesc), len(file_gateway_v1_policy_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 3,
 			NumServices:   0,
 		},
