@@ -401,13 +401,17 @@ func TestReloadUnderLoad(t *testing.T) {
 	up, upAddr := startInventory(t)
 	const originA, originB = "https://a.shop.example", "https://b.shop.example"
 	keys := passportYAML(t)
+	const probeScale = 10000 // ListItems's limit is GetItem's / probeScale
 	file := func(requests int, origins ...string) string {
 		return "listen: 127.0.0.1:0\n" + keys +
 			"upstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + upAddr + "\"]}}\n" +
-			fmt.Sprintf("routes: {shop.inventory.v1.InventoryService/GetItem: {rate_limit: {requests: %d, per: 60s, burst: %d}}}\n", requests, requests) +
+			// ListItems, which the load leaves alone, has a limit a probe can reach: the limit in
+			// force is the one its 429 names (RateLimit-Policy is on refusals only).
+			fmt.Sprintf("routes: {shop.inventory.v1.InventoryService/GetItem: {rate_limit: {requests: %d, per: 60s, burst: %d}},\n", requests, requests) +
+			fmt.Sprintf("  shop.inventory.v1.InventoryService/ListItems: {rate_limit: {requests: %d, per: 60s, burst: %d}}}\n", requests/probeScale, requests/probeScale) +
 			"cors: {allowed_origins: [\"" + strings.Join(origins, `", "`) + "\"]}\n"
 	}
-	policy := func(requests int) string { return fmt.Sprintf(`"default";q=%d;w=60`, requests) }
+	policy := func(requests int) string { return fmt.Sprintf(`"default";q=%d;w=60`, requests/probeScale) }
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
 	write := func(s string) {
 		t.Helper()
@@ -548,8 +552,19 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err != nil || a.status != 200 {
 			t.Fatalf("%s: probe: %v %v", st.name, a.status, err)
 		}
-		if got := a.header.Get("RateLimit-Policy"); got != policy(st.limit) {
-			t.Errorf("%s: RateLimit-Policy %q, want %q", st.name, got, policy(st.limit))
+		// The limit in force: ListItems until its 429, whose RateLimit-Policy names it.
+		for i := 0; ; i++ {
+			l, err := send("GET", "/v1/inventory/items", nil)
+			if err != nil || i > st.limit/probeScale { // an allowed probe may be 501: this upstream lists nothing
+
+				t.Fatalf("%s: limit probe %d: %d %v, want a 429 within %d", st.name, i, l.status, err, st.limit/probeScale+1)
+			}
+			if l.status == 429 {
+				if got := l.header.Get("RateLimit-Policy"); got != policy(st.limit) {
+					t.Errorf("%s: RateLimit-Policy %q, want %q", st.name, got, policy(st.limit))
+				}
+				break
+			}
 		}
 		if got := a.header.Get("Access-Control-Allow-Origin"); got != st.allowed {
 			t.Errorf("%s: Access-Control-Allow-Origin %q for %s, want it allowed", st.name, got, st.allowed)

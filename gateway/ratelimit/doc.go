@@ -11,10 +11,16 @@
 //     (X-Forwarded-For only through trusted proxies).
 //
 // It takes one request from that quota before the body is read or decoded. Every limited
-// response, allowed or not, carries the IETF draft headers (draft-ietf-httpapi-ratelimit-headers)
+// response, allowed or not, carries the IETF draft header (draft-ietf-httpapi-ratelimit-headers)
+//
+//	RateLimit: "default";r=42;t=17              r remaining now, t seconds until the quota is full
+//
+// and a refused one its policy too:
 //
 //	RateLimit-Policy: "default";q=100;w=60      quota q requests per window w seconds
-//	RateLimit: "default";r=42;t=17              r remaining now, t seconds until the quota is full
+//
+// The policy is static per route (and in /openapi.json as x-shopgate-rate-limit): sent on every
+// answer it would cost each client one more header to read per call for nothing new.
 //
 // and a refused request gets 429 RESOURCE_EXHAUSTED as a google.rpc.Status carrying a
 // google.rpc.RetryInfo, with `Retry-After` in whole seconds, rounded up.

@@ -31,7 +31,7 @@ func Example() {
 		fmt.Printf("%d %s %s retry-after=%q\n", w.Code, w.Header().Get("RateLimit-Policy"), w.Header().Get("RateLimit"), w.Header().Get("Retry-After"))
 	}
 	// Output:
-	// 200 "default";q=2;w=60 "default";r=1;t=30 retry-after=""
-	// 200 "default";q=2;w=60 "default";r=0;t=60 retry-after=""
+	// 200  "default";r=1;t=30 retry-after=""
+	// 200  "default";r=0;t=60 retry-after=""
 	// 429 "default";q=2;w=60 "default";r=0;t=60 retry-after="30"
 }

@@ -152,10 +152,13 @@ func (s *Limiter) Middleware(next http.Handler) http.Handler {
 			httperror.Refuse(w, r, statusUnavailable)
 			return
 		}
+		// RateLimit (what is left, and when it resets) on every answer; RateLimit-Policy (the
+		// quota, static per route and in /openapi.json as x-shopgate-rate-limit) on a 429
+		// only, so that an allowed answer carries one header, not two.
 		h := w.Header()
-		h["Ratelimit-Policy"] = s.policyHeader(limit)
 		h["Ratelimit"] = []string{s.stateHeader(res)}
 		if !res.Allowed {
+			h["Ratelimit-Policy"] = s.policyHeader(limit)
 			m.limited.Inc()
 			retry := ceilSeconds(res.RetryAfter)
 			h["Retry-After"] = []string{strconv.FormatInt(retry, 10)}
