@@ -16,7 +16,8 @@ func TestHelp(t *testing.T) {
 		args []string
 		want []string // in the printed usage
 	}{
-		{"gateway", []string{"-h"}, []string{"gateway routes", "gateway passport-keys new", "gateway passport-keys jwks", "-config"}},
+		{"gateway", []string{"-h"}, []string{"gateway routes", "gateway check", "gateway passport-keys new", "gateway passport-keys jwks", "-config"}},
+		{"check", []string{"check", "-h"}, []string{"-config", "-against"}},
 		{"gateway -help", []string{"-help"}, []string{"gateway routes", "-config"}},
 		{"routes", []string{"routes", "-h"}, []string{"gateway routes", "-config"}},
 		{"passport-keys", []string{"passport-keys", "-h"}, []string{"passport-keys new", "passport-keys jwks"}},

@@ -63,6 +63,9 @@ func main() {
 const usage = `usage:
   gateway [-config FILE]                 serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
   gateway routes [-config FILE]          print the route table and exit
+  gateway check [-config FILE] [-against REF]
+                                         check the protos' routes and policies (and FILE against
+                                         them; and what changed for clients since the git REF)
   gateway passport-keys new -dir DIR     make a new passport signing key in DIR, print its kid
   gateway passport-keys jwks [-out FILE] PATH...
                                          print (or write) the JWKS of the passport keys in PATH
