@@ -22,13 +22,14 @@ import (
 	"github.com/acme/shopgate/services/passport/passporttest"
 )
 
-// startStorefront runs storefrontd in front of s's services (optional parts get 500ms); it is
-// killed at the end of the test.
+// startStorefront runs storefrontd in front of s's services; it is killed at the end of the
+// test. Optional parts get 1s: half the route's 2s, so that a frozen dependency is left out
+// well within the deadline, while the others have room to answer on a loaded machine.
 func startStorefront(t *testing.T, s *stack) *proc {
 	t.Helper()
 	p := &proc{t: t, name: "storefrontd", bin: binaries(t), addr: freeAddr(t), log: filepath.Join(t.TempDir(), "storefrontd.log"),
 		args: []string{"-passport-jwks", s.jwks, "-order-addr", s.order.addr, "-inventory-addr", s.inventory.addr,
-			"-payment-addr", s.payment.addr, "-dependency-timeout", "500ms"}}
+			"-payment-addr", s.payment.addr, "-dependency-timeout", "1s"}}
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
