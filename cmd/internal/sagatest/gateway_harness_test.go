@@ -102,7 +102,13 @@ func trustGatewayPassports(t *testing.T, s *stack, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(s.jwks, b, 0o600); err != nil {
+	// Written aside and renamed over, as an operator deploys it: the running services re-read
+	// the file, and one that read a half-written file would keep its old keys for a while.
+	tmp := s.jwks + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.jwks); err != nil {
 		t.Fatal(err)
 	}
 }
