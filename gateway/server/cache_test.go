@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/httpcache"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testredis"
 )
 
@@ -22,24 +22,6 @@ func (u *backend) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReque
 		return nil, err
 	}
 	return &orderv1.Order{Id: req.GetId(), Status: orderv1.OrderStatus_ORDER_STATUS_CANCELLED}, nil
-}
-
-// handClock is a clock the test moves.
-type handClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *handClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *handClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 func with(h http.Header, kv ...string) http.Header {
@@ -133,7 +115,7 @@ const cacheYAML = `routes:
   shop.inventory.v1.InventoryService/ListItems: {cache: {ttl: 5s}}
 `
 
-func cacheGateway(t *testing.T, be *backend, extra string, clock *handClock) *gateway {
+func cacheGateway(t *testing.T, be *backend, extra string, clock *testclock.Clock) *gateway {
 	t.Helper()
 	return startGateway(t, streamsYAML(be.addr, cacheYAML+extra), Options{Logger: discardLogger(), cacheNow: clock.Now})
 }
@@ -160,7 +142,7 @@ func expect(t *testing.T, be *backend, url, path string, h http.Header, method s
 // stream is never cached.
 func TestResponseCache(t *testing.T) {
 	be := startBackend(t)
-	clock := &handClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testclock.New()
 	gw := cacheGateway(t, be, "", clock)
 	alice, bob := customer(), http.Header{"X-Api-Key": {bobKey}}
 
@@ -172,12 +154,12 @@ func TestResponseCache(t *testing.T) {
 	if hit.header.Get("Age") != "0" || hit.header.Get("Cache-Control") != httpcache.Private {
 		t.Errorf("hit: Age %q Cache-Control %q", hit.header.Get("Age"), hit.header.Get("Cache-Control"))
 	}
-	clock.advance(3 * time.Second)
+	clock.Advance(3 * time.Second)
 	if r := expect(t, be, gw.url, "/v1/orders/o-1", with(alice, "If-None-Match", miss.header.Get("ETag")), "GetOrder", 304, "HIT", 0); r.header.Get("Age") != "3" || len(r.body) != 0 {
 		t.Errorf("conditional hit: Age %q, body %q", r.header.Get("Age"), r.body)
 	}
 	expect(t, be, gw.url, "/v1/orders/o-1", bob, "GetOrder", 200, "MISS", 1) // another caller
-	clock.advance(2 * time.Second)                                           // alice's answer is 5s old: expired
+	clock.Advance(2 * time.Second)                                           // alice's answer is 5s old: expired
 	expect(t, be, gw.url, "/v1/orders/o-1", alice, "GetOrder", 200, "MISS", 1)
 	expect(t, be, gw.url, "/v1/orders/o-1", alice, "GetOrder", 200, "HIT", 0) // alice's 5th
 	if r := do(t, nil, http.MethodGet, gw.url+"/v1/orders/o-1", nil, alice); r.status != http.StatusTooManyRequests {
@@ -240,7 +222,7 @@ func TestResponseCache(t *testing.T) {
 // answers, evicting the least recently used.
 func TestResponseCacheMemoryBound(t *testing.T) {
 	be := startBackend(t)
-	clock := &handClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testclock.New()
 	gw := cacheGateway(t, be, "response_cache: {max_entries: 2}\n", clock)
 	for _, sku := range []string{"a", "b", "c"} {
 		expect(t, be, gw.url, "/v1/inventory/items/"+sku, nil, "GetItem", 200, "MISS", 1)
@@ -256,7 +238,7 @@ func TestResponseCacheRedis(t *testing.T) {
 	addr := testredis.Need(t)
 	t.Run("shared by two gateways", func(t *testing.T) {
 		be := startBackend(t)
-		clock := &handClock{now: time.Unix(1_800_000_000, 0)}
+		clock := testclock.New()
 		extra := "response_cache: {backend: redis, redis: {addr: \"" + addr + "\", key_prefix: \"" + testredis.Prefix(t, "cache") + "\", timeout: 1s}}\n"
 		a, b := cacheGateway(t, be, extra, clock), cacheGateway(t, be, extra, clock)
 		expect(t, be, a.url, "/v1/orders/o-1", customer(), "GetOrder", 200, "MISS", 1)
@@ -266,16 +248,16 @@ func TestResponseCacheRedis(t *testing.T) {
 		}
 		expect(t, be, a.url, "/v1/orders/o-1", customer(), "GetOrder", 200, "MISS", 1)
 		expect(t, be, b.url, "/v1/orders/o-1", customer(), "GetOrder", 200, "HIT", 0)
-		clock.advance(5 * time.Second)
+		clock.Advance(5 * time.Second)
 		expect(t, be, b.url, "/v1/orders/o-1", customer(), "GetOrder", 200, "MISS", 1)
 	})
 	t.Run("redis down", func(t *testing.T) {
 		be := startBackend(t)
-		clock := &handClock{now: time.Unix(1_800_000_000, 0)}
+		clock := testclock.New()
 		gw := cacheGateway(t, be, "response_cache: {backend: redis, redis: {addr: \""+deadAddr(t)+"\"}}\n", clock)
 		for range 3 {
 			expect(t, be, gw.url, "/v1/orders/o-1", customer(), "GetOrder", 200, "MISS", 1)
-			clock.advance(2 * time.Second) // past the pause after a failure: Redis is asked again
+			clock.Advance(2 * time.Second) // past the pause after a failure: Redis is asked again
 		}
 		if r := do(t, nil, http.MethodPost, gw.url+"/v1/orders/o-1:cancel", jsonBody(`{}`), customer()); r.status != http.StatusOK {
 			t.Fatalf("a write with Redis down: %d %s", r.status, r.body)
