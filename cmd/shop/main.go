@@ -214,6 +214,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	loop := gwmain.Loop{
 		Server: gw, Logger: logger, Path: o.config, Load: load, ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		BeforeShutdown: ord.Close, // end the :watch streams first, or they would hold the drain
+		Watch:          cfg.Server.WatchConfig,
 	}
 	return loop.Serve(ctx, ln, hup) // then the deferred stops: services, stores, broker
 }
@@ -238,9 +239,9 @@ func gatewayConfig(o options, upstreams map[string]config.Upstream, key *devkey.
 	var cfg *config.Config
 	var err error
 	if o.config != "" {
-		cfg, err = config.Load(o.config)
+		cfg, err = config.LoadEnv(o.config, os.Environ()) // GATEWAY__... overrides, as cmd/gateway
 	} else {
-		cfg, err = config.Parse(nil)
+		cfg, err = config.ParseEnv(nil, os.Environ())
 	}
 	if err != nil {
 		return nil, err
