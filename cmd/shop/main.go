@@ -5,7 +5,8 @@
 //
 //	shop -data ./data                     what `make run` starts
 //	shop -data ./data -config gw.yaml     the gateway's YAML too (its upstreams are filled in;
-//	                                      SIGHUP reloads it)
+//	                                      SIGHUP or a change of the file reloads it; GATEWAY__
+//	                                      variables override its settings, as in cmd/gateway)
 //
 // The gateway trusts the development key under <data>/devkeys (made on first start, mode 0600;
 // `go run ./cmd/devtoken` mints tokens with it) and publishes its public half at
