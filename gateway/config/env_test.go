@@ -140,3 +140,28 @@ func TestWatchConfig(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkParseEnv is the cost of a load (start, each reload) of example.yaml without and with
+// overrides.
+func BenchmarkParseEnv(b *testing.B) {
+	data, err := os.ReadFile("example.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bb := range []struct {
+		name string
+		env  []string
+	}{
+		{"none", []string{"HOME=/root", "PATH=/bin"}},
+		{"three", []string{"GATEWAY__SERVER__READ_TIMEOUT=10s", "GATEWAY__CORS__ALLOWED_ORIGINS=https://a,https://b",
+			"GATEWAY__ROUTES__SHOP_ORDER_V1_ORDERSERVICE__TIMEOUT=4s"}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := config.ParseEnv(data, bb.env); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

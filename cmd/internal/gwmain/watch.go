@@ -22,6 +22,11 @@ const DefaultWatchDebounce = 200 * time.Millisecond
 // an update points "..data" at a new folder with one rename) all show as events in the
 // folder, after which the file is read through its symlinks and its SHA-256 compared with the
 // last one seen. When the file is a symlink into another folder, that folder is watched too.
+// The first content is the one read when the watch starts (in Loop.Serve, right after the
+// configuration was loaded): a change in between, a matter of milliseconds, waits for the next
+// one or SIGHUP. A writer that truncates then writes (not a rename) is read once its writes
+// stop for the debounce; were it read half-written, the reload is refused and the rest of the
+// writes reloads again.
 type fileWatch struct {
 	path     string
 	debounce time.Duration
