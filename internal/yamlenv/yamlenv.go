@@ -47,7 +47,7 @@ type Override struct {
 // (a struct type, that the document decodes into) named by a variable of environ (in
 // os.Environ's "NAME=value" form) whose name starts with prefix. It reports the overrides it
 // applied, sorted by name. Variables without the prefix are ignored; a variable with it that
-// names no setting is an error, and nothing is applied then.
+// names no setting is an error, after which doc may be partly changed: discard it.
 func Apply(doc *yaml.Node, t reflect.Type, prefix string, environ []string) ([]Override, error) {
 	var ovs []Override
 	for _, kv := range environ {
