@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/acme/shopgate/gateway/apicheck"
@@ -41,7 +42,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	probs := apicheck.Check(schema)
 	if *cfgPath != "" {
-		cfg, err := config.Load(*cfgPath)
+		cfg, err := config.LoadEnv(*cfgPath, os.Environ()) // as served: with the overrides
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 // Command gateway serves the HTTP/JSON API in front of the gRPC services.
 //
-//	gateway -config gateway.yaml          serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
+//	gateway -config gateway.yaml          serve; SIGHUP or a change of the file reloads it,
+//	                                      SIGTERM/SIGINT stop
 //	gateway routes -config gateway.yaml   print the route table (each value's layer) and exit
 //	gateway check [-config gateway.yaml] [-against REF]
 //	                                      check the protos' routes and policies (and a config
@@ -18,7 +19,8 @@
 // one access log line per request (buffered: written in batches, at most 200ms late; lines
 // are dropped, and counted in gateway_access_log_dropped_total, if stderr falls 4 MiB behind).
 // $GATEWAY_REDIS_PASSWORD holds the rate limiter's Redis password when rate_limiting.backend
-// is redis.
+// is redis. Variables GATEWAY__SECTION__KEY override settings of the file (gateway/config
+// EnvPrefix), when serving, on each reload, and in `gateway routes` and `gateway check`.
 package main
 
 import (
@@ -61,7 +63,7 @@ func main() {
 
 // usage is what -h prints before the serving flags: every subcommand, one line each.
 const usage = `usage:
-  gateway [-config FILE]                 serve; SIGHUP reloads the file, SIGTERM/SIGINT stop
+  gateway [-config FILE]                 serve; SIGHUP or a file change reloads, SIGTERM/SIGINT stop
   gateway routes [-config FILE]          print the route table and exit
   gateway check [-config FILE] [-against REF]
                                          check the protos' routes and policies (and FILE against
@@ -148,7 +150,8 @@ func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Wri
 
 	loop := gwmain.Loop{
 		Server: srv, Logger: logger, Path: *path, ShutdownTimeout: cfg.Server.ShutdownTimeout,
-		Load: func() (*config.Config, error) { return loadConfig(*path) },
+		Load:  func() (*config.Config, error) { return loadConfig(*path) },
+		Watch: cfg.Server.WatchConfig,
 	}
 	return loop.Serve(ctx, ln, hup)
 }
@@ -160,9 +163,10 @@ const accessFlushTimeout = 5 * time.Second
 // limiter and of the response cache (never written in the YAML file).
 const EnvRedisPassword = "GATEWAY_REDIS_PASSWORD"
 
-// loadConfig reads the file and adds the secrets that come from the environment.
+// loadConfig reads the file with the environment's overrides and adds the secrets that come
+// from the environment.
 func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
+	cfg, err := config.LoadEnv(path, os.Environ())
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +183,7 @@ func runRoutes(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
 	}

@@ -252,7 +252,8 @@ func TestServeReloadStop(t *testing.T) {
 	dead := ln.Addr().String()
 	_ = ln.Close()
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
-	base := "listen: 127.0.0.1:0\nupstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + dead + "\"]}}\n" + passportYAML(t)
+	// SIGHUP alone reloads: the file watch (watch_test.go) would reload the writes too.
+	base := "listen: 127.0.0.1:0\nserver: {watch_config: false}\nupstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + dead + "\"]}}\n" + passportYAML(t)
 	write := func(s string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
@@ -403,7 +404,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	keys := passportYAML(t)
 	const probeScale = 10000 // ListItems's limit is GetItem's / probeScale
 	file := func(requests int, origins ...string) string {
-		return "listen: 127.0.0.1:0\n" + keys +
+		return "listen: 127.0.0.1:0\nserver: {watch_config: false}\n" + keys + // SIGHUP alone reloads
 			"upstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + upAddr + "\"]}}\n" +
 			// ListItems, which the load leaves alone, has a limit a probe can reach: the limit in
 			// force is the one its 429 names (RateLimit-Policy is on refusals only).

@@ -5,7 +5,8 @@
 //
 //	shop -data ./data                     what `make run` starts
 //	shop -data ./data -config gw.yaml     the gateway's YAML too (its upstreams are filled in;
-//	                                      SIGHUP reloads it)
+//	                                      SIGHUP or a change of the file reloads it; GATEWAY__
+//	                                      variables override its settings, as in cmd/gateway)
 //
 // The gateway trusts the development key under <data>/devkeys (made on first start, mode 0600;
 // `go run ./cmd/devtoken` mints tokens with it) and publishes its public half at
@@ -214,6 +215,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	loop := gwmain.Loop{
 		Server: gw, Logger: logger, Path: o.config, Load: load, ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		BeforeShutdown: ord.Close, // end the :watch streams first, or they would hold the drain
+		Watch:          cfg.Server.WatchConfig,
 	}
 	return loop.Serve(ctx, ln, hup) // then the deferred stops: services, stores, broker
 }
@@ -238,9 +240,9 @@ func gatewayConfig(o options, upstreams map[string]config.Upstream, key *devkey.
 	var cfg *config.Config
 	var err error
 	if o.config != "" {
-		cfg, err = config.Load(o.config)
+		cfg, err = config.LoadEnv(o.config, os.Environ()) // GATEWAY__... overrides, as cmd/gateway
 	} else {
-		cfg, err = config.Parse(nil)
+		cfg, err = config.ParseEnv(nil, os.Environ())
 	}
 	if err != nil {
 		return nil, err

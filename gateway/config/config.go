@@ -1,10 +1,6 @@
 package config
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"os"
 	"time"
 
 	"github.com/acme/shopgate/gateway/abuse"
@@ -22,7 +18,6 @@ import (
 	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/streamlimit"
 	"github.com/acme/shopgate/gateway/traffic"
-	"go.yaml.in/yaml/v3"
 )
 
 // The defaults of the gateway's own sections.
@@ -167,6 +162,10 @@ type Server struct {
 	MaxConnections int `yaml:"max_connections"`
 	// ShutdownTimeout bounds a graceful shutdown. Default: DefaultShutdownTimeout (20s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// WatchConfig reloads the file when it changes, as SIGHUP does (a Kubernetes ConfigMap
+	// update included: cmd/internal/gwmain). Default: true (Parse sets it before decoding);
+	// false leaves SIGHUP only.
+	WatchConfig bool `yaml:"watch_config"`
 }
 
 // Limits holds request size limits.
@@ -213,31 +212,10 @@ type RouteOverride struct {
 	Cache *policy.Cache `yaml:"cache"`
 }
 
-// Load reads and parses the file at path.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
-}
+// Load reads and parses the file at path; LoadEnv adds the environment's overrides.
+func Load(path string) (*Config, error) { return LoadEnv(path, nil) }
 
 // Parse decodes data strictly (unknown keys are errors), applies the defaults and validates
-// the result. An empty document is a valid configuration of defaults.
-func Parse(data []byte) (*Config, error) {
-	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, errEOF) {
-		return nil, fmt.Errorf("parsing config: %w", err)
-	}
-	cfg.applyDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
-}
+// the result. An empty document is a valid configuration of defaults. ParseEnv adds the
+// environment's overrides.
+func Parse(data []byte) (*Config, error) { return ParseEnv(data, nil) }

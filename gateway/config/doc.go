@@ -12,7 +12,8 @@
 //	              gRPC connection, round_robin over its addresses with gRPC health checking.
 //	              Only listed services are served. Not reloadable.
 //	server        read_header_timeout 5s, read_timeout 30s, write_timeout 0 (none: streams),
-//	              idle_timeout 120s, max_header_bytes 65536, shutdown_timeout 20s.
+//	              idle_timeout 120s, max_header_bytes 65536, shutdown_timeout 20s,
+//	              watch_config true (reload when the file changes; false: SIGHUP only).
 //	limits        max_body_bytes 1048576 (1 MiB): larger bodies get 413.
 //	defaults      the policy of a route nothing else configures: timeout 10s,
 //	              rate_limit {requests: 100, per: 60s, burst: 100}.
@@ -34,7 +35,20 @@
 // < the proto's gateway.v1.policy < routes["pkg.Service"] < routes["pkg.Service/Method"].
 // `gateway routes -config file.yaml` prints the resolved table.
 //
-// Everything but listen, upstreams, server and passport is reloadable (SIGHUP): a reload that
+// Environment overrides (LoadEnv, ParseEnv; the gateway binary applies them at start, on every
+// reload and in `gateway routes` and `gateway check -config`): a variable named EnvPrefix
+// ("GATEWAY__") followed by the key path, levels separated by "__", any case, sets that
+// setting as if the file said it, before the strict decode, so every check applies.
+// GATEWAY__SERVER__READ_TIMEOUT=10s is server.read_timeout; a map key (an upstream, a route)
+// matches the file's key with every character other than a letter or digit read as "_"
+// (GATEWAY__ROUTES__SHOP_ORDER_V1_ORDERSERVICE__TIMEOUT=3s), or is created as written. A
+// list of scalars takes a comma-separated value; a list of sections (auth.sources,
+// auth.api_keys, upstream rules) cannot be set this way. An empty value is the default. A
+// variable naming no setting is an error naming it. The Redis passwords are never in the file:
+// GATEWAY_REDIS_PASSWORD (one underscore) holds them, as before. See internal/yamlenv.
+//
+// Everything but listen, upstreams, server and passport is reloadable (SIGHUP, or a change of
+// the file while server.watch_config is on): a reload that
 // changes those, or fails validation, leaves the running configuration unchanged. Route
 // timeouts and retry policies (idempotent RPCs only) follow the route table of each reload;
 // they are the upstream connections' service config, so a reload that changes them dials new

@@ -28,24 +28,39 @@ type Loop struct {
 	Load func() (*config.Config, error)
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// Watch reloads Path, as SIGHUP does, when its content changes (server.watch_config; see
+	// watch.go). Default: false (cmd sets it from the configuration).
+	Watch bool
+	// WatchDebounce is how long a burst of changes to the file is let settle before it is
+	// read. Default: DefaultWatchDebounce (200ms).
+	WatchDebounce time.Duration
+	// watchChecked, when set (by tests), is told after each read of the watched file whether
+	// its content had changed.
+	watchChecked func(changed bool)
 	// BeforeShutdown runs when ctx ends, before the drain (cmd/shop ends the :watch streams
 	// there, or they would hold it). Default: nothing.
 	BeforeShutdown func()
 }
 
-// Serve serves ln until ctx ends, reloading on each value of hup (register it with
+// Serve serves ln until ctx ends, reloading on each value of hup and, with Watch, when the
+// file's content changes (register it with
 // signal.Notify before announcing the address, so that no SIGHUP can kill the process), then
 // shuts down: in-flight requests finish within ShutdownTimeout. It returns the shutdown's
 // error, or the server's if serving failed first.
 func (l Loop) Serve(ctx context.Context, ln net.Listener, hup <-chan os.Signal) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- l.Server.Serve(ln) }()
+	changed, stopWatch := l.watch()
+	defer stopWatch()
 	for {
 		select {
 		case err := <-serveErr:
 			_ = l.Server.Close()
 			return fmt.Errorf("serving: %w", err)
 		case <-hup:
+			l.Reload()
+		case <-changed:
+			l.Logger.Info("config file changed", slog.String("config", l.Path))
 			l.Reload()
 		case <-ctx.Done():
 			l.Logger.Info("gateway shutting down", slog.Duration("timeout", l.ShutdownTimeout))

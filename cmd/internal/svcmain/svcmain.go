@@ -5,7 +5,6 @@
 package svcmain
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -25,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 )
@@ -88,7 +86,8 @@ func (c *Config) ServerFlags(fs *flag.FlagSet) {
 // and the YAML file named by -config: the file over the defaults, then the flags over the file.
 // define binds every flag of the service to its field of cfg with the field's current value as
 // default (it is called twice: before and after the file is read). The file is decoded
-// strictly: a misspelt key is an error naming it.
+// strictly: a misspelt key is an error naming it. Environment variables EnvPrefix(name)+"KEY"
+// override the file's settings (or the defaults without a file), and the flags override them.
 func Load(name string, args []string, stderr io.Writer, cfg any, define func(*flag.FlagSet)) error {
 	var path string
 	parse := func(out io.Writer) error {
@@ -107,19 +106,20 @@ func Load(name string, args []string, stderr io.Writer, cfg any, define func(*fl
 	if err := parse(stderr); err != nil {
 		return err
 	}
-	if path == "" {
-		return nil
+	var b []byte
+	if path != "" {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return fmt.Errorf("reading config: %w", err)
+		}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("reading config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+	if err := decode(b, cfg, EnvPrefix(name), os.Environ()); err != nil { // env.go
+		if path == "" {
+			return fmt.Errorf("parsing config: %w", err)
+		}
 		return fmt.Errorf("parsing config %s: %w", path, err)
 	}
-	return parse(io.Discard) // the flags again, over the file
+	return parse(io.Discard) // the flags again, over the file and the environment
 }
 
 // NewLogger returns a JSON logger on w at level, tagged with the service's name.
