@@ -147,6 +147,7 @@ KUSTOMIZE         ?= $(if $(shell command -v kubectl),kubectl kustomize,$(GO) ru
 DEPLOY_OUT        := bin/deploy
 DEPLOY_EXTERNAL   := Secret/passport-keys,Secret/redis,ConfigMap/passport-jwks
 IMAGE_BINARIES    := gateway orderd paymentd inventoryd storefrontd
+DEPLOY_FIXTURE    := deploy/validate/testdata/dev.yaml
 
 .PHONY: check-deploy
 check-deploy: ## Render deploy/k8s, validate it offline, lint the Dockerfile, build its static binaries.
@@ -158,6 +159,14 @@ check-deploy: ## Render deploy/k8s, validate it offline, lint the Dockerfile, bu
 	  -dockerfile $(CURDIR)/Dockerfile -gateway $(CURDIR)/$(DEPLOY_OUT)/static/gateway -repo $(CURDIR) \
 	  -static $(CURDIR)/$(DEPLOY_OUT)/static -external $(DEPLOY_EXTERNAL) \
 	  $(CURDIR)/$(DEPLOY_OUT)/base.yaml $(CURDIR)/$(DEPLOY_OUT)/dev.yaml $(CURDIR)/$(DEPLOY_OUT)/production.yaml
+	@if ! diff -q <(grep -v '^#' $(DEPLOY_FIXTURE)) $(DEPLOY_OUT)/dev.yaml >/dev/null; then \
+	  echo "$(DEPLOY_FIXTURE) is not the dev overlay as rendered now: run 'make deploy-fixture' and commit it"; exit 1; fi
+
+.PHONY: deploy-fixture
+deploy-fixture: ## Re-render the dev overlay into the validator's test fixture (after changing deploy/k8s).
+	{ echo "# The dev overlay as \`kubectl kustomize deploy/k8s/overlays/dev\` rendered it: the fixture the"; \
+	  echo "# tests break one way at a time. Regenerate with \`make deploy-fixture\` when the manifests change."; \
+	  $(KUSTOMIZE) deploy/k8s/overlays/dev; } > $(DEPLOY_FIXTURE).tmp && mv $(DEPLOY_FIXTURE).tmp $(DEPLOY_FIXTURE)
 
 .PHONY: test-deploy
 test-deploy: ## The tests of deploy/validate (its own module).
