@@ -1,7 +1,9 @@
 // Command validate is `make check-deploy`'s checker, offline: rendered Kubernetes manifests
 // against the schemas of a Kubernetes release and the stack's rules (package check), the
 // Dockerfile with BuildKit's linter (package dockerlint), and the binaries the images hold
-// (package static). It prints one line per problem and exits 1 if there is any.
+// (package static), and each of the stack's containers against them: its image is a target of
+// the Dockerfile whose binary takes its arguments (package images; with -dockerfile and -static).
+// It prints one line per problem and exits 1 if there is any.
 //
 //	go run . -kubernetes v1.37.2 -dockerfile ../../Dockerfile -gateway BIN -repo ../.. \
 //	  -static DIR -external Secret/passport-keys,ConfigMap/passport-jwks RENDERED.yaml...
@@ -19,6 +21,7 @@ import (
 
 	"github.com/acme/shopgate/deploy/validate/check"
 	"github.com/acme/shopgate/deploy/validate/dockerlint"
+	"github.com/acme/shopgate/deploy/validate/images"
 	"github.com/acme/shopgate/deploy/validate/k8sspec"
 	"github.com/acme/shopgate/deploy/validate/schema"
 	"github.com/acme/shopgate/deploy/validate/static"
@@ -79,6 +82,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if *gateway != "" {
 			cfg.GatewayCheck = check.GatewayCheck(*gateway, *repo)
 		}
+		if *dockerfile != "" && *staticDir != "" {
+			dt, err := os.ReadFile(*dockerfile)
+			if err != nil {
+				return err
+			}
+			targets, err := dockerlint.Targets(dt)
+			if err != nil {
+				return fmt.Errorf("%s: %w", *dockerfile, err)
+			}
+			cfg.Container = images.Checker{Targets: targets, Binaries: *staticDir}.Check
+		}
 		for _, file := range fs.Args() {
 			data, err := os.ReadFile(file)
 			if err != nil {
@@ -93,8 +107,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			if res.GatewayChecked {
 				gw = "gateway YAML checked by `gateway check`"
 			}
-			fmt.Fprintf(stderr, "%s: %d objects against Kubernetes %s schemas (strict), typed decoding, the stack's rules; %s; %d problems\n",
-				file, res.Objects, schemaName(*version, path), gw, len(res.Problems))
+			fmt.Fprintf(stderr, "%s: %d objects against Kubernetes %s schemas (strict), typed decoding, the stack's rules; %s; %d containers' Dockerfile targets and arguments checked; %d problems\n",
+				file, res.Objects, schemaName(*version, path), gw, res.ContainersChecked, len(res.Problems))
 		}
 	}
 	if *dockerfile != "" {

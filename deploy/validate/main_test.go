@@ -35,7 +35,7 @@ func TestRun(t *testing.T) {
 		stderrHave string
 	}{
 		{"manifests and Dockerfile", []string{"-openapi", openapi, ext, "-dockerfile", dockerfile, good}, nil, nil,
-			"22 objects against Kubernetes " + openapi + " schemas (strict), typed decoding, the stack's rules; gateway YAML not checked; 0 problems"},
+			"22 objects against Kubernetes " + openapi + " schemas (strict), typed decoding, the stack's rules; gateway YAML not checked; 0 containers' Dockerfile targets and arguments checked; 0 problems"},
 		{"a broken manifest", []string{"-openapi", openapi, ext, good, bad}, errProblems,
 			[]string{bad + ": Deployment/gateway: 1 replicas", bad + ": PodDisruptionBudget/gateway: minAvailable 1 with 1 replicas"}, "bad.yaml: 22 objects"},
 		{"a Secret not declared", []string{"-openapi", openapi, good}, errProblems,

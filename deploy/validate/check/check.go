@@ -27,6 +27,9 @@ type Config struct {
 	Rules rules.Options
 	// GatewayCheck checks the gateway's YAML; nil skips that check (Result says so).
 	GatewayCheck func(yaml []byte) error
+	// Container checks one of the stack's containers (its image and arguments, see package
+	// images); nil skips that check.
+	Container func(image string, args []string) error
 }
 
 // Result is what Rendered found.
@@ -36,6 +39,8 @@ type Result struct {
 	// GatewayChecked is false when the gateway's YAML was not checked (no GatewayCheck, or it
 	// could not be found: Problems says why).
 	GatewayChecked bool
+	// ContainersChecked counts the containers Config.Container checked.
+	ContainersChecked int
 }
 
 // Rendered checks the YAML stream data.
@@ -58,6 +63,14 @@ func Rendered(data []byte, cfg Config) (Result, error) {
 		typedObjs = append(typedObjs, t)
 	}
 	res.Problems = append(res.Problems, rules.Check(typedObjs, cfg.Rules)...)
+	if cfg.Container != nil {
+		for _, c := range rules.OwnContainers(typedObjs) {
+			if err := cfg.Container(c.Image, c.Args); err != nil {
+				res.Problems = append(res.Problems, fmt.Sprintf("%s: container %q: %v", c.Workload, c.Name, err))
+			}
+			res.ContainersChecked++
+		}
+	}
 	if cfg.GatewayCheck != nil {
 		y, cm, err := rules.GatewayConfig(typedObjs, cfg.Rules)
 		switch {

@@ -1,8 +1,10 @@
 package check_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,5 +88,33 @@ func TestRenderedWithoutGatewayCheck(t *testing.T) {
 	}
 	if res.GatewayChecked || len(res.Problems) != 0 {
 		t.Fatalf("gateway checked %v, problems %q; want false and none", res.GatewayChecked, res.Problems)
+	}
+}
+
+func TestRenderedContainers(t *testing.T) {
+	var seen []string
+	cfg := check.Config{
+		Schema: spectest.Validator(t),
+		Rules:  rules.Options{External: fixture.External},
+		Container: func(image string, args []string) error {
+			seen = append(seen, image+" "+strings.Join(args, " "))
+			if strings.HasPrefix(image, "shopgate/orderd") {
+				return errors.New("refused")
+			}
+			return nil
+		},
+	}
+	res, err := check.Rendered(fixture.Dev(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ContainersChecked != 5 || len(seen) != 5 {
+		t.Fatalf("%d containers checked (%q), want the stack's 5 (not NATS's or Redis's)", res.ContainersChecked, seen)
+	}
+	if !slices.Contains(seen, "shopgate/gateway:dev -config /etc/shopgate/config/gateway.yaml") {
+		t.Errorf("checked %q, want the gateway's image and arguments among them", seen)
+	}
+	if len(res.Problems) != 1 || res.Problems[0] != `Deployment/order: container "order": refused` {
+		t.Fatalf("problems %q, want the order's refusal", res.Problems)
 	}
 }

@@ -5,6 +5,7 @@
 package dockerlint
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,7 +14,9 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/solver/pb"
 	digest "github.com/opencontainers/go-digest"
@@ -81,4 +84,23 @@ func firstLine(loc *pb.Location) int {
 		return 0
 	}
 	return int(loc.Ranges[0].Start.Line)
+}
+
+// Targets returns the Dockerfile's stage names (what `docker build --target` takes).
+func Targets(dt []byte) ([]string, error) {
+	ast, err := parser.Parse(bytes.NewReader(dt))
+	if err != nil {
+		return nil, err
+	}
+	stages, _, err := instructions.Parse(ast.AST, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range stages {
+		if s.Name != "" {
+			out = append(out, s.Name)
+		}
+	}
+	return out, nil
 }

@@ -79,3 +79,26 @@ func podPort(pod corev1.PodSpec, name string, number int32) bool {
 	}
 	return false
 }
+
+// Container is one container of a rendered workload.
+type Container struct {
+	Workload string // "Deployment/order"
+	Name     string
+	Image    string
+	Args     []string
+}
+
+// OwnContainers returns the containers of the stack's own pods (labelled part-of PartOf).
+func OwnContainers(objs []runtime.Object) []Container {
+	var out []Container
+	for _, o := range objs {
+		w, ok := workloadOf(o)
+		if !ok || w.pod.Labels["app.kubernetes.io/part-of"] != PartOf {
+			continue
+		}
+		for _, c := range w.pod.Spec.Containers {
+			out = append(out, Container{Workload: w.id, Name: c.Name, Image: c.Image, Args: c.Args})
+		}
+	}
+	return out
+}
