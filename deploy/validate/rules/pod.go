@@ -29,9 +29,15 @@ func (s *set) checkPod(w workload) []string {
 			if !s.hasConfigMap(v.ConfigMap.Name, v.ConfigMap.Optional) {
 				add("volume %q: ConfigMap %q is neither rendered nor external", v.Name, v.ConfigMap.Name)
 			}
+			if !readable(v.ConfigMap.DefaultMode, spec.SecurityContext) {
+				add("volume %q: defaultMode %#o: its files are root's, unreadable by the pod's non-root user (set fsGroup and a group-readable mode)", v.Name, *v.ConfigMap.DefaultMode)
+			}
 		case v.Secret != nil:
 			if !s.hasSecret(v.Secret.SecretName, v.Secret.Optional) {
 				add("volume %q: Secret %q is not declared external", v.Name, v.Secret.SecretName)
+			}
+			if !readable(v.Secret.DefaultMode, spec.SecurityContext) {
+				add("volume %q: defaultMode %#o: its files are root's, unreadable by the pod's non-root user (set fsGroup and a group-readable mode)", v.Name, *v.Secret.DefaultMode)
 			}
 		case v.PersistentVolumeClaim != nil:
 			if !s.claims[v.PersistentVolumeClaim.ClaimName] {
@@ -178,4 +184,13 @@ func flagDuration(args []string, name string) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// readable: a Secret's or ConfigMap's files, with mode (nil: 0644), can be read by a pod that
+// runs as a non-root user: the kubelet makes them root's, and group fsGroup's when it is set.
+func readable(mode *int32, pod *corev1.PodSecurityContext) bool {
+	if mode == nil || pod == nil || pod.RunAsUser == nil || *pod.RunAsUser == 0 {
+		return true // the default mode is world-readable; a root pod reads anything
+	}
+	return *mode&0o004 != 0 || (pod.FSGroup != nil && *mode&0o040 != 0)
 }
