@@ -137,6 +137,41 @@ vendor-docs-ui: ## Re-fetch the pinned swagger-ui-dist from npm, check it, copy 
 	for f in $(SWAGGER_UI_FILES); do cp "$$tmp/package/$$f" $(SWAGGER_UI_DIR)/; done
 	@echo "$(SWAGGER_UI_DIR): swagger-ui-dist $(SWAGGER_UI_VERSION), integrity and SHA256SUMS checked"
 
+# `make check-deploy` (deploy/validate, its own module): the Kubernetes release whose OpenAPI
+# schemas (api/openapi-spec of the Go module k8s.io/kubernetes) the manifests are checked
+# against, with that module's hash; kustomize renders them (kubectl's own, else this version).
+K8S_VERSION       := v1.37.2
+K8S_MODULE_SUM    := h1:A2VDEiObzkYqFTKhSsn0ZEb0RlLEXpHWj93gi2HqEwE=
+KUSTOMIZE_VERSION := v5.5.0
+KUSTOMIZE         ?= $(if $(shell command -v kubectl),kubectl kustomize,$(GO) run sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION) build)
+DEPLOY_OUT        := bin/deploy
+DEPLOY_EXTERNAL   := Secret/passport-keys,Secret/redis,ConfigMap/passport-jwks
+IMAGE_BINARIES    := gateway orderd paymentd inventoryd storefrontd
+DEPLOY_FIXTURE    := deploy/validate/testdata/dev.yaml
+
+.PHONY: check-deploy
+check-deploy: ## Render deploy/k8s, validate it offline, lint the Dockerfile, build its static binaries.
+	@mkdir -p $(DEPLOY_OUT)/static
+	for k in base overlays/dev overlays/production; do \
+	  $(KUSTOMIZE) deploy/k8s/$$k > $(DEPLOY_OUT)/$$(basename $$k).yaml; done
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(DEPLOY_OUT)/static/ $(addprefix ./cmd/,$(IMAGE_BINARIES))
+	cd deploy/validate && $(GO) run . -kubernetes $(K8S_VERSION) -kubernetes-sum $(K8S_MODULE_SUM) \
+	  -dockerfile $(CURDIR)/Dockerfile -gateway $(CURDIR)/$(DEPLOY_OUT)/static/gateway -repo $(CURDIR) \
+	  -static $(CURDIR)/$(DEPLOY_OUT)/static -external $(DEPLOY_EXTERNAL) \
+	  $(CURDIR)/$(DEPLOY_OUT)/base.yaml $(CURDIR)/$(DEPLOY_OUT)/dev.yaml $(CURDIR)/$(DEPLOY_OUT)/production.yaml
+	@if ! diff -q <(grep -v '^#' $(DEPLOY_FIXTURE)) $(DEPLOY_OUT)/dev.yaml >/dev/null; then \
+	  echo "$(DEPLOY_FIXTURE) is not the dev overlay as rendered now: run 'make deploy-fixture' and commit it"; exit 1; fi
+
+.PHONY: deploy-fixture
+deploy-fixture: ## Re-render the dev overlay into the validator's test fixture (after changing deploy/k8s).
+	{ echo "# The dev overlay as \`kubectl kustomize deploy/k8s/overlays/dev\` rendered it: the fixture the"; \
+	  echo "# tests break one way at a time. Regenerate with \`make deploy-fixture\` when the manifests change."; \
+	  $(KUSTOMIZE) deploy/k8s/overlays/dev; } > $(DEPLOY_FIXTURE).tmp && mv $(DEPLOY_FIXTURE).tmp $(DEPLOY_FIXTURE)
+
+.PHONY: test-deploy
+test-deploy: ## The tests of deploy/validate (its own module).
+	cd deploy/validate && K8S_VERSION=$(K8S_VERSION) K8S_MODULE_SUM=$(K8S_MODULE_SUM) $(GO) test $(TEST_FLAGS) ./...
+
 .PHONY: clean
 clean: ## Remove build output (not the tool cache).
 	rm -rf bin bench.out

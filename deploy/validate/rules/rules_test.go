@@ -1,0 +1,123 @@
+package rules_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/acme/shopgate/deploy/validate/internal/fixture"
+	"github.com/acme/shopgate/deploy/validate/manifest"
+	"github.com/acme/shopgate/deploy/validate/rules"
+	"github.com/acme/shopgate/deploy/validate/typed"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func decode(t *testing.T, data []byte) []runtime.Object {
+	t.Helper()
+	objs, err := manifest.Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []runtime.Object
+	for _, o := range objs {
+		obj, err := typed.Decode(o.JSON)
+		if err != nil {
+			t.Fatalf("%s: %v", o.ID(), err)
+		}
+		out = append(out, obj)
+	}
+	return out
+}
+
+const (
+	gw    = "Deployment/gateway"
+	cmGW  = "ConfigMap/gateway-config-b9h29m7bg9"
+	order = "Deployment/order"
+)
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name     string
+		edits    []fixture.Edit
+		external []string // default: fixture.External
+		want     []string // substrings, one per problem, in the sorted order of the problems
+	}{
+		{name: "the dev overlay as rendered"},
+		{"one gateway", []fixture.Edit{{ID: gw, Old: "replicas: 2", New: "replicas: 1"}}, nil,
+			[]string{"Deployment/gateway: 1 replicas; at least 2", "PodDisruptionBudget/gateway: minAvailable 1 with 1 replicas"}},
+		{"gateway readiness elsewhere", []fixture.Edit{{ID: gw, Old: "path: /readyz", New: "path: /healthz"}}, nil,
+			[]string{"Deployment/gateway: readiness probe is not an httpGet of /readyz"}},
+		{"gateway without a budget", []fixture.Edit{{ID: "PodDisruptionBudget/gateway", Drop: true}}, nil,
+			[]string{"Deployment/gateway: no PodDisruptionBudget selects its pods"}},
+		{"budget selecting nothing", []fixture.Edit{{ID: "PodDisruptionBudget/storefront", Old: "matchLabels:\n      app.kubernetes.io/name: storefront", New: "matchLabels:\n      app.kubernetes.io/name: storefrnt"}}, nil,
+			[]string{"PodDisruptionBudget/storefront: selector app.kubernetes.io/name=storefrnt picks no workload's pods"}},
+		{"probe on an undeclared port", []fixture.Edit{{ID: gw, Old: "path: /healthz\n            port: http", New: "path: /healthz\n            port: admin"}}, nil,
+			[]string{`Deployment/gateway: container "gateway" liveness probe: httpGet port admin is not a port of the container`}},
+		{"grpc probe on an undeclared port", []fixture.Edit{{ID: order, Old: "port: 9101\n            service:", New: "port: 9111\n            service:"}}, nil,
+			[]string{`Deployment/order: container "order" readiness probe: grpc port 9111 is not a port`}},
+		{"service selecting nothing", []fixture.Edit{{ID: "Service/gateway", Old: "selector:\n    app.kubernetes.io/name: gateway", New: "selector:\n    app.kubernetes.io/name: gw"}}, nil,
+			[]string{"Service/gateway: selector app.kubernetes.io/name=gw picks no workload's pods"}},
+		{"service to an undeclared port", []fixture.Edit{{ID: "Service/gateway", Old: "targetPort: http", New: "targetPort: web"}}, nil,
+			[]string{`Service/gateway: port "http": Deployment/gateway has no container port named "web"`}},
+		{"headless service with a targetPort", []fixture.Edit{{ID: "Service/order", Old: "protocol: TCP", New: "protocol: TCP\n    targetPort: grpc"}}, nil,
+			[]string{`Service/order: port "grpc": a headless Service ignores targetPort grpc`}},
+		{"workload selector off its pods", []fixture.Edit{{ID: order, Old: "matchLabels:\n      app.kubernetes.io/name: order", New: "matchLabels:\n      app.kubernetes.io/name: ordr"}}, nil,
+			[]string{"Deployment/order: selector app.kubernetes.io/name=ordr does not match"}},
+		{"mount of no volume", []fixture.Edit{{ID: gw, Old: "name: tmp\n      securityContext", New: "name: temp\n      securityContext"}}, nil,
+			[]string{`Deployment/gateway: container "gateway" mounts "temp", which is not a volume`}},
+		{"missing ConfigMap", []fixture.Edit{{ID: "ConfigMap/shop-broker-9ckd7gcd9f", Drop: true}}, nil,
+			[]string{`Deployment/inventory: container "inventory" env BROKER_URL: ConfigMap "shop-broker-9ckd7gcd9f" is neither`,
+				`Deployment/order: container "order" env BROKER_URL`, `Deployment/payment: container "payment" env BROKER_URL`}},
+		{"missing ConfigMap key", []fixture.Edit{{ID: "ConfigMap/shop-broker-9ckd7gcd9f", Old: "url:", New: "uri:"}}, nil,
+			[]string{`Deployment/inventory: container "inventory" env BROKER_URL: ConfigMap "shop-broker-9ckd7gcd9f" has no key "url"`,
+				`Deployment/order`, `Deployment/payment`}},
+		{"Secret not declared", nil, []string{"Secret/redis", "ConfigMap/passport-jwks"},
+			[]string{`Deployment/gateway: volume "passport-keys": Secret "passport-keys" is not declared external`}},
+		{"missing claim", []fixture.Edit{{ID: "PersistentVolumeClaim/order-data", Drop: true}}, nil,
+			[]string{`Deployment/order: volume "data": PersistentVolumeClaim "order-data" is not rendered`}},
+		{"Secret unreadable", []fixture.Edit{{ID: gw, Old: "defaultMode: 288", New: "defaultMode: 256"}}, nil,
+			[]string{`Deployment/gateway: volume "passport-keys": defaultMode 0400: its files are root's, unreadable`}},
+		{"Secret group-readable without fsGroup", []fixture.Edit{{ID: gw, Old: "        fsGroup: 65532\n", New: ""}}, nil,
+			[]string{`Deployment/gateway: volume "passport-keys": defaultMode 0440: its files are root's, unreadable`}},
+		{"ConfigMap unreadable", []fixture.Edit{{ID: gw, Old: "configMap:\n          name: gateway-config-b9h29m7bg9", New: "configMap:\n          defaultMode: 384\n          name: gateway-config-b9h29m7bg9"}}, nil,
+			[]string{`Deployment/gateway: volume "config": defaultMode 0600: its files are root's, unreadable`}},
+		{"root allowed", []fixture.Edit{{ID: order, Old: "runAsNonRoot: true", New: "runAsNonRoot: false"}}, nil,
+			[]string{`Deployment/order: container "order" may run as root`}},
+		{"writable root", []fixture.Edit{{ID: order, Old: "readOnlyRootFilesystem: true", New: "readOnlyRootFilesystem: false"}}, nil,
+			[]string{`Deployment/order: container "order": readOnlyRootFilesystem is not true`}},
+		{"service grace shorter than its stop", []fixture.Edit{{ID: order, Old: "- -data=/data", New: "- -data=/data\n        - -shutdown-timeout=30s"}}, nil,
+			[]string{"Deployment/order: terminationGracePeriodSeconds 30s is not more than the graceful stop 30s"}},
+		{"gateway grace shorter than drain and stop", []fixture.Edit{{ID: cmGW, Old: "shutdown_timeout: 20s", New: "shutdown_timeout: 20s\n      drain_delay: 25s"}}, nil,
+			[]string{"Deployment/gateway: terminationGracePeriodSeconds 45s is not more than the graceful stop 45s"}},
+		{"gateway reading no file of its ConfigMap", []fixture.Edit{{ID: gw, Old: "- /etc/shopgate/config/gateway.yaml", New: "- /etc/shopgate/config/gw.yaml"}}, nil,
+			[]string{`Deployment/gateway: -config /etc/shopgate/config/gw.yaml: ConfigMap "gateway-config-b9h29m7bg9" has no key "gw.yaml"`}},
+		{"no gateway", []fixture.Edit{{ID: gw, Drop: true}}, nil,
+			[]string{"Deployment/gateway: not rendered", "PodDisruptionBudget/gateway: selector app.kubernetes.io/name=gateway picks no", "Service/gateway: selector"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ext := tt.external
+			if ext == nil {
+				ext = fixture.External
+			}
+			data := fixture.Dev(t, tt.edits...)
+			got := rules.Check(decode(t, data), rules.Options{External: ext})
+			if len(got) != len(tt.want) {
+				t.Fatalf("problems:\n%s\nwant %d: %q", strings.Join(got, "\n"), len(tt.want), tt.want)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tt.want[i]) {
+					t.Errorf("problem %d: %q, want it to contain %q", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestNoLivenessProbe(t *testing.T) {
+	objs := decode(t, fixture.Dev(t, fixture.Edit{ID: order, Old: "        livenessProbe:\n          failureThreshold: 3\n          grpc:\n            port: 9101\n          periodSeconds: 10\n", New: ""}))
+	got := rules.Check(objs, rules.Options{External: fixture.External})
+	if len(got) != 1 || !strings.Contains(got[0], `Deployment/order: container "order" has no liveness probe`) {
+		t.Fatalf("problems %q, want the order's missing liveness probe", got)
+	}
+}
