@@ -33,31 +33,33 @@ const msgDraining = "the gateway is shutting down: reconnect"
 // WatchOrder). Unary requests never enter it.
 type streamSet struct {
 	mu     sync.Mutex
-	open   map[*http.Request]context.CancelCauseFunc
+	open   map[uint64]context.CancelCauseFunc // by a number of their own: keyed by the request, r would escape in routeStage, costing every request an allocation
+	seq    uint64
 	ending bool // Shutdown began: a stream that starts now ends at once
 }
 
 // serve runs a server-streaming request under a context that endAll cancels.
 func (ss *streamSet) serve(h http.Handler, w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancelCause(r.Context())
-	r = r.WithContext(ctx)
 	ss.mu.Lock()
+	ss.seq++
+	id := ss.seq
 	if ss.ending {
 		cancel(errDraining)
 	} else {
 		if ss.open == nil {
-			ss.open = make(map[*http.Request]context.CancelCauseFunc)
+			ss.open = make(map[uint64]context.CancelCauseFunc)
 		}
-		ss.open[r] = cancel
+		ss.open[id] = cancel
 	}
 	ss.mu.Unlock()
 	defer func() {
 		ss.mu.Lock()
-		delete(ss.open, r)
+		delete(ss.open, id)
 		ss.mu.Unlock()
 		cancel(nil)
 	}()
-	h.ServeHTTP(w, r)
+	h.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // endAll cancels every open stream with errDraining, and every one that starts later. The
