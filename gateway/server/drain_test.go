@@ -311,3 +311,25 @@ func (g *gateway) waitReadyAt(t *testing.T, base string) {
 	t.Helper()
 	(&gateway{url: base}).waitReady(t)
 }
+
+// TestDrainSettingsNotReloadable checks that a reload changing server.drain_delay or
+// server.admin_listen is refused, naming the server section, and changes nothing.
+func TestDrainSettingsNotReloadable(t *testing.T) {
+	be := startBackend(t)
+	gw := startGateway(t, baseYAML(be.addr, ""), Options{})
+	tests := []struct{ name, server string }{
+		{"drain delay", "server: {drain_delay: 30s}\n"},
+		{"admin listener", "server: {admin_listen: '127.0.0.1:0'}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := gw.Reload(parse(t, baseYAML(be.addr, tt.server)))
+			if err == nil || !strings.Contains(err.Error(), "server settings changed: restart the gateway") {
+				t.Errorf("Reload = %v, want a refusal naming the server settings", err)
+			}
+			if got := gw.Config().Server; got.DrainDelay != 5*time.Second || got.AdminListen != "" {
+				t.Errorf("server section after the refused reload: %+v", got)
+			}
+		})
+	}
+}
