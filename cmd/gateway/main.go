@@ -1,7 +1,8 @@
 // Command gateway serves the HTTP/JSON API in front of the gRPC services.
 //
 //	gateway -config gateway.yaml          serve; SIGHUP or a change of the file reloads it,
-//	                                      SIGTERM/SIGINT stop
+//	                                      SIGTERM/SIGINT drain (server.drain_delay, a second
+//	                                      signal cuts it) and stop
 //	gateway routes -config gateway.yaml   print the route table (each value's layer) and exit
 //	gateway check [-config gateway.yaml] [-against REF]
 //	                                      check the protos' routes and policies (and a config
@@ -146,12 +147,21 @@ func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Wri
 		_ = srv.Close()
 		return fmt.Errorf("listening: %w", err)
 	}
+	admin, err := gwmain.ListenAdmin(cfg, logger) // server.admin_listen, logged as "gateway admin listening"
+	if err != nil {
+		_ = ln.Close()
+		_ = srv.Close()
+		return err
+	}
+	again, stopWatching := secondSignal() // cuts the drain delay short
+	defer stopWatching()
 	logger.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", *path))
 
 	loop := gwmain.Loop{
 		Server: srv, Logger: logger, Path: *path, ShutdownTimeout: cfg.Server.ShutdownTimeout,
-		Load:  func() (*config.Config, error) { return loadConfig(*path) },
-		Watch: cfg.Server.WatchConfig,
+		Load:       func() (*config.Config, error) { return loadConfig(*path) },
+		Watch:      cfg.Server.WatchConfig,
+		DrainDelay: cfg.Server.Drain(), Again: again, Admin: admin,
 	}
 	return loop.Serve(ctx, ln, hup)
 }

@@ -253,7 +253,7 @@ func TestServeReloadStop(t *testing.T) {
 	_ = ln.Close()
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
 	// SIGHUP alone reloads: the file watch (watch_test.go) would reload the writes too.
-	base := "listen: 127.0.0.1:0\nserver: {watch_config: false}\nupstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + dead + "\"]}}\n" + passportYAML(t)
+	base := "listen: 127.0.0.1:0\nserver: {watch_config: false, drain_delay: -1s}\nupstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + dead + "\"]}}\n" + passportYAML(t)
 	write := func(s string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
@@ -404,7 +404,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	keys := passportYAML(t)
 	const probeScale = 10000 // ListItems's limit is GetItem's / probeScale
 	file := func(requests int, origins ...string) string {
-		return "listen: 127.0.0.1:0\nserver: {watch_config: false}\n" + keys + // SIGHUP alone reloads
+		return "listen: 127.0.0.1:0\nserver: {watch_config: false, drain_delay: -1s}\n" + keys + // SIGHUP alone reloads
 			"upstreams: {shop.inventory.v1.InventoryService: {addresses: [\"" + upAddr + "\"]}}\n" +
 			// ListItems, which the load leaves alone, has a limit a probe can reach: the limit in
 			// force is the one its 429 names (RateLimit-Policy is on refusals only).

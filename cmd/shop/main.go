@@ -207,6 +207,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = gw.Close()
 		return fmt.Errorf("gateway listening: %w", err)
 	}
+	admin, err := gwmain.ListenAdmin(cfg, logger) // only when the file sets server.admin_listen
+	if err != nil {
+		_ = ln.Close()
+		_ = gw.Close()
+		return err
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP) // before the listening line: a supervisor may reload at once
 	defer signal.Stop(hup)
@@ -216,6 +222,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Server: gw, Logger: logger, Path: o.config, Load: load, ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		BeforeShutdown: ord.Close, // end the :watch streams first, or they would hold the drain
 		Watch:          cfg.Server.WatchConfig,
+		Admin:          admin, // no DrainDelay: one process, no replica to move to; Ctrl-C stops at once
 	}
 	return loop.Serve(ctx, ln, hup) // then the deferred stops: services, stores, broker
 }

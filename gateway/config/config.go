@@ -36,6 +36,11 @@ const (
 	DefaultMaxConnections = connlimit.DefaultMax
 	// DefaultShutdownTimeout bounds a graceful shutdown.
 	DefaultShutdownTimeout = 20 * time.Second
+	// DefaultDrainDelay is how long /readyz fails after SIGTERM before the listener closes: long
+	// enough for a load balancer or Kubernetes' endpoint controllers to stop sending new
+	// connections (endpoint removal reaches kube-proxy and ingresses within a few seconds), short
+	// enough that a rolling update of many replicas stays quick.
+	DefaultDrainDelay = 5 * time.Second
 	// DefaultMaxBodyBytes bounds a request body (1 MiB).
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultTimeout bounds an upstream call when no policy names one.
@@ -166,7 +171,22 @@ type Server struct {
 	// update included: cmd/internal/gwmain). Default: true (Parse sets it before decoding);
 	// false leaves SIGHUP only.
 	WatchConfig bool `yaml:"watch_config"`
+	// DrainDelay is the first phase of a graceful shutdown (SIGTERM, SIGINT): for this long
+	// /readyz answers 503 {"draining":true} while every other request is still served (each
+	// answer then carries Connection: close, so keep-alive clients reconnect elsewhere); then the
+	// listener closes and in-flight requests get ShutdownTimeout to finish. A second signal
+	// ends the delay at once. Default: DefaultDrainDelay (5s); negative means no delay (the
+	// development stack's, `make run`: Ctrl-C stops at once). Not reloadable.
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	// AdminListen, when set (host:port), is a second listener that alone serves /metrics,
+	// /readyz and /admin/*, so that they are not on the public port; the public listener then
+	// answers 404 for them like for any unknown path. /healthz is served on both. Default: ""
+	// (everything on Listen). Not reloadable.
+	AdminListen string `yaml:"admin_listen"`
 }
+
+// Drain returns DrainDelay with a negative value (no delay) as 0.
+func (s Server) Drain() time.Duration { return max(s.DrainDelay, 0) }
 
 // Limits holds request size limits.
 type Limits struct {

@@ -41,7 +41,7 @@ func TestDefaults(t *testing.T) {
 		Listen: config.DefaultListen,
 		Server: config.Server{
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
-			MaxHeaderBytes: 65536, MaxConnections: 10000, ShutdownTimeout: 20 * time.Second, WatchConfig: true,
+			MaxHeaderBytes: 65536, MaxConnections: 10000, ShutdownTimeout: 20 * time.Second, WatchConfig: true, DrainDelay: 5 * time.Second,
 		},
 		Limits:   config.Limits{MaxBodyBytes: 1 << 20},
 		Defaults: config.Defaults{Timeout: 10 * time.Second, RateLimit: policy.RateLimit{Requests: 100, Per: time.Minute, Burst: 100}},

@@ -13,7 +13,10 @@
 //	              Only listed services are served. Not reloadable.
 //	server        read_header_timeout 5s, read_timeout 30s, write_timeout 0 (none: streams),
 //	              idle_timeout 120s, max_header_bytes 65536, shutdown_timeout 20s,
-//	              watch_config true (reload when the file changes; false: SIGHUP only).
+//	              watch_config true (reload when the file changes; false: SIGHUP only),
+//	              drain_delay 5s (SIGTERM: /readyz fails this long while serving, then the
+//	              listener closes; negative: none), admin_listen "" (host:port: /metrics,
+//	              /readyz and /admin/* move there). Not reloadable.
 //	limits        max_body_bytes 1048576 (1 MiB): larger bodies get 413.
 //	defaults      the policy of a route nothing else configures: timeout 10s,
 //	              rate_limit {requests: 100, per: 60s, burst: 100}.

@@ -41,6 +41,9 @@ func (c *Config) applyDefaults() {
 	if s.ShutdownTimeout == 0 {
 		s.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if s.DrainDelay == 0 {
+		s.DrainDelay = DefaultDrainDelay
+	}
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -93,6 +96,7 @@ func (c *Config) validate() error {
 	if s.MaxConnections < 0 {
 		errs = append(errs, fmt.Errorf("server.max_connections: must not be negative, got %d", s.MaxConnections))
 	}
+	errs = append(errs, c.validateAdminListen()...)
 	if c.Limits.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("limits.max_body_bytes: must not be negative, got %d", c.Limits.MaxBodyBytes))
 	}

@@ -9,9 +9,11 @@
 //	srv, err := server.New(cfg, server.Options{Logger: logger, Registerer: registry, Services: shopapi.Services()})
 //	...
 //	go srv.Serve(ln)            // or srv.ListenAndServe() on cfg.Listen
+//	go srv.ServeAdmin(adminLn)  // with server.admin_listen: /metrics, /readyz, /admin/* (admin.go)
 //	...
 //	err = srv.Reload(newCfg)     // SIGHUP: swap the reloadable parts atomically
-//	err = srv.Shutdown(ctx)      // SIGTERM: finish in-flight requests, then close
+//	srv.Drain()                  // SIGTERM: /readyz fails for server.drain_delay, all else served
+//	err = srv.Shutdown(ctx)      // then: close the listener, end streams, finish in-flight requests
 //
 // srv.Handler() is the gateway as an http.Handler, for httptest servers and benchmarks.
 //

@@ -68,6 +68,11 @@ func errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler,
 	}
 	st := status.Convert(err)
 	switch st.Code() {
+	case codes.Canceled:
+		if dst := drainingStatus(ctx); dst != nil { // a stream Shutdown ended before its first message
+			httperror.Write(w, dst)
+			return
+		}
 	case codes.Unavailable:
 		if rt := policy.FromContext(ctx); rt != nil && rt.Policy.Fallback != nil {
 			writeFallback(w, rt.Policy.Fallback)
@@ -84,7 +89,10 @@ func errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler,
 
 // streamErrorHandler gives the final {"error": ...} chunk of a stream that failed after its
 // first message (one refused before it fails the call itself: see refuseEarly).
-func streamErrorHandler(_ context.Context, err error) *status.Status {
+func streamErrorHandler(ctx context.Context, err error) *status.Status {
+	if st := drainingStatus(ctx); st != nil { // Shutdown ended the stream
+		return st
+	}
 	return publicStatus(status.Convert(err))
 }
 

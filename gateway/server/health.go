@@ -21,7 +21,8 @@ const (
 	// at least one, and each has an instance that is READY, connected and SERVING to health
 	// checks, and not ejected: gateway/upstream), and the rate limiter can decide in its failure
 	// mode (not a fail-closed Redis limiter whose Redis is away: ratelimit.Limiter.Serving).
-	// Else 503.
+	// Else 503, and 503 with "draining":true once a graceful shutdown began (Server.Drain). With
+	// server.admin_listen set, it and PathMetrics are served on the admin listener only.
 	PathReadyz = "/readyz"
 	// PathMetrics serves the Prometheus metrics.
 	PathMetrics = "/metrics"
@@ -53,6 +54,10 @@ type Readiness struct {
 	// Limiter is "ok" while the rate limiter can decide, "unavailable" while it refuses every
 	// limited request (Redis failing closed, Redis away).
 	Limiter string `json:"limiter"`
+	// Draining is true once a graceful shutdown began (SIGTERM: Server.Drain): the gateway
+	// still serves, but is not ready, so that load balancers send new traffic elsewhere.
+	// Left out otherwise.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // The values of Readiness.Limiter.
@@ -76,6 +81,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		rd.Ready = upstream.CanServe(rd.Instances) && limiterServes // the body's fields say why
 		snap.release()
+	}
+	if s.draining.Load() {
+		rd.Ready, rd.Draining = false, true
 	}
 	if rd.Breakers == nil {
 		rd.Breakers = map[string]string{}

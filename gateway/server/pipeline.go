@@ -137,12 +137,12 @@ func (s *Server) assemble(snap *snapshot) error {
 	admin := s.adminStage(snap, adminRoute, snap.abuse.AdminHandler())
 	routeList := s.adminStage(snap, adminRoutesRoute, snap.table.Handler(func(svc string) bool { return len(s.addrs[svc]) > 0 }))
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case PathAbuseBlocks:
+		switch {
+		case r.URL.Path == PathAbuseBlocks && s.adminHere(r):
 			admin.ServeHTTP(w, r)
-		case PathRoutes:
+		case r.URL.Path == PathRoutes && s.adminHere(r):
 			routeList.ServeHTTP(w, r)
-		default:
+		default: // with server.admin_listen, the public listener's /admin/* is unknown: 404
 			snap.mux.ServeHTTP(w, r)
 		}
 	})
@@ -157,7 +157,7 @@ const PathAbuseBlocks = "/admin/abuse/blocks"
 // PathRoutes serves the running route table as JSON (GET): each route's method, template, RPC,
 // whether its service has upstream addresses, and each resolved policy value with the layer
 // it came from (routes.Entry). An admin's credential is required, as on PathAbuseBlocks; it is
-// served on the main listener (there is no admin_listen option yet).
+// served on the admin listener when server.admin_listen is set, else on the main listener.
 const PathRoutes = "/admin/routes"
 
 // adminRoute is the policy of the gateway's own admin endpoints: an authenticated admin.
@@ -225,6 +225,10 @@ func (s *Server) routeStage(snap *snapshot) runtime.Middleware {
 			st.Route = rt                              // the edge state answers policy.FromContext: no new context needed
 			if policy.FromContext(r.Context()) != rt { // unless a context below the state hides it
 				r = r.WithContext(policy.NewContext(r.Context(), rt))
+			}
+			if rt.ServerStreaming {
+				s.streams.serve(stack, w, r) // ended by Shutdown (drain.go)
+				return
 			}
 			stack.ServeHTTP(w, r)
 		}

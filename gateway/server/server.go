@@ -90,6 +90,9 @@ type Server struct {
 	addrs     map[string]map[string][]string // upstream addresses by service and pool, fixed at start
 	dial      upstream.Options               // what every upstream dial shares; retries are added per snapshot
 	httpSrv   *http.Server
+	adminSrv  *http.Server            // server.admin_listen's (admin.go); nil without it
+	draining  atomic.Bool             // Drain was called (drain.go)
+	streams   streamSet               // the open server streams, ended by Shutdown (drain.go)
 	connLimit *connlimit.Limiter      // server.max_connections over every listener Serve is given
 	ambiguous prometheus.Counter      // requests refused for both Content-Length and Transfer-Encoding
 	builtin   http.Handler            // health and metrics endpoints, with a request id
@@ -202,6 +205,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ConnContext:       edge.ConnContext,      // for edge.AmbiguousFraming
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
+	s.adminSrv = s.newAdminServer(s.httpSrv)
 	return s, nil
 }
 
@@ -258,14 +262,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuseAmbiguousFraming.ServeHTTP(w, r)
 		return
 	}
+	if s.draining.Load() { // drain.go: the client's next connection goes to another replica
+		w.Header().Set("Connection", "close")
+	}
 	switch r.URL.Path {
 	case PathHealthz, PathReadyz, PathMetrics:
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			edge.RequestID(methodNotAllowedHandler).ServeHTTP(w, r)
+		if r.URL.Path == PathHealthz || s.adminSrv == nil { // else on the admin listener only: 404 below
+			s.serveBuiltin(w, r)
 			return
 		}
-		s.builtin.ServeHTTP(w, r) // not logged nor counted: probes and scrapes would drown the rest
-		return
 	case openapi.PathDocument, openapi.PathUI, openapi.PathUIInit, openapi.PathUIBundle, openapi.PathUICSS:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			edge.RequestID(methodNotAllowedHandler).ServeHTTP(w, r)
@@ -278,6 +283,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)
 		return
 	}
+	s.serveSnapshot(w, r)
+}
+
+// serveBuiltin answers the health and metrics endpoints: GET and HEAD only.
+func (s *Server) serveBuiltin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		edge.RequestID(methodNotAllowedHandler).ServeHTTP(w, r)
+		return
+	}
+	s.builtin.ServeHTTP(w, r) // not logged nor counted: probes and scrapes would drown the rest
+}
+
+// serveSnapshot hands r to the current snapshot's pipeline.
+func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	snap := s.acquire()
 	if snap == nil {
 		httperror.Write(w, status.New(codes.Unavailable, "shutting down"))
@@ -308,9 +327,17 @@ func (s *Server) ListenAndServe() error {
 
 // Shutdown stops accepting connections, lets in-flight requests finish (until ctx ends), then
 // releases the policy stages and closes the upstream connections. New requests are refused
-// cleanly by http.Server.Shutdown (listeners closed, idle connections closed).
+// cleanly by http.Server.Shutdown (listeners closed, idle connections closed). The server
+// streams still open (:watch) are ended at once, each with a last chunk (an SSE error event)
+// of UNAVAILABLE "the gateway is shutting down: reconnect", rather than held until their route
+// timeout. The admin listener (server.admin_listen) closes last, once the public one is done.
+// Drain, called some time before, is the phase that lets load balancers move away first.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.streams.endAll()
 	err := s.httpSrv.Shutdown(ctx)
+	if s.adminSrv != nil {
+		err = errors.Join(err, s.adminSrv.Shutdown(ctx))
+	}
 	return errors.Join(err, s.Close())
 }
 
@@ -321,6 +348,9 @@ func (s *Server) Close() error {
 		return nil
 	}
 	_ = s.httpSrv.Close()
+	if s.adminSrv != nil {
+		_ = s.adminSrv.Close()
+	}
 	var err error
 	if snap := s.cur.Load(); snap != nil {
 		err = snap.conns.set.Close() // at once, even under requests still holding the snapshot

@@ -1,14 +1,14 @@
 // Package gwmain is the serving loop the gateway binaries share (cmd/gateway, and cmd/shop for
-// its in-process gateway): serve, reload on SIGHUP, shut down gracefully when the context ends.
+// its in-process gateway): serve, reload on SIGHUP, shut down gracefully when the context ends
+// (drain.go: /readyz fails for the drain delay, then the listener closes and in-flight
+// requests finish).
 package gwmain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -37,9 +37,21 @@ type Loop struct {
 	// watchChecked, when set (by tests), is told after each read of the watched file whether
 	// its content had changed.
 	watchChecked func(changed bool)
-	// BeforeShutdown runs when ctx ends, before the drain (cmd/shop ends the :watch streams
-	// there, or they would hold it). Default: nothing.
+	// BeforeShutdown runs when ctx ends, after the drain delay, before the listener closes
+	// (cmd/shop ends its services' :watch streams there). Default: nothing.
 	BeforeShutdown func()
+	// DrainDelay is how long /readyz fails, while everything else is served, between ctx's
+	// end and the listener's close (server.drain_delay; see drain.go). Default: 0, none.
+	DrainDelay time.Duration
+	// Again, when set, receives the signals that come after the first (cmd/gateway: SIGTERM,
+	// SIGINT): one during the drain delay ends the delay at once. Default: nil (the delay runs
+	// its course).
+	Again <-chan os.Signal
+	// Admin is server.admin_listen's listener, served beside ln and closed last. Default: nil
+	// (no admin listener).
+	Admin net.Listener
+	// After is the drain delay's clock. Default: time.After (tests pass their own).
+	After func(time.Duration) <-chan time.Time
 }
 
 // Serve serves ln until ctx ends, reloading on each value of hup and, with Watch, when the
@@ -48,14 +60,17 @@ type Loop struct {
 // shuts down: in-flight requests finish within ShutdownTimeout. It returns the shutdown's
 // error, or the server's if serving failed first.
 func (l Loop) Serve(ctx context.Context, ln net.Listener, hup <-chan os.Signal) error {
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- l.Server.Serve(ln) }()
+	serveErr := make(chan error, 2)
+	serving := l.serve(ln, serveErr)
 	changed, stopWatch := l.watch()
 	defer stopWatch()
 	for {
 		select {
 		case err := <-serveErr:
 			_ = l.Server.Close()
+			for range serving - 1 { // the other listener's Serve returns once closed
+				<-serveErr
+			}
 			return fmt.Errorf("serving: %w", err)
 		case <-hup:
 			l.Reload()
@@ -63,18 +78,7 @@ func (l Loop) Serve(ctx context.Context, ln net.Listener, hup <-chan os.Signal) 
 			l.Logger.Info("config file changed", slog.String("config", l.Path))
 			l.Reload()
 		case <-ctx.Done():
-			l.Logger.Info("gateway shutting down", slog.Duration("timeout", l.ShutdownTimeout))
-			if l.BeforeShutdown != nil {
-				l.BeforeShutdown()
-			}
-			sctx, cancel := context.WithTimeout(context.Background(), l.ShutdownTimeout)
-			err := l.Server.Shutdown(sctx)
-			cancel()
-			if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
-				err = errors.Join(err, serr)
-			}
-			l.Logger.Info("gateway stopped")
-			return err
+			return l.shutdown(serveErr, serving)
 		}
 	}
 }

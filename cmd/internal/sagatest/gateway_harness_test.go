@@ -72,32 +72,36 @@ type gatewayOptions struct {
 	storefront  string   // the storefront upstream's address; default: none
 	extra       string   // YAML appended to the file (routes:, defaults:, ...)
 	upstreams   string   // the upstreams section's entries (indented); default: the stack's services
+	server      string   // entries added to the server section ("drain_delay: 1s"); default: none
 }
 
-// trustGatewayPassports makes a passport signing key for the gateway in dir and adds its public
-// key to the JWKS file the stack's services trust, beside the test key sagatest signs with
-// itself (passporttest): a service reads the file again when a passport names a kid it does not
-// know.
-func trustGatewayPassports(t *testing.T, s *stack, dir string) {
+// trustGatewayPassports makes a passport signing key for the gateway in each of dirs and puts
+// their public keys in the JWKS file the stack's services trust, beside the test key sagatest
+// signs with itself (passporttest), in place of any gateway's before: a service reads the file
+// again when a passport names a kid it does not know.
+func trustGatewayPassports(t *testing.T, s *stack, dirs ...string) {
 	t.Helper()
-	if err := gwpassport.EnsureKey(dir); err != nil {
-		t.Fatal(err)
-	}
 	type jwks struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	var merged, gw jwks
-	gwJWKS, err := gwpassport.JWKSOf(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var merged jwks
 	if err := json.Unmarshal(passporttest.JWKS(passporttest.Key), &merged); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(gwJWKS, &gw); err != nil {
-		t.Fatal(err)
+	for _, dir := range dirs {
+		if err := gwpassport.EnsureKey(dir); err != nil {
+			t.Fatal(err)
+		}
+		gwJWKS, err := gwpassport.JWKSOf(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gw jwks
+		if err := json.Unmarshal(gwJWKS, &gw); err != nil {
+			t.Fatal(err)
+		}
+		merged.Keys = append(merged.Keys, gw.Keys...)
 	}
-	merged.Keys = append(merged.Keys, gw.Keys...)
 	b, err := json.Marshal(merged)
 	if err != nil {
 		t.Fatal(err)
@@ -145,13 +149,13 @@ func startGateway(t *testing.T, s *stack, opts gatewayOptions) *gateway {
 	}
 	g.head = fmt.Sprintf(`listen: %s
 upstreams:
-%sserver: {shutdown_timeout: 2s}
+%sserver: {shutdown_timeout: 2s%s}
 auth:
   sources:
     - {name: %s, issuer: %q, audiences: [%q], algorithms: [EdDSA], jwks_file: %q, plain_subjects: true}
 abuse: {max_failures: 10000}
 passport: {key_dir: %q}
-`, g.p.addr, ups, src.Name, src.Issuer, src.Audiences[0], src.JWKSFile, passportDir)
+`, g.p.addr, ups, serverEntries(opts.server), src.Name, src.Issuer, src.Audiences[0], src.JWKSFile, passportDir)
 	cfg := g.head + opts.extra
 	cfgPath := filepath.Join(dir, "gateway.yaml")
 	g.cfgPath = cfgPath
