@@ -28,6 +28,7 @@ import (
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/order"
 )
@@ -50,6 +51,9 @@ type config struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if buildinfo.PrintIfRequested(args, stdout, "orderd") {
+		return nil
+	}
 	cfg := config{Config: svcmain.Defaults("127.0.0.1:9101"), InventoryAddr: "127.0.0.1:9103"}
 	err := svcmain.Load("orderd", args, stderr, &cfg, func(fs *flag.FlagSet) {
 		cfg.Flags(fs, "order/order.db")
