@@ -42,6 +42,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	active   prometheus.Gauge
 	pools    *prometheus.CounterVec
+	upstream *Upstream
 
 	// series caches each method and route's children of the histogram (copy on write):
 	// WithLabelValues hashes and validates its label values and takes the vector's lock on
@@ -86,8 +87,16 @@ func New(cfg Config, reg prometheus.Registerer) (*Metrics, error) {
 			}
 		}
 	}
+	var err error
+	if m.upstream, err = NewUpstream(reg); err != nil {
+		return nil, fmt.Errorf("registering gateway metrics: %w", err)
+	}
 	return m, nil
 }
+
+// Upstream returns the upstream call metrics (grpc_client_*), for the pipeline's
+// upstream-metrics stage.
+func (m *Metrics) Upstream() *Upstream { return m.upstream }
 
 // PoolCounter returns the counter of calls to a service's pool
 // (gateway_upstream_pool_requests_total): resolve it once, increment it per call.
