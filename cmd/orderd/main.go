@@ -31,6 +31,7 @@ import (
 	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/order"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func main() {
@@ -80,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 	svc := order.New(store, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(order.PendingCollector(store, log, nil))
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
 		Name:        "order",
 		ServiceName: orderv1.OrderService_ServiceDesc.ServiceName,
@@ -88,5 +91,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Register:    svc.Register,
 		SetNotify:   svc.SetNotify,
 		BeforeStop:  svc.Close, // ends WatchOrder streams, which would otherwise hold the drain
+		Registry:    reg,
 	}, log, stdout)
 }

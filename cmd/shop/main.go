@@ -167,6 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ordStore.Close()
+	reg.MustRegister(order.PendingCollector(ordStore, deps.log("order"), nil))
 	ord := order.New(ordStore, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: deps.log("order")})
 	ordB, err := deps.start(svcmain.Service{Name: "order", ServiceName: orderv1.OrderService_ServiceDesc.ServiceName,
 		DB: ordStore.DB(), Consumer: ord.Subscriptions(), Register: ord.Register, SetNotify: ord.SetNotify})
