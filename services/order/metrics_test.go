@@ -98,4 +98,3 @@ func TestPendingCollectorFailure(t *testing.T) {
 		}
 	}
 }
-
