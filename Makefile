@@ -101,6 +101,15 @@ breaking: tools ## buf breaking against $(BREAKING_AGAINST); the HTTP API agains
 	  echo "$(GO) run ./cmd/gateway check -against $(API_BASE)"; $(GO) run ./cmd/gateway check -against '$(API_BASE)'; \
 	else echo "breaking: $(API_BASE) is not a git ref; HTTP API comparison skipped"; fi
 
+# promtool: Debian/Ubuntu `apt-get install prometheus`; or any Prometheus release's promtool.
+PROMTOOL ?= promtool
+
+.PHONY: check-alerts
+check-alerts: ## Check the Prometheus alert rules (deploy/prometheus) and run their unit tests with promtool.
+	@command -v $(PROMTOOL) >/dev/null || { echo "check-alerts needs promtool (Debian/Ubuntu: apt-get install prometheus)"; exit 1; }
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
+
 .PHONY: build
 build: ## Build every binary into bin/ (-version prints VERSION, default `git describe`).
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
