@@ -70,7 +70,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr)
+	reg := prometheus.NewRegistry()
+	clientMetrics, err := grpcclient.WithMetrics(reg)
+	if err != nil {
+		return err
+	}
+	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr, clientMetrics...)
 	if err != nil {
 		return err
 	}
@@ -81,7 +86,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 	svc := order.New(store, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: log})
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(order.PendingCollector(store, log, nil))
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
 		Name:        "order",

@@ -93,9 +93,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	clientMetrics, err := grpcclient.WithMetrics(reg)
+	if err != nil {
+		return err
+	}
 	var conns [3]*grpc.ClientConn
 	for i, d := range [3][2]string{{"order", cfg.OrderAddr}, {"inventory", cfg.InventoryAddr}, {"payment", cfg.PaymentAddr}} {
-		if conns[i], err = grpcclient.Dial(d[0], d[1]); err != nil {
+		if conns[i], err = grpcclient.Dial(d[0], d[1], clientMetrics...); err != nil {
 			return err
 		}
 		defer conns[i].Close()
@@ -105,7 +110,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Inventory: inventoryv1.NewInventoryServiceClient(conns[1]),
 		Payments:  paymentv1.NewPaymentServiceClient(conns[2]),
 	}
-	reg := prometheus.NewRegistry()
 	metrics, err := storefront.NewMetrics(reg)
 	if err != nil {
 		return err
