@@ -51,28 +51,40 @@ build_info{commit="` + in.Commit + `",go_version="` + in.GoVersion + `",modified
 	}
 }
 
-// TestBinaryVersion builds a real binary the way `make build` does, with the version and commit
-// given at link time, and checks what -version prints.
+// TestBinaryVersion builds every binary the way `make build` does, with the version and commit
+// given at link time, and checks what -version prints and that -h lists the flag.
 func TestBinaryVersion(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a binary")
+		t.Skip("builds the binaries")
 	}
 	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil {
 		t.Skipf("not in a git checkout: %v", err)
 	}
-	bin := filepath.Join(t.TempDir(), "devtoken")
-	build := exec.Command("go", "build", "-ldflags", "-X github.com/acme/shopgate/internal/buildinfo.version=v9.8.7-test "+
-		"-X github.com/acme/shopgate/internal/buildinfo.commit="+strings.TrimSpace(string(head)), "-o", bin, "../../cmd/devtoken")
-	if out, err := build.CombinedOutput(); err != nil {
+	commit := strings.TrimSpace(string(head))
+	binaries := []string{"gateway", "orderd", "paymentd", "inventoryd", "storefrontd", "shop", "devtoken"}
+	dir := t.TempDir()
+	args := []string{"build", "-ldflags", "-X github.com/acme/shopgate/internal/buildinfo.version=v9.8.7-test " +
+		"-X github.com/acme/shopgate/internal/buildinfo.commit=" + commit, "-o", dir + string(filepath.Separator)}
+	for _, b := range binaries {
+		args = append(args, "../../cmd/"+b)
+	}
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "-version").Output()
-	if err != nil {
-		t.Fatalf("devtoken -version: %v", err)
-	}
-	want := "devtoken v9.8.7-test (commit " + strings.TrimSpace(string(head))
-	if !strings.HasPrefix(string(out), want) {
-		t.Errorf("devtoken -version printed %q, want it to start with %q", out, want)
+	for _, b := range binaries {
+		t.Run(b, func(t *testing.T) {
+			out, err := exec.Command(filepath.Join(dir, b), "-version").Output()
+			if err != nil {
+				t.Fatalf("%s -version: %v", b, err)
+			}
+			if want := b + " v9.8.7-test (commit " + commit; !strings.HasPrefix(string(out), want) {
+				t.Errorf("%s -version printed %q, want it to start with %q", b, out, want)
+			}
+			help, _ := exec.Command(filepath.Join(dir, b), "-h").CombinedOutput()
+			if !strings.Contains(string(help), "-version") {
+				t.Errorf("%s -h does not list -version:\n%s", b, help)
+			}
+		})
 	}
 }
