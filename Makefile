@@ -19,6 +19,11 @@ PLUGINS_DIR := $(TOOLS_DIR)/plugins-go$(PROTOC_GEN_GO_VERSION)-grpc$(PROTOC_GEN_
 PLUGINS     := $(PLUGINS_DIR)/protoc-gen-go $(PLUGINS_DIR)/protoc-gen-go-grpc \
                $(PLUGINS_DIR)/protoc-gen-grpc-gateway $(PLUGINS_DIR)/protoc-gen-openapiv2
 
+# What the binaries' -version and build_info say (internal/buildinfo).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/acme/shopgate/internal/buildinfo.version=$(VERSION) -X github.com/acme/shopgate/internal/buildinfo.commit=$(COMMIT)
+
 # The tests' own time limit; the services they need (Redis, NATS) are described in README.md.
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 # `make bench` runs the benchmark binary BENCH_RUNS times, each run measuring every front once
@@ -96,9 +101,18 @@ breaking: tools ## buf breaking against $(BREAKING_AGAINST); the HTTP API agains
 	  echo "$(GO) run ./cmd/gateway check -against $(API_BASE)"; $(GO) run ./cmd/gateway check -against '$(API_BASE)'; \
 	else echo "breaking: $(API_BASE) is not a git ref; HTTP API comparison skipped"; fi
 
+# promtool: Debian/Ubuntu `apt-get install prometheus`; or any Prometheus release's promtool.
+PROMTOOL ?= promtool
+
+.PHONY: check-alerts
+check-alerts: ## Check the Prometheus alert rules (deploy/prometheus) and run their unit tests with promtool.
+	@command -v $(PROMTOOL) >/dev/null || { echo "check-alerts needs promtool (Debian/Ubuntu: apt-get install prometheus)"; exit 1; }
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
+
 .PHONY: build
-build: ## Build every binary into bin/.
-	$(GO) build -o bin/ ./cmd/...
+build: ## Build every binary into bin/ (-version prints VERSION, default `git describe`).
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 # test needs the tools: cmd/internal/newservicetest runs `make generate` in a copy of the module.
 .PHONY: test

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/internal/devkey"
 )
 
@@ -42,6 +43,9 @@ func main() {
 // run parses args, mints the token and prints it on stdout; it returns the exit code (2 for a
 // usage error, 1 for a failure, a key the gateway does not trust included).
 func run(args []string, stdout, stderr io.Writer) int {
+	if buildinfo.PrintIfRequested(args, stdout, "devtoken") {
+		return 0
+	}
 	fs := flag.NewFlagSet("devtoken", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sub := fs.String("sub", "", "subject (`sub`) of the token; required")
@@ -51,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	iss := fs.String("iss", devkey.Issuer, "issuer (`iss`)")
 	keys := fs.String("keys", devkey.DefaultDir, "folder of the development key")
 	jwks := fs.String("jwks", DefaultJWKS, "the JWKS the gateway trusts, an http(s) URL or a file: a key whose kid is not in it is refused; empty: no check")
+	buildinfo.Flag(fs) // answered above
 	initKey := fs.Bool("init", false, "only make the key under -keys if missing and print its kid and JWKS file; mints nothing")
 	var extra map[string]string
 	fs.Func("claim", "an extra string claim `name=value` (repeatable), e.g. tier=beta", func(v string) error {

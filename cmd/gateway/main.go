@@ -47,6 +47,7 @@ import (
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/server"
 	"github.com/acme/shopgate/gateway/traffic"
+	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -86,6 +87,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if buildinfo.PrintIfRequested(args, stdout, "gateway") {
+		return nil
+	}
 	if len(args) > 0 && args[0] == "routes" {
 		return runRoutes(args[1:], stdout, stderr)
 	}
@@ -102,6 +106,7 @@ func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Wri
 		fs.PrintDefaults()
 	}
 	path := fs.String("config", "gateway.yaml", "path of the YAML configuration")
+	buildinfo.Flag(fs) // answered above
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -126,7 +131,7 @@ func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Wri
 		_ = access.Shutdown(ctx)
 	}()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector(),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "gateway_access_log_dropped_total",
 			Help: "Access log lines dropped because stderr fell more than 4 MiB behind.",

@@ -25,6 +25,7 @@ import (
 
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/services/inventory"
 )
 
@@ -45,6 +46,9 @@ type config struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if buildinfo.PrintIfRequested(args, stdout, "inventoryd") {
+		return nil
+	}
 	cfg := config{Config: svcmain.Defaults("127.0.0.1:9103")}
 	err := svcmain.Load("inventoryd", args, stderr, &cfg, func(fs *flag.FlagSet) {
 		cfg.Flags(fs, "inventory/inventory.db")

@@ -28,8 +28,10 @@ import (
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/order"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func main() {
@@ -50,6 +52,9 @@ type config struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if buildinfo.PrintIfRequested(args, stdout, "orderd") {
+		return nil
+	}
 	cfg := config{Config: svcmain.Defaults("127.0.0.1:9101"), InventoryAddr: "127.0.0.1:9103"}
 	err := svcmain.Load("orderd", args, stderr, &cfg, func(fs *flag.FlagSet) {
 		cfg.Flags(fs, "order/order.db")
@@ -65,7 +70,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr)
+	reg := prometheus.NewRegistry()
+	clientMetrics, err := grpcclient.WithMetrics(reg)
+	if err != nil {
+		return err
+	}
+	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr, clientMetrics...)
 	if err != nil {
 		return err
 	}
@@ -76,6 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 	svc := order.New(store, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: log})
+	reg.MustRegister(order.PendingCollector(store, log, nil))
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
 		Name:        "order",
 		ServiceName: orderv1.OrderService_ServiceDesc.ServiceName,
@@ -84,5 +95,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Register:    svc.Register,
 		SetNotify:   svc.SetNotify,
 		BeforeStop:  svc.Close, // ends WatchOrder streams, which would otherwise hold the drain
+		Registry:    reg,
 	}, log, stdout)
 }

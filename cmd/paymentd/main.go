@@ -25,6 +25,7 @@ import (
 
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
+	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/services/payment"
 )
 
@@ -38,6 +39,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if buildinfo.PrintIfRequested(args, stdout, "paymentd") {
+		return nil
+	}
 	cfg := svcmain.Defaults("127.0.0.1:9102")
 	err := svcmain.Load("paymentd", args, stderr, &cfg, func(fs *flag.FlagSet) {
 		cfg.Flags(fs, "payment/payment.db")

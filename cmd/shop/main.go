@@ -41,6 +41,7 @@ import (
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
+	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/internal/devkey"
 	"github.com/acme/shopgate/internal/shopapi"
 	"github.com/acme/shopgate/services/events"
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.listen, "listen", "", "gateway HTTP listen address (default: the config's, 127.0.0.1:8080)")
 	fs.StringVar(&o.config, "config", "", "gateway YAML configuration; its upstreams are set by shop")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	buildinfo.Flag(fs) // answered by run before parsing
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -91,6 +93,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // run is the whole program: it returns when ctx ends (after a graceful shutdown) or on error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if buildinfo.PrintIfRequested(args, stdout, "shop") {
+		return nil
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -104,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 
 	key, err := devkey.LoadOrCreate(filepath.Join(o.data, "devkeys"))
 	if err != nil {
@@ -163,6 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ordStore.Close()
+	reg.MustRegister(order.PendingCollector(ordStore, deps.log("order"), nil))
 	ord := order.New(ordStore, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: deps.log("order")})
 	ordB, err := deps.start(svcmain.Service{Name: "order", ServiceName: orderv1.OrderService_ServiceDesc.ServiceName,
 		DB: ordStore.DB(), Consumer: ord.Subscriptions(), Register: ord.Register, SetNotify: ord.SetNotify})

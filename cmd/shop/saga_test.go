@@ -563,7 +563,7 @@ func TestSagaWatch(t *testing.T) {
 
 // TestSagaWatchClientGoesAway: a client that closes its watch while the order is still
 // pending frees the stream: the order service's WatchOrder returns (code Canceled in
-// grpc_server_handled_total), the gateway's request ends (gateway_http_requests_in_flight back
+// grpc_server_handled_total), the gateway's request ends (http_server_active_requests back
 // to 0) and the process's goroutines come back to what they were before the watches. The saga
 // itself goes on and the order still completes.
 func TestSagaWatchClientGoesAway(t *testing.T) {
@@ -573,7 +573,7 @@ func TestSagaWatchClientGoesAway(t *testing.T) {
 	canceled := func() float64 {
 		return s.metric("grpc_server_handled_total", `grpc_method="WatchOrder"`, `grpc_code="Canceled"`)
 	}
-	inFlight := func() float64 { return s.metric("gateway_http_requests_in_flight") }
+	inFlight := func() float64 { return s.metric("http_server_active_requests") }
 
 	release := s.lockPayments()
 	o := s.create(alice, `{"items":[{"sku":"sku-apple","quantity":3}]}`, nil)

@@ -38,6 +38,7 @@ import (
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
+	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/storefront"
 )
@@ -66,6 +67,9 @@ type config struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if buildinfo.PrintIfRequested(args, stdout, "storefrontd") {
+		return nil
+	}
 	cfg := config{Config: svcmain.Defaults("127.0.0.1:9104"), OrderAddr: "127.0.0.1:9101", InventoryAddr: "127.0.0.1:9103",
 		PaymentAddr: "127.0.0.1:9102", DependencyTimeout: storefront.DefaultDependencyTimeout}
 	err := svcmain.Load("storefrontd", args, stderr, &cfg, func(fs *flag.FlagSet) {
@@ -89,9 +93,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	clientMetrics, err := grpcclient.WithMetrics(reg)
+	if err != nil {
+		return err
+	}
 	var conns [3]*grpc.ClientConn
 	for i, d := range [3][2]string{{"order", cfg.OrderAddr}, {"inventory", cfg.InventoryAddr}, {"payment", cfg.PaymentAddr}} {
-		if conns[i], err = grpcclient.Dial(d[0], d[1]); err != nil {
+		if conns[i], err = grpcclient.Dial(d[0], d[1], clientMetrics...); err != nil {
 			return err
 		}
 		defer conns[i].Close()
@@ -101,7 +110,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Inventory: inventoryv1.NewInventoryServiceClient(conns[1]),
 		Payments:  paymentv1.NewPaymentServiceClient(conns[2]),
 	}
-	reg := prometheus.NewRegistry()
 	metrics, err := storefront.NewMetrics(reg)
 	if err != nil {
 		return err

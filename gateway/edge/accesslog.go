@@ -112,7 +112,7 @@ func accessLog(enabled func(context.Context) bool, write func(context.Context, *
 				}
 				elapsed := time.Since(start)
 				if m != nil {
-					m.Done(s.RPC, code, elapsed)
+					m.Done(r.Context(), method, s.RoutePath(), code, elapsed)
 				}
 				if logging {
 					e := AccessEntry{Time: time.Now(), Method: method, Path: path, Status: code, Bytes: s.rec.bytes,

@@ -163,6 +163,15 @@ func (r *recorder) Flush() {
 // Unwrap serves http.ResponseController.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// RoutePath returns the matched route's template ("/v1/orders/{id}:cancel"), or "" before
+// routing and when no route matched.
+func (s *State) RoutePath() string {
+	if s.Route == nil {
+		return ""
+	}
+	return s.Route.Path
+}
+
 // Status returns the response status written so far (0 before the header).
 func (s *State) Status() int { return s.rec.status }
 

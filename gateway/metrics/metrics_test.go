@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -9,7 +10,23 @@ import (
 	"github.com/acme/shopgate/gateway/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// count returns the histogram's observation count for the labels.
+func count(t *testing.T, m *metrics.Metrics, method, route, code string) uint64 {
+	t.Helper()
+	h, err := m.Duration().GetMetricWithLabelValues(method, route, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out dto.Metric
+	if err := h.(prometheus.Metric).Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.GetHistogram().GetSampleCount()
+}
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -18,37 +35,111 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		rpc    string
-		status int
-		label  string
+		method, route string
+		status        int
 	}{
-		{"/a.B/C", 200, "/a.B/C"},
-		{"/a.B/C", 200, "/a.B/C"},
-		{"", 404, "none"},
-		{"/a.B/D", 999, "/a.B/D"},
+		{"GET", "/v1/orders/{id}", 200},
+		{"GET", "/v1/orders/{id}", 200},
+		{"GET", "", 404},
+		{"BREW", "", 405},     // a method the conventions do not name
+		{"PROPFIND", "", 405}, // joins it
+		{"POST", "/v1/orders", 999},
 	}
 	for _, tt := range tests {
 		m.Start()
-		m.Done(tt.rpc, tt.status, 3*time.Millisecond)
+		m.Done(context.Background(), tt.method, tt.route, tt.status, 3*time.Millisecond)
 	}
 	want := `
-# HELP gateway_http_requests_in_flight HTTP requests being served.
-# TYPE gateway_http_requests_in_flight gauge
-gateway_http_requests_in_flight 0
+# HELP http_server_active_requests HTTP requests being served.
+# TYPE http_server_active_requests gauge
+http_server_active_requests 0
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "gateway_http_requests_in_flight"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "http_server_active_requests"); err != nil {
 		t.Error(err)
 	}
 	for _, tt := range []struct {
-		rpc, code string
-		want      float64
-	}{{"/a.B/C", "200", 2}, {"none", "404", 1}, {"/a.B/D", "999", 1}} {
-		if got := testutil.ToFloat64(m.RequestsCounter().WithLabelValues(tt.rpc, tt.code)); got != tt.want {
-			t.Errorf("requests{%s,%s} = %v, want %v", tt.rpc, tt.code, got, tt.want)
+		method, route, code string
+		want                uint64
+	}{
+		{"GET", "/v1/orders/{id}", "200", 2},
+		{"GET", metrics.NoRoute, "404", 1},
+		{metrics.OtherMethod, metrics.NoRoute, "405", 2},
+		{"POST", "/v1/orders", "999", 1},
+	} {
+		if got := count(t, m, tt.method, tt.route, tt.code); got != tt.want {
+			t.Errorf("duration{%s,%s,%s} count = %v, want %v", tt.method, tt.route, tt.code, got, tt.want)
 		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "http_server_request_duration_seconds"); err != nil || n != 4 {
+		t.Errorf("%d duration series (%v), want 4: an unknown method must not add a series", n, err)
 	}
 	if _, err := metrics.New(metrics.Config{}, reg); err == nil {
 		t.Error("registering twice on one registry succeeded")
+	}
+}
+
+func TestMethod(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"GET", "GET"}, {"HEAD", "HEAD"}, {"POST", "POST"}, {"PUT", "PUT"}, {"DELETE", "DELETE"},
+		{"CONNECT", "CONNECT"}, {"OPTIONS", "OPTIONS"}, {"TRACE", "TRACE"}, {"PATCH", "PATCH"},
+		{"get", metrics.OtherMethod}, {"", metrics.OtherMethod}, {"QUERY", metrics.OtherMethod},
+	} {
+		if got := metrics.Method(tt.in); got != tt.want {
+			t.Errorf("Method(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestExemplar checks that a request whose context carries a sampled span context leaves a
+// {trace_id, span_id} exemplar on its bucket, and that an unsampled one leaves none.
+func TestExemplar(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	tests := []struct {
+		name  string
+		flags trace.TraceFlags
+		want  bool
+	}{
+		{"sampled", trace.FlagsSampled, true},
+		{"not sampled", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := metrics.New(metrics.Config{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: tt.flags})
+			ctx := trace.ContextWithSpanContext(context.Background(), sc)
+			m.Start()
+			m.Done(ctx, "GET", "/v1/orders/{id}", 200, 3*time.Millisecond)
+			h, _ := m.Duration().GetMetricWithLabelValues("GET", "/v1/orders/{id}", "200")
+			var out dto.Metric
+			if err := h.(prometheus.Metric).Write(&out); err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]string
+			for _, b := range out.GetHistogram().GetBucket() {
+				if e := b.GetExemplar(); e != nil {
+					got = map[string]string{}
+					for _, l := range e.GetLabel() {
+						got[l.GetName()] = l.GetValue()
+					}
+					if e.GetValue() != 0.003 {
+						t.Errorf("exemplar value %v, want 0.003", e.GetValue())
+					}
+				}
+			}
+			if !tt.want {
+				if got != nil {
+					t.Errorf("exemplar %v on an unsampled request", got)
+				}
+				return
+			}
+			if got["trace_id"] != tid.String() || got["span_id"] != sid.String() || len(got) != 2 {
+				t.Errorf("exemplar %v, want trace_id %s span_id %s", got, tid, sid)
+			}
+		})
 	}
 }
 
@@ -57,8 +148,9 @@ func TestDoneDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Done("/a.B/C", 200, time.Millisecond) // create the series
-	if n := testing.AllocsPerRun(100, func() { m.Start(); m.Done("/a.B/C", 200, time.Millisecond) }); n > 0 {
+	ctx := context.Background()
+	m.Done(ctx, "GET", "/v1/orders/{id}", 200, time.Millisecond) // create the series
+	if n := testing.AllocsPerRun(100, func() { m.Start(); m.Done(ctx, "GET", "/v1/orders/{id}", 200, time.Millisecond) }); n > 0 {
 		t.Errorf("Done allocates %v times per request", n)
 	}
 }
@@ -70,7 +162,7 @@ func TestDoneConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rpcs := []string{"/a.B/C", "/a.B/D", ""}
+	routes := []string{"/v1/a", "/v1/b", ""}
 	codes := []int{200, 404, 503}
 	const workers, each = 8, 300
 	var wg sync.WaitGroup
@@ -80,15 +172,15 @@ func TestDoneConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				m.Start()
-				m.Done(rpcs[(w+i)%len(rpcs)], codes[i%len(codes)], time.Millisecond)
+				m.Done(context.Background(), "GET", routes[(w+i)%len(routes)], codes[i%len(codes)], time.Millisecond)
 			}
 		}()
 	}
 	wg.Wait()
-	var total float64
-	for _, rpc := range []string{"/a.B/C", "/a.B/D", "none"} {
+	var total uint64
+	for _, route := range []string{"/v1/a", "/v1/b", metrics.NoRoute} {
 		for _, code := range []string{"200", "404", "503"} {
-			total += testutil.ToFloat64(m.RequestsCounter().WithLabelValues(rpc, code))
+			total += count(t, m, "GET", route, code)
 		}
 	}
 	if total != workers*each {
@@ -96,8 +188,8 @@ func TestDoneConcurrent(t *testing.T) {
 	}
 }
 
-// BenchmarkDone compares Done (children cached per RPC and status) with looking the children up
-// by their label values on every request, as Done did before:
+// BenchmarkDone compares Done (children cached per method, route and status) with looking the
+// child up by its label values on every request, and measures a sampled request's exemplar:
 //
 //	go test -run '^$' -bench Done -benchmem ./gateway/metrics
 func BenchmarkDone(b *testing.B) {
@@ -105,21 +197,30 @@ func BenchmarkDone(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "l", Buckets: metrics.DefaultBuckets}, []string{"rpc"})
-	const rpc = "/shop.inventory.v1.InventoryService/GetItem"
+	const route = "/v1/inventory/items/{sku}"
+	ctx := context.Background()
 	b.Run("cached", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			m.Start()
-			m.Done(rpc, 200, time.Millisecond)
+			m.Done(ctx, "GET", route, 200, time.Millisecond)
 		}
 	})
 	b.Run("by-labels", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			m.Start()
-			m.RequestsCounter().WithLabelValues(rpc, "200").Inc()
-			latency.WithLabelValues(rpc).Observe(time.Millisecond.Seconds())
+			m.Duration().WithLabelValues("GET", route, "200").Observe(time.Millisecond.Seconds())
+		}
+	})
+	b.Run("sampled-exemplar", func(b *testing.B) {
+		tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+		sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+		sctx := trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+		b.ReportAllocs()
+		for b.Loop() {
+			m.Start()
+			m.Done(sctx, "GET", route, 200, time.Millisecond)
 		}
 	})
 }

@@ -85,6 +85,7 @@ upstreams:
 	// 21. client    deadline          whose deadline binds: the route's timeout, or the client's shorter Grpc-Timeout
 	// 22. client    breaker           per RPC and pool (breaker.scope): 503 at once while open; counts upstream failures only
 	// 23. client    early-refusal     a stream refused before its first message answers with its status, not a 200
-	// 24. transport timeout           grpc-go bounds the call, all attempts, by its route timeout; sends it as grpc-timeout
-	// 25. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
+	// 24. client    upstream-metrics  grpc_client_* metrics of each call that goes upstream (once, whatever its retries)
+	// 25. transport timeout           grpc-go bounds the call, all attempts, by its route timeout; sends it as grpc-timeout
+	// 26. transport retry             grpc-go retries idempotent RPCs (UNAVAILABLE) with backoff, within a token budget
 }

@@ -98,7 +98,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func promHandler(g prometheus.Gatherer) http.Handler {
-	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}) // exemplars need OpenMetrics
 }
 
 // serveReference answers the API reference (gateway/openapi) of the current snapshot: 404 when

@@ -425,8 +425,8 @@ func TestReadiness(t *testing.T) {
 	}
 	do(t, nil, "GET", up.url+"/v1/inventory/items/sku-1", nil, nil)
 	r := do(t, nil, "GET", up.url+PathMetrics, nil, nil)
-	if r.status != 200 || !strings.Contains(string(r.body), "gateway_http_requests_total") {
-		t.Errorf("/metrics = %d, lacks the request counter", r.status)
+	if r.status != 200 || !strings.Contains(string(r.body), `http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/v1/inventory/items/{sku}"} 1`) {
+		t.Errorf("/metrics = %d, lacks the GET's request count", r.status)
 	}
 }
 

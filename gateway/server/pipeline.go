@@ -42,7 +42,8 @@ import (
 //   - On the upstream call: the passport, then the deadline stage above the breaker, so that
 //     the breaker knows whose deadline bounded a call that timed out (deadline.ClientBound) and
 //     counts only the route's; the breaker above grpc-go's own stages, so a call counts once
-//     whatever its attempts. grpc-go applies the route timeout and the retries below every
+//     whatever its attempts. The upstream call metrics come last of the interceptors: they
+//     count what is sent upstream, not what the breaker refused, once whatever the attempts. grpc-go applies the route timeout and the retries below every
 //     interceptor, from the service config: the timeout covers all attempts, and costs no
 //     context of the gateway's own.
 func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
@@ -102,6 +103,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "per RPC and pool (breaker.scope): 503 at once while open; counts upstream failures only"},
 		pipeline.Stage{Name: "early-refusal", Layer: pipeline.Client, Stream: refuseEarly,
 			Doc: "a stream refused before its first message answers with its status, not a 200"},
+		pipeline.Stage{Name: "upstream-metrics", Layer: pipeline.Client, Unary: s.metrics.Upstream().Unary(), Stream: s.metrics.Upstream().Stream(),
+			Doc: "grpc_client_* metrics of each call that goes upstream (once, whatever its retries)"},
 		pipeline.Stage{Name: "timeout", Layer: pipeline.Transport, MethodConfigs: timeouts,
 			Doc: "grpc-go bounds the call, all attempts, by its route timeout; sends it as grpc-timeout"},
 		pipeline.Stage{Name: "retry", Layer: pipeline.Transport, MethodConfigs: retried, Throttling: snap.retry.Throttling(),

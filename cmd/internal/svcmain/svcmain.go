@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/passport"
@@ -94,6 +95,7 @@ func Load(name string, args []string, stderr io.Writer, cfg any, define func(*fl
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(out)
 		fs.StringVar(&path, "config", path, "YAML configuration file (flags override it)")
+		buildinfo.Flag(fs) // answered by the binary before Load (buildinfo.PrintIfRequested)
 		define(fs)
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -260,7 +262,7 @@ func Run(ctx context.Context, cfg Config, svc Service, log *slog.Logger, stdout 
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	if cfg.MetricsListen != "" {
 		stop, err := serveMetrics(cfg.MetricsListen, reg, log)
 		if err != nil {
