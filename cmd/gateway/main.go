@@ -45,6 +45,7 @@ import (
 	"github.com/acme/shopgate/gateway/server"
 	"github.com/acme/shopgate/gateway/traffic"
 	"github.com/acme/shopgate/internal/shopapi"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -132,7 +133,13 @@ func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg, Services: shopapi.Services(), OpenAPI: api})
+	tr, stopTracing, err := telemetry.Start(ctx, telemetry.Options{Role: "gateway"}, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg, Services: shopapi.Services(), OpenAPI: api,
+		TracerProvider: tr.Provider})
 	if err != nil {
 		return err
 	}

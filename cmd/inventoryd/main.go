@@ -25,6 +25,7 @@ import (
 
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/inventory"
 )
 
@@ -60,6 +61,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tr, stopTracing, err := telemetry.Start(ctx, telemetry.Options{Role: "inventory"}, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	store, err := inventory.OpenSQLite(filepath.Join(cfg.Data, "inventory", "inventory.db"))
 	if err != nil {
 		return err
@@ -72,11 +78,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	svc := inventory.New(store, inventory.Options{Logger: log})
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
-		Name:        "inventory",
-		ServiceName: inventoryv1.InventoryService_ServiceDesc.ServiceName,
-		DB:          store.DB(),
-		Consumer:    svc.Subscriptions(),
-		Register:    svc.Register,
-		SetNotify:   svc.SetNotify,
+		Name:           "inventory",
+		ServiceName:    inventoryv1.InventoryService_ServiceDesc.ServiceName,
+		DB:             store.DB(),
+		Consumer:       svc.Subscriptions(),
+		Register:       svc.Register,
+		SetNotify:      svc.SetNotify,
+		TracerProvider: tr.Provider,
 	}, log, stdout)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/order"
 )
@@ -65,7 +66,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr)
+	tr, stopTracing, err := telemetry.Start(ctx, telemetry.Options{Role: "order"}, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr, telemetry.GRPCDialOptions(tr.Provider)...)
 	if err != nil {
 		return err
 	}
@@ -77,12 +83,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer store.Close()
 	svc := order.New(store, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: log})
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
-		Name:        "order",
-		ServiceName: orderv1.OrderService_ServiceDesc.ServiceName,
-		DB:          store.DB(),
-		Consumer:    svc.Subscriptions(),
-		Register:    svc.Register,
-		SetNotify:   svc.SetNotify,
-		BeforeStop:  svc.Close, // ends WatchOrder streams, which would otherwise hold the drain
+		Name:           "order",
+		ServiceName:    orderv1.OrderService_ServiceDesc.ServiceName,
+		DB:             store.DB(),
+		Consumer:       svc.Subscriptions(),
+		Register:       svc.Register,
+		SetNotify:      svc.SetNotify,
+		BeforeStop:     svc.Close, // ends WatchOrder streams, which would otherwise hold the drain
+		TracerProvider: tr.Provider,
 	}, log, stdout)
 }

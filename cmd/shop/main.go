@@ -42,6 +42,7 @@ import (
 	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
 	"github.com/acme/shopgate/internal/devkey"
 	"github.com/acme/shopgate/internal/shopapi"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/order"
@@ -120,7 +121,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer broker.Close() // last: after every service disconnected
 
-	deps := deps{ctx: ctx, logger: logger, reg: reg, broker: broker, passport: verifier}
+	tracing, stopTracing, err := startTracing(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // runs after the parts' stops, deferred below
+	deps := deps{ctx: ctx, logger: logger, reg: reg, broker: broker, passport: verifier, tracing: tracing}
 
 	// inventory first (the order service prices orders through it), then payment, then order.
 	invStore, err := inventory.OpenSQLite(filepath.Join(o.data, "inventory", "inventory.db"))
@@ -152,7 +158,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer payB.Stop()
 
-	invConn, err := grpc.NewClient(invB.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	invConn, err := grpc.NewClient(invB.Addr(), append(telemetry.GRPCDialOptions(tracing["order"]),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return fmt.Errorf("inventory client: %w", err)
 	}
@@ -192,11 +199,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	gw, err := server.New(cfg, server.Options{
-		Services:   shopapi.Services(),
-		OpenAPI:    api,
-		Logger:     logger.With("service", "gateway"),
-		Registerer: reg,
-		Handlers:   map[string]http.Handler{devkey.JWKSPath: key.Handler()},
+		Services:       shopapi.Services(),
+		OpenAPI:        api,
+		Logger:         logger.With("service", "gateway"),
+		Registerer:     reg,
+		Handlers:       map[string]http.Handler{devkey.JWKSPath: key.Handler()},
+		TracerProvider: tracing["gateway"],
 	})
 	if err != nil {
 		return err

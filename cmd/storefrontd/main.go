@@ -38,6 +38,7 @@ import (
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/storefront"
 )
@@ -89,9 +90,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tr, stopTracing, err := telemetry.Start(ctx, telemetry.Options{Role: "storefront"}, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	var conns [3]*grpc.ClientConn
 	for i, d := range [3][2]string{{"order", cfg.OrderAddr}, {"inventory", cfg.InventoryAddr}, {"payment", cfg.PaymentAddr}} {
-		if conns[i], err = grpcclient.Dial(d[0], d[1]); err != nil {
+		if conns[i], err = grpcclient.Dial(d[0], d[1], telemetry.GRPCDialOptions(tr.Provider)...); err != nil {
 			return err
 		}
 		defer conns[i].Close()
@@ -108,9 +114,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	svc := storefront.New(clients, storefront.Options{DependencyTimeout: cfg.DependencyTimeout, Logger: log, Metrics: metrics})
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
-		Name:        "storefront",
-		ServiceName: storefrontv1.StorefrontService_ServiceDesc.ServiceName,
-		Register:    svc.Register,
-		Registry:    reg,
+		Name:           "storefront",
+		ServiceName:    storefrontv1.StorefrontService_ServiceDesc.ServiceName,
+		Register:       svc.Register,
+		Registry:       reg,
+		TracerProvider: tr.Provider,
 	}, log, stdout)
 }

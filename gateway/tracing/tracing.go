@@ -11,22 +11,18 @@ package tracing
 import (
 	"net/http"
 
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/internal/telemetry"
 )
 
 // ScopeName is the instrumentation scope of the gateway's server spans.
 const ScopeName = "github.com/acme/shopgate/gateway/tracing"
-
-// propagator is the W3C trace context: traceparent and tracestate.
-var propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
 // The HTTP semantic conventions' attribute keys (semconv v1.26 and later).
 const (
@@ -54,7 +50,7 @@ func Middleware(tp trace.TracerProvider) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			method := r.Method
-			ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			scheme := "http"
 			if r.TLS != nil {
 				scheme = "https"
@@ -89,13 +85,6 @@ func Middleware(tp trace.TracerProvider) func(http.Handler) http.Handler {
 }
 
 // DialOptions returns the upstream dial options of tracing: otelgrpc's client stats handler
-// (a client span per call and no metrics, the W3C trace context injected into the call's metadata, replacing
-// any the client sent). tp nil: none.
-func DialOptions(tp trace.TracerProvider) []grpc.DialOption {
-	if tp == nil {
-		return nil
-	}
-	return []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(
-		otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(propagator),
-		otelgrpc.WithMeterProvider(noop.NewMeterProvider())))} // spans only: the gateway's metrics are its own
-}
+// (a client span per call and no metrics, the W3C trace context injected into the call's
+// metadata, replacing any the client sent). tp nil: none.
+func DialOptions(tp trace.TracerProvider) []grpc.DialOption { return telemetry.GRPCDialOptions(tp) }
