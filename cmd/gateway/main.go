@@ -18,7 +18,8 @@
 // one access log line per request (buffered: written in batches, at most 200ms late; lines
 // are dropped, and counted in gateway_access_log_dropped_total, if stderr falls 4 MiB behind).
 // $GATEWAY_REDIS_PASSWORD holds the rate limiter's Redis password when rate_limiting.backend
-// is redis.
+// is redis. Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
+// OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "gateway".
 package main
 
 import (

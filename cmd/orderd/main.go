@@ -12,6 +12,9 @@
 // Flags override the YAML file (the keys of svcmain.Config, and inventory_addr). It logs JSON to
 // stderr, prints "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or
 // SIGINT, ending its watch streams first.
+//
+// Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
+// OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "order".
 package main
 
 import (

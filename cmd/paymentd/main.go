@@ -10,6 +10,9 @@
 //
 // Flags override the YAML file (the keys of svcmain.Config). It logs JSON to stderr, prints
 // "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or SIGINT.
+//
+// Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
+// OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "payment".
 package main
 
 import (

@@ -15,6 +15,10 @@
 // JSON on stderr; "gateway listening on <addr>" is printed to stdout once serving. SIGTERM or
 // SIGINT stops the stack gracefully: watch streams end, in-flight requests finish, then the
 // services, the broker and the databases close.
+//
+// Tracing follows the standard OTEL_* variables (internal/telemetry), off by default; each
+// part is traced as its own service (gateway, order, payment, inventory, storefront), and
+// OTEL_SERVICE_NAME, if set, becomes their service.namespace.
 package main
 
 import (

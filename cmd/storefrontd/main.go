@@ -17,6 +17,9 @@
 // passport_jwks, order_addr, inventory_addr, payment_addr, dependency_timeout). It logs JSON to
 // stderr, prints "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM
 // or SIGINT.
+//
+// Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
+// OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "storefront".
 package main
 
 import (
