@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"net/http"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -41,8 +42,10 @@ func tracedGateway(b *testing.B, upstream string, rcv *otlptest.Receiver, env ma
 // traceparent) and with every request sampled (always_on), in alternating blocks of
 // pairedBlock requests within one loop, as BenchmarkPaired does. The spans go through the
 // SDK's batch span processor to an in-process OTLP/HTTP receiver that counts and discards
-// them. It reports each front's mean wall time per request (off-ns/op, default-ns/op,
-// all-ns/op) and the ratios to tracing off (default/off, all/off).
+// them. It reports each front's mean wall time, process CPU time (client, gateway, upstream
+// and exporter together) and heap allocations per request (off-ns/op, off-cpu-ns/op,
+// off-allocs/op, and the same for default and all), and the ratios to tracing off of the
+// wall time (default/off, all/off) and of the CPU time (default/off-cpu, all/off-cpu).
 //
 //	go test -run '^$' -bench Tracing -benchtime 3s ./gateway/bench/
 func BenchmarkTracing(b *testing.B) {
@@ -63,29 +66,48 @@ func BenchmarkTracing(b *testing.B) {
 		{"post", http.MethodPost, postPath, postBody, true},
 	} {
 		b.Run(req.name, func(b *testing.B) {
-			var took [3]time.Duration
-			var n [3]int
+			var took, cpu [3]time.Duration
+			var n, allocs [3]uint64
+			sample := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+			heapAllocs := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
+			blockCPU, blockAllocs := processCPU(), heapAllocs()
 			i := 0
 			for b.Loop() {
 				f := (i / pairedBlock) % 3
+				if i > 0 && i%pairedBlock == 0 { // a block ends: its CPU and allocations are the previous front's
+					prev := (f + 2) % 3
+					c, a := processCPU(), heapAllocs()
+					cpu[prev] += c - blockCPU
+					allocs[prev] += a - blockAllocs
+					blockCPU, blockAllocs = c, a
+				}
 				i++
 				start := time.Now()
 				fronts[f].do(b, req.method, req.path, req.body, req.signedIn)
 				took[f] += time.Since(start)
 				n[f]++
 			}
-			if n[0] == 0 || n[1] == 0 || n[2] == 0 {
+			if i < 3*pairedBlock+1 {
 				return // too few iterations to compare
 			}
-			var mean [3]float64
-			for k := range mean {
-				mean[k] = float64(took[k]) / float64(n[k])
+			last := ((i - 1) / pairedBlock) % 3
+			cpu[last] += processCPU() - blockCPU
+			allocs[last] += heapAllocs() - blockAllocs
+			var wall, cpuPer, allocsPer [3]float64
+			for k := range wall {
+				wall[k] = float64(took[k]) / float64(n[k])
+				cpuPer[k] = float64(cpu[k]) / float64(n[k])
+				allocsPer[k] = float64(allocs[k]) / float64(n[k])
 			}
-			b.ReportMetric(mean[0], "off-ns/op")
-			b.ReportMetric(mean[1], "default-ns/op")
-			b.ReportMetric(mean[2], "all-ns/op")
-			b.ReportMetric(mean[1]/mean[0], "default/off")
-			b.ReportMetric(mean[2]/mean[0], "all/off")
+			for k, name := range [3]string{"off", "default", "all"} {
+				b.ReportMetric(wall[k], name+"-ns/op")
+				b.ReportMetric(cpuPer[k], name+"-cpu-ns/op")
+				b.ReportMetric(allocsPer[k], name+"-allocs/op")
+			}
+			b.ReportMetric(wall[1]/wall[0], "default/off")
+			b.ReportMetric(wall[2]/wall[0], "all/off")
+			b.ReportMetric(cpuPer[1]/cpuPer[0], "default/off-cpu")
+			b.ReportMetric(cpuPer[2]/cpuPer[0], "all/off-cpu")
 		})
 	}
 }

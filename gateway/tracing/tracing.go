@@ -31,12 +31,13 @@ const (
 	keyScheme = attribute.Key("url.scheme")
 	keyRoute  = attribute.Key("http.route")
 	keyStatus = attribute.Key("http.response.status_code")
-	keyRPC    = attribute.Key("rpc.method") // the gRPC method the route calls (gateway's own)
+	keyRPC    = attribute.Key("shopgate.rpc") // the full gRPC method the route calls (the gateway's own key)
 )
 
 // Middleware is the "trace" edge stage: a server span per request, named "GET" until routed
 // and then "GET /v1/orders/{id}" (the route's template, never the raw path), with
-// http.request.method, url.path, url.scheme, http.route and http.response.status_code. It
+// http.request.method, url.path, url.scheme, http.route, http.response.status_code and
+// shopgate.rpc (the full gRPC method routed to). It
 // continues the client's traceparent (and tracestate) when there is a valid one, else starts
 // a trace, and puts the span in the request's context, so that the stages inside it (the
 // access log, the metrics, the upstream call) see it. A 5xx sets the span's status to Error.
