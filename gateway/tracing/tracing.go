@@ -37,10 +37,10 @@ const (
 // Middleware is the "trace" edge stage: a server span per request, named "GET" until routed
 // and then "GET /v1/orders/{id}" (the route's template, never the raw path), with
 // http.request.method, url.path, url.scheme, http.route, http.response.status_code and
-// shopgate.rpc (the full gRPC method routed to). It
-// continues the client's traceparent (and tracestate) when there is a valid one, else starts
-// a trace, and puts the span in the request's context, so that the stages inside it (the
-// access log, the metrics, the upstream call) see it. A 5xx sets the span's status to Error.
+// shopgate.rpc (the full gRPC method routed to). It continues the client's traceparent (and
+// tracestate) when there is a valid one, else starts a trace, and puts the span in the
+// request's context, so that the stages inside it (the access log, the metrics, the upstream
+// call) see it. A 5xx sets the span's status to Error.
 // It must run inside request-id (it reads the edge State) and outside the router. tp nil:
 // tracing off, the stage is the next handler itself.
 func Middleware(tp trace.TracerProvider) func(http.Handler) http.Handler {
