@@ -22,6 +22,8 @@
 // $GATEWAY_REDIS_PASSWORD holds the rate limiter's Redis password when rate_limiting.backend
 // is redis. Variables GATEWAY__SECTION__KEY override settings of the file (gateway/config
 // EnvPrefix), when serving, on each reload, and in `gateway routes` and `gateway check`.
+// is redis. Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
+// OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "gateway".
 package main
 
 import (
@@ -49,6 +51,7 @@ import (
 	"github.com/acme/shopgate/gateway/traffic"
 	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/internal/shopapi"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -140,7 +143,13 @@ func serveOrSubcommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg, Services: shopapi.Services(), OpenAPI: api})
+	tr, stopTracing, err := telemetry.Start(ctx, telemetry.Options{Role: "gateway"}, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	srv, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Registerer: reg, Services: shopapi.Services(), OpenAPI: api,
+		TracerProvider: tr.Provider})
 	if err != nil {
 		return err
 	}

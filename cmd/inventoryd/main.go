@@ -10,6 +10,9 @@
 //
 // Flags override the YAML file (the keys of svcmain.Config, and seed). It logs JSON to stderr,
 // prints "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or SIGINT.
+//
+// Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
+// OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "inventory".
 package main
 
 import (
@@ -26,6 +29,7 @@ import (
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	"github.com/acme/shopgate/internal/buildinfo"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/inventory"
 )
 
@@ -64,6 +68,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tr, stopTracing, err := telemetry.Start(ctx, telemetry.Options{Role: "inventory"}, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	store, err := inventory.OpenSQLite(filepath.Join(cfg.Data, "inventory", "inventory.db"))
 	if err != nil {
 		return err
@@ -76,11 +85,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	svc := inventory.New(store, inventory.Options{Logger: log})
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
-		Name:        "inventory",
-		ServiceName: inventoryv1.InventoryService_ServiceDesc.ServiceName,
-		DB:          store.DB(),
-		Consumer:    svc.Subscriptions(),
-		Register:    svc.Register,
-		SetNotify:   svc.SetNotify,
+		Name:           "inventory",
+		ServiceName:    inventoryv1.InventoryService_ServiceDesc.ServiceName,
+		DB:             store.DB(),
+		Consumer:       svc.Subscriptions(),
+		Register:       svc.Register,
+		SetNotify:      svc.SetNotify,
+		TracerProvider: tr.Provider,
 	}, log, stdout)
 }

@@ -12,6 +12,9 @@
 // Flags override the YAML file (the keys of svcmain.Config, and inventory_addr). It logs JSON to
 // stderr, prints "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or
 // SIGINT, ending its watch streams first.
+//
+// Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
+// OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "order".
 package main
 
 import (
@@ -29,6 +32,7 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	"github.com/acme/shopgate/internal/buildinfo"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/order"
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,12 +74,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tr, stopTracing, err := telemetry.Start(ctx, telemetry.Options{Role: "order"}, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := prometheus.NewRegistry()
 	clientMetrics, err := grpcclient.WithMetrics(reg)
 	if err != nil {
 		return err
 	}
-	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr, clientMetrics...)
+	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr, append(clientMetrics, telemetry.GRPCDialOptions(tr.Provider)...)...)
 	if err != nil {
 		return err
 	}
@@ -88,13 +97,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	svc := order.New(store, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: log})
 	reg.MustRegister(order.PendingCollector(store, log, nil))
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
-		Name:        "order",
-		ServiceName: orderv1.OrderService_ServiceDesc.ServiceName,
-		DB:          store.DB(),
-		Consumer:    svc.Subscriptions(),
-		Register:    svc.Register,
-		SetNotify:   svc.SetNotify,
-		BeforeStop:  svc.Close, // ends WatchOrder streams, which would otherwise hold the drain
-		Registry:    reg,
+		Name:           "order",
+		ServiceName:    orderv1.OrderService_ServiceDesc.ServiceName,
+		DB:             store.DB(),
+		Consumer:       svc.Subscriptions(),
+		Register:       svc.Register,
+		SetNotify:      svc.SetNotify,
+		BeforeStop:     svc.Close, // ends WatchOrder streams, which would otherwise hold the drain
+		Registry:       reg,
+		TracerProvider: tr.Provider,
 	}, log, stdout)
 }

@@ -10,6 +10,9 @@
 //
 // Flags override the YAML file (the keys of svcmain.Config). It logs JSON to stderr, prints
 // "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or SIGINT.
+//
+// Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
+// OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "payment".
 package main
 
 import (
@@ -26,6 +29,7 @@ import (
 	"github.com/acme/shopgate/cmd/internal/svcmain"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	"github.com/acme/shopgate/internal/buildinfo"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/payment"
 )
 
@@ -56,6 +60,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tr, stopTracing, err := telemetry.Start(ctx, telemetry.Options{Role: "payment"}, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	store, err := payment.OpenSQLite(filepath.Join(cfg.Data, "payment", "payment.db"))
 	if err != nil {
 		return err
@@ -63,11 +72,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer store.Close()
 	svc := payment.New(store, payment.Options{Logger: log})
 	return svcmain.Run(ctx, cfg, svcmain.Service{
-		Name:        "payment",
-		ServiceName: paymentv1.PaymentService_ServiceDesc.ServiceName,
-		DB:          store.DB(),
-		Consumer:    svc.Subscriptions(),
-		Register:    svc.Register,
-		SetNotify:   svc.SetNotify,
+		Name:           "payment",
+		ServiceName:    paymentv1.PaymentService_ServiceDesc.ServiceName,
+		DB:             store.DB(),
+		Consumer:       svc.Subscriptions(),
+		Register:       svc.Register,
+		SetNotify:      svc.SetNotify,
+		TracerProvider: tr.Provider,
 	}, log, stdout)
 }

@@ -11,11 +11,13 @@ import (
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/passport"
 	"github.com/acme/shopgate/services/storefront"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -25,7 +27,8 @@ type deps struct {
 	logger   *slog.Logger
 	reg      *prometheus.Registry
 	broker   *events.Embedded
-	passport *passport.Verifier // the gateway's passport keys, shared by the services
+	passport *passport.Verifier              // the gateway's passport keys, shared by the services
+	tracing  map[string]trace.TracerProvider // each part's, by role (startTracing); nil values: off
 }
 
 func (d deps) log(service string) *slog.Logger { return d.logger.With("service", service) }
@@ -34,6 +37,7 @@ func (d deps) log(service string) *slog.Logger { return d.logger.With("service",
 // broker. Stop it (svcmain.Running.Stop) before the broker closes.
 func (d deps) start(svc svcmain.Service) (*svcmain.Running, error) {
 	svc.Passport = d.passport
+	svc.TracerProvider = d.tracing[svc.Name]
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("%s: listening: %w", svc.Name, err)
@@ -72,7 +76,7 @@ func (d deps) startStorefront(orderAddr, inventoryAddr, paymentAddr string) (*st
 		return nil, fmt.Errorf("storefront: %w", err)
 	}
 	for _, a := range [][2]string{{"order", orderAddr}, {"inventory", inventoryAddr}, {"payment", paymentAddr}} {
-		cc, err := grpcclient.Dial(a[0], a[1])
+		cc, err := grpcclient.Dial(a[0], a[1], telemetry.GRPCDialOptions(d.tracing["storefront"])...)
 		if err != nil {
 			return fail(err)
 		}

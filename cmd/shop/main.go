@@ -16,6 +16,10 @@
 // JSON on stderr; "gateway listening on <addr>" is printed to stdout once serving. SIGTERM or
 // SIGINT stops the stack gracefully: watch streams end, in-flight requests finish, then the
 // services, the broker and the databases close.
+//
+// Tracing follows the standard OTEL_* variables (internal/telemetry), off by default; each
+// part is traced as its own service (gateway, order, payment, inventory, storefront), and
+// OTEL_SERVICE_NAME, if set, becomes their service.namespace.
 package main
 
 import (
@@ -44,6 +48,7 @@ import (
 	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/internal/devkey"
 	"github.com/acme/shopgate/internal/shopapi"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/order"
@@ -126,7 +131,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer broker.Close() // last: after every service disconnected
 
-	deps := deps{ctx: ctx, logger: logger, reg: reg, broker: broker, passport: verifier}
+	tracing, stopTracing, err := startTracing(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // runs after the parts' stops, deferred below
+	deps := deps{ctx: ctx, logger: logger, reg: reg, broker: broker, passport: verifier, tracing: tracing}
 
 	// inventory first (the order service prices orders through it), then payment, then order.
 	invStore, err := inventory.OpenSQLite(filepath.Join(o.data, "inventory", "inventory.db"))
@@ -158,7 +168,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer payB.Stop()
 
-	invConn, err := grpc.NewClient(invB.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	invConn, err := grpc.NewClient(invB.Addr(), append(telemetry.GRPCDialOptions(tracing["order"]),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return fmt.Errorf("inventory client: %w", err)
 	}
@@ -199,11 +210,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	gw, err := server.New(cfg, server.Options{
-		Services:   shopapi.Services(),
-		OpenAPI:    api,
-		Logger:     logger.With("service", "gateway"),
-		Registerer: reg,
-		Handlers:   map[string]http.Handler{devkey.JWKSPath: key.Handler()},
+		Services:       shopapi.Services(),
+		OpenAPI:        api,
+		Logger:         logger.With("service", "gateway"),
+		Registerer:     reg,
+		Handlers:       map[string]http.Handler{devkey.JWKSPath: key.Handler()},
+		TracerProvider: tracing["gateway"],
 	})
 	if err != nil {
 		return err

@@ -17,6 +17,9 @@
 // passport_jwks, order_addr, inventory_addr, payment_addr, dependency_timeout). It logs JSON to
 // stderr, prints "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM
 // or SIGINT.
+//
+// Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
+// OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "storefront".
 package main
 
 import (
@@ -39,6 +42,7 @@ import (
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
 	"github.com/acme/shopgate/internal/buildinfo"
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/storefront"
 )
@@ -93,14 +97,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tr, stopTracing, err := telemetry.Start(ctx, telemetry.Options{Role: "storefront"}, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := prometheus.NewRegistry()
 	clientMetrics, err := grpcclient.WithMetrics(reg)
 	if err != nil {
 		return err
 	}
+	dialOpts := append(clientMetrics, telemetry.GRPCDialOptions(tr.Provider)...)
 	var conns [3]*grpc.ClientConn
 	for i, d := range [3][2]string{{"order", cfg.OrderAddr}, {"inventory", cfg.InventoryAddr}, {"payment", cfg.PaymentAddr}} {
-		if conns[i], err = grpcclient.Dial(d[0], d[1], clientMetrics...); err != nil {
+		if conns[i], err = grpcclient.Dial(d[0], d[1], dialOpts...); err != nil {
 			return err
 		}
 		defer conns[i].Close()
@@ -116,9 +126,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	svc := storefront.New(clients, storefront.Options{DependencyTimeout: cfg.DependencyTimeout, Logger: log, Metrics: metrics})
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
-		Name:        "storefront",
-		ServiceName: storefrontv1.StorefrontService_ServiceDesc.ServiceName,
-		Register:    svc.Register,
-		Registry:    reg,
+		Name:           "storefront",
+		ServiceName:    storefrontv1.StorefrontService_ServiceDesc.ServiceName,
+		Register:       svc.Register,
+		Registry:       reg,
+		TracerProvider: tr.Provider,
 	}, log, stdout)
 }

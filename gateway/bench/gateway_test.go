@@ -13,6 +13,7 @@ import (
 	"github.com/acme/shopgate/gateway/server"
 	"github.com/acme/shopgate/internal/devkey"
 	"github.com/acme/shopgate/internal/shopapi"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // startGateway runs this gateway (c) with its whole chain in front of upstream: JWT
@@ -23,6 +24,12 @@ import (
 // as cmd/gateway writes them, then discarded) and metrics. It returns the base URL and a
 // customer token.
 func startGateway(tb testing.TB, upstream string, noCache bool) (baseURL, token string) {
+	tb.Helper()
+	return startTracedGateway(tb, upstream, noCache, nil)
+}
+
+// startTracedGateway is startGateway with tracing by tp (nil: off, as startGateway).
+func startTracedGateway(tb testing.TB, upstream string, noCache bool, tp trace.TracerProvider) (baseURL, token string) {
 	tb.Helper()
 	key, err := devkey.LoadOrCreate(filepath.Join(tb.TempDir(), "devkeys"))
 	if err != nil {
@@ -52,7 +59,7 @@ auth:
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	access := linebuf.New(io.Discard, linebuf.Options{}) // buffered, as cmd/gateway wires it
-	gw, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Services: shopapi.Services()})
+	gw, err := server.New(cfg, server.Options{Logger: logger, AccessLogWriter: access, Services: shopapi.Services(), TracerProvider: tp})
 	if err != nil {
 		tb.Fatal(err)
 	}

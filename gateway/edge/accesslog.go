@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/acme/shopgate/gateway/metrics"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // AccessEntry is one access log line.
@@ -28,6 +29,9 @@ type AccessEntry struct {
 	// Pool is the upstream pool that served the request (State.Pool); the line has a "pool"
 	// field only when it is set (a service with pools).
 	Pool string
+	// Trace is the request's span context (the trace stage's server span); the line has
+	// "trace_id" and "span_id" fields only when it is valid (tracing on).
+	Trace trace.SpanContext
 }
 
 // AccessLog writes one JSON-able slog line per request (method, path, status, bytes,
@@ -51,10 +55,16 @@ func AccessLog(logger *slog.Logger, m *metrics.Metrics, clientIP func(*http.Requ
 				slog.String("request_id", e.RequestID),
 				slog.String("client_ip", e.ClientIP.String()),
 				slog.String("pool", e.Pool),
+				{}, {}, // trace_id, span_id
 			}
-			n := len(attrs)
-			if e.Pool == "" {
-				n-- // no pool field for a service without pools
+			n := len(attrs) - 3
+			if e.Pool != "" {
+				n++ // no pool field for a service without pools
+			}
+			if e.Trace.IsValid() {
+				attrs[n] = slog.String("trace_id", e.Trace.TraceID().String())
+				attrs[n+1] = slog.String("span_id", e.Trace.SpanID().String())
+				n += 2
 			}
 			rec.AddAttrs(attrs[:n]...) // one call: a second one would grow the record's slice
 			_ = logger.Handler().Handle(ctx, rec)
@@ -116,7 +126,8 @@ func accessLog(enabled func(context.Context) bool, write func(context.Context, *
 				}
 				if logging {
 					e := AccessEntry{Time: time.Now(), Method: method, Path: path, Status: code, Bytes: s.rec.bytes,
-						Duration: elapsed, RPC: s.RPC, RequestID: s.RequestID, ClientIP: ip, Pool: s.Pool}
+						Duration: elapsed, RPC: s.RPC, RequestID: s.RequestID, ClientIP: ip, Pool: s.Pool,
+						Trace: trace.SpanContextFromContext(r.Context())}
 					write(r.Context(), &e)
 				}
 			}()
@@ -150,12 +161,28 @@ func AppendAccessJSON(b []byte, e *AccessEntry) []byte {
 	} else {
 		b = append(b, "invalid IP"...) // netip.Addr{}.String(), as the slog line has it
 	}
+	b = append(b, '"')
 	if e.Pool != "" {
-		b = append(b, `","pool":`...)
+		b = append(b, `,"pool":`...)
 		b = appendJSONString(b, e.Pool)
-		return append(b, "}\n"...)
 	}
-	return append(b, "\"}\n"...)
+	if e.Trace.IsValid() {
+		tid, sid := e.Trace.TraceID(), e.Trace.SpanID()
+		b = append(b, `,"trace_id":"`...)
+		b = appendHex(b, tid[:])
+		b = append(b, `","span_id":"`...)
+		b = appendHex(b, sid[:])
+		b = append(b, '"')
+	}
+	return append(b, "}\n"...)
+}
+
+// appendHex appends p in lower-case hex, as trace ids are written.
+func appendHex(b, p []byte) []byte {
+	for _, c := range p {
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return b
 }
 
 const hexDigits = "0123456789abcdef"

@@ -23,6 +23,9 @@ func slogLine(t testing.TB, e *edge.AccessEntry) []byte {
 	if e.Pool != "" {
 		rec.AddAttrs(slog.String("pool", e.Pool))
 	}
+	if e.Trace.IsValid() {
+		rec.AddAttrs(slog.String("trace_id", e.Trace.TraceID().String()), slog.String("span_id", e.Trace.SpanID().String()))
+	}
 	if err := slog.NewJSONHandler(&buf, nil).Handle(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +43,8 @@ func TestAppendAccessJSONIsSlogsLine(t *testing.T) {
 			Duration: 1234567, RPC: "/shop.inventory.v1.InventoryService/GetItem", RequestID: "abc-1", ClientIP: netip.MustParseAddr("10.0.0.7")}},
 		{"pool", edge.AccessEntry{Time: at, Method: "GET", Path: "/v1/inventory/items/sku-1", Status: 503, Bytes: 56,
 			Duration: 1234567, RPC: "/shop.inventory.v1.InventoryService/GetItem", RequestID: "abc-2", ClientIP: netip.MustParseAddr("10.0.0.7"), Pool: "canary"}},
+		{"traced, pool", edge.AccessEntry{Time: at, Method: "GET", Path: "/v1/orders/o-1", Status: 200, RequestID: "abc-3", Pool: "canary", Trace: testSpan}},
+		{"traced", edge.AccessEntry{Time: at, Method: "GET", Path: "/v1/orders/o-1", Status: 200, RequestID: "abc-4", Trace: testSpan}},
 		{"no route, no ip", edge.AccessEntry{Time: at.Add(time.Nanosecond), Method: "POST", Path: "/nowhere", Status: 404}},
 		{"escapes", edge.AccessEntry{Time: time.Date(2026, 1, 2, 3, 4, 5, 999_999_999, time.FixedZone("X", 3600)), Method: "G\"ET",
 			Path: "/a\\b\n\r\t\x00\x1f\x7f<>&\u2028\u2029\xff\xfeé日本", Status: 599, Bytes: -1, Duration: -5,

@@ -31,7 +31,8 @@
 //
 // What an upstream sees: the verified caller's passport (x-passport, signed by the gateway for
 // that service: gateway/passport; none for an anonymous caller), x-request-id, idempotency-key, traceparent, tracestate, accept-language and a few
-// harmless grpcgateway-* headers (headers.go). Never Authorization, cookies, X-Forwarded-*, or
+// harmless grpcgateway-* headers (headers.go). With tracing on (Options.TracerProvider) the
+// traceparent and tracestate are the gateway's own client span's, not the client's. Never Authorization, cookies, X-Forwarded-*, or
 // client-sent Grpc-Metadata-*; a deadline no later than the route's timeout.
 //
 // Not reloadable: listen, upstreams, the server and passport sections (Reload refuses a change). Metrics

@@ -55,6 +55,22 @@ func incomingHeader(key string) (string, bool) {
 	return "", false
 }
 
+// incomingHeader returns the header allow-list: incomingHeader itself, or with tracing on
+// the same without Traceparent and Tracestate, since the upstream call carries the gateway's
+// own span context (its client span, a child of the request's server span that continued the
+// client's) and must not also carry the client's.
+func (s *Server) incomingHeader() func(string) (string, bool) {
+	if s.tracer == nil {
+		return incomingHeader
+	}
+	return func(key string) (string, bool) {
+		if key == "Traceparent" || key == "Tracestate" {
+			return "", false
+		}
+		return incomingHeader(key)
+	}
+}
+
 // outgoingHeader exposes no upstream header or trailer to clients: gRPC transport metadata
 // (content-type, grpc-status, ...) and whatever a service sets stay inside.
 func outgoingHeader(string) (string, bool) { return "", false }

@@ -11,6 +11,7 @@ import (
 	"github.com/acme/shopgate/gateway/policy"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/sse"
+	"github.com/acme/shopgate/gateway/tracing"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 )
 
@@ -22,7 +23,8 @@ import (
 //
 // Why this order:
 //   - recover and request-id come first so that every answer, even a panic's, is a
-//     google.rpc.Status with X-Request-Id; the access log wraps everything after it.
+//     google.rpc.Status with X-Request-Id; the access log wraps everything after it. The trace
+//     stage sits between them, so that the access log and the metrics see the request's span.
 //   - CORS answers preflights before any rule that would refuse them (and a browser can read
 //     a refusal); IP rules, the abuse block and the body limit cost nothing per byte and refuse
 //     before routing. The abuse stage sits inside the access log, so its 429s are logged, and
@@ -61,6 +63,8 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "a panic becomes a 500 google.rpc.Status; the connection is kept"},
 		pipeline.Stage{Name: "request-id", Layer: pipeline.Edge, HTTP: edge.RequestID,
 			Doc: "keeps a well-formed X-Request-Id or makes one; every answer carries it"},
+		pipeline.Stage{Name: "trace", Layer: pipeline.Edge, HTTP: tracing.Middleware(s.tracer),
+			Doc: "with tracing on: the request's server span, continuing a traceparent; absent when off"},
 		pipeline.Stage{Name: "access-log", Layer: pipeline.Edge, HTTP: s.accessLayer(snap),
 			Doc: "one access log line and the request metrics per request"},
 		pipeline.Stage{Name: "cors", Layer: pipeline.Edge, HTTP: snap.cors.Middleware,
@@ -127,7 +131,7 @@ func (s *Server) assemble(snap *snapshot) error {
 		runtime.WithErrorHandler(errorHandler),                           // every error as google.rpc.Status
 		runtime.WithRoutingErrorHandler(routingErrorHandler(snap.table)), // 404, 405 + Allow
 		runtime.WithStreamErrorHandler(streamErrorHandler),               // final {"error":...} of a stream
-		runtime.WithIncomingHeaderMatcher(incomingHeader),                // allow-list of client headers
+		runtime.WithIncomingHeaderMatcher(s.incomingHeader()),            // allow-list of client headers
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),                // no upstream headers out
 		runtime.WithOutgoingTrailerMatcher(outgoingHeader),               // no upstream trailers out
 		runtime.WithDisableHTTPMethodOverride(),                          // the method routed is the method sent

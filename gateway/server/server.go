@@ -27,8 +27,10 @@ import (
 	"github.com/acme/shopgate/gateway/pipeline"
 	"github.com/acme/shopgate/gateway/routes"
 	"github.com/acme/shopgate/gateway/sse"
+	"github.com/acme/shopgate/gateway/tracing"
 	"github.com/acme/shopgate/gateway/upstream"
 	"github.com/prometheus/client_golang/prometheus"
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -67,6 +69,10 @@ type Options struct {
 	// stages, like /healthz (the dev stack serves its JWKS this way). A path that a route or
 	// a built-in endpoint also serves is refused by New. Default: none.
 	Handlers map[string]http.Handler
+	// TracerProvider traces every request (the trace stage) and upstream call (gateway/tracing);
+	// the client's traceparent is then continued, not forwarded as is. Default: nil, tracing
+	// off at no cost per request.
+	TracerProvider oteltrace.TracerProvider
 
 	trace        pipeline.Trace                 // tests: records each stage a request passes
 	pressureIdle time.Duration                  // tests: connlimit.Config.PressureIdleTimeout (default 5s)
@@ -107,6 +113,7 @@ type Server struct {
 	trace     pipeline.Trace                 // tests: records each stage a request passes
 	sseTicker func(time.Duration) sse.Ticker // tests: the heartbeat clock (Options.sseTicker)
 	cacheNow  func() time.Time               // tests: the response cache's clock (Options.cacheNow)
+	tracer    oteltrace.TracerProvider       // Options.TracerProvider; nil: tracing off
 }
 
 // New builds the gateway from cfg and opts.Services: metrics, the circuit breakers, and the
@@ -117,7 +124,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("creating gateway: nil config")
 	}
-	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, openapi: opts.OpenAPI, sseTicker: opts.sseTicker, cacheNow: opts.cacheNow}
+	s := &Server{logger: opts.Logger, static: cfg, reg: opts.Registerer, gatherer: opts.Gatherer, trace: opts.trace, openapi: opts.OpenAPI, sseTicker: opts.sseTicker, cacheNow: opts.cacheNow, tracer: opts.TracerProvider}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -158,8 +165,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	for name, u := range cfg.Upstreams {
 		s.addrs[name] = u.Addrs()
 	}
-	s.dial = upstream.Options{DialOptions: opts.DialOptions} // each snapshot's pipeline adds its client and transport stages
-	snap, err := s.newSnapshot(cfg)                          // the route table, the stages, the pipeline, the connections
+	s.dial = upstream.Options{DialOptions: append(tracing.DialOptions(s.tracer), opts.DialOptions...)} // each snapshot's pipeline adds its client and transport stages
+	snap, err := s.newSnapshot(cfg)                                                                    // the route table, the stages, the pipeline, the connections
 	if err != nil {
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}

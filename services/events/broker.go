@@ -31,6 +31,9 @@ type Message struct {
 	ID string
 	// Data is the encoded envelope.
 	Data []byte
+	// Headers travel beside Data (NATS message headers): with tracing on, the W3C trace
+	// context of the message's producer span ("traceparent", "tracestate"). nil: none.
+	Headers map[string]string
 	// Attempt counts deliveries to this consumer, from 1 (set on delivery only).
 	Attempt int
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -45,6 +46,13 @@ type Consumer struct {
 	Name string
 	// Routes maps event types to the service's handlers.
 	Routes []Route
+	// TracerProvider, when set, gives every delivery a consumer span (messaging conventions),
+	// the child of the producer span in the message's headers; the handler's ctx carries it,
+	// so the events the handler records are its children. Start sets it from
+	// RuntimeConfig.TracerProvider. Default nil: no span.
+	TracerProvider trace.TracerProvider
+	// MessagingSystem is the spans' messaging.system. Default DefaultMessagingSystem (nats).
+	MessagingSystem string
 }
 
 // Types lists the event types the subscription consumes, sorted.
@@ -64,7 +72,7 @@ func (s Consumer) Handler() Handler {
 	for _, r := range s.Routes {
 		routes[r.Type] = r.Handle
 	}
-	return func(ctx context.Context, msg Message) error {
+	handle := func(ctx context.Context, msg Message) error {
 		env := &eventsv1.Envelope{}
 		if err := proto.Unmarshal(msg.Data, env); err != nil {
 			return fmt.Errorf("decoding envelope %s: %v: %w", msg.ID, err, ErrPermanent)
@@ -74,6 +82,15 @@ func (s Consumer) Handler() Handler {
 			return fmt.Errorf("no route for event type %q: %w", env.GetType(), ErrPermanent)
 		}
 		return route(ctx, env)
+	}
+	tracer := newEventTracer(s.TracerProvider, s.MessagingSystem)
+	if tracer == nil {
+		return handle
+	}
+	return func(ctx context.Context, msg Message) (err error) {
+		ctx, span := tracer.startProcess(ctx, s.Name, msg)
+		defer func() { end(span, err) }()
+		return handle(ctx, msg)
 	}
 }
 

@@ -31,6 +31,14 @@
 //     transaction with the inbox row (MarkProcessed) and appends the Outcome the step returns
 //     (AppendOutcome: NewEnvelope with TraceContextFrom(ctx)), so every event carries the trace
 //     context of the event that caused it, and so of the request that started the flow.
+//   - Tracing (RuntimeConfig.TracerProvider; default nil, off): the relay publishes each event
+//     in a producer span, the child of the context its envelope recorded, and sends the span's
+//     W3C context in the message's headers (Message.Headers, NATS headers); the consumer
+//     handles each delivery in a consumer span, the producer span's child, which the handler's
+//     ctx carries, so that TraceContextFrom (and the events the handler records) name it.
+//     Messaging conventions: messaging.system nats, messaging.destination.name the subject
+//     with the default prefix, messaging.operation.type send or process, messaging.message.id
+//     the event id.
 //   - Start (Runtime) wires all of it for one service process; RuntimeConfig.RegisterFlags gives
 //     the mains their -broker-url, -relay and related flags.
 package events

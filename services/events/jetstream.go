@@ -149,7 +149,7 @@ func (b *JetStream) JetStream() jetstream.JetStream { return b.js }
 func (b *JetStream) Publish(ctx context.Context, msg Message) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
-	if _, err := b.js.Publish(ctx, b.Subject(msg.Type), msg.Data, jetstream.WithMsgID(msg.ID)); err != nil {
+	if _, err := b.js.PublishMsg(ctx, natsMsg(b.Subject(msg.Type), msg), jetstream.WithMsgID(msg.ID)); err != nil {
 		return fmt.Errorf("publishing %s %s: %w", msg.Type, msg.ID, err)
 	}
 	return nil
@@ -295,7 +295,8 @@ func (s *jsSubscription) handle(m jetstream.Msg) {
 	}
 	eventType := s.typeOf[m.Subject()]
 	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.HandlerTimeout)
-	err := s.h(ctx, Message{Type: eventType, ID: m.Headers().Get(jetstream.MsgIDHeader), Data: m.Data(), Attempt: attempt})
+	err := s.h(ctx, Message{Type: eventType, ID: m.Headers().Get(jetstream.MsgIDHeader), Data: m.Data(), Attempt: attempt,
+		Headers: messageHeaders(m.Headers())})
 	cancel()
 	log := s.b.cfg.Logger
 	switch {
@@ -338,4 +339,32 @@ func (s *jsSubscription) deadLetter(m jetstream.Msg, eventType string, attempt i
 	defer cancel()
 	_, err := s.b.js.PublishMsg(ctx, dl)
 	return err
+}
+
+// natsMsg is msg as a NATS message on subject, its Headers as NATS headers.
+func natsMsg(subject string, msg Message) *nats.Msg {
+	m := &nats.Msg{Subject: subject, Data: msg.Data}
+	if len(msg.Headers) > 0 {
+		m.Header = make(nats.Header, len(msg.Headers))
+		for k, v := range msg.Headers {
+			m.Header.Set(k, v)
+		}
+	}
+	return m
+}
+
+// messageHeaders returns a delivered message's own headers (Message.Headers), without the
+// broker's (Nats-*); nil when there are none.
+func messageHeaders(h nats.Header) map[string]string {
+	var out map[string]string
+	for k, v := range h {
+		if len(v) == 0 || strings.HasPrefix(k, "Nats-") {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, 2)
+		}
+		out[k] = v[0]
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RelayConfig configures a Relay. Its zero value means the defaults.
@@ -41,6 +42,12 @@ type RelayConfig struct {
 	// Registerer receives events_relay_published_total and events_relay_errors_total.
 	// Default: none registered.
 	Registerer prometheus.Registerer
+	// TracerProvider, when set, gives every publish a producer span (messaging conventions),
+	// the child of the trace context the event's envelope recorded, and sends the span's
+	// context in the message's headers. Default nil: no span, no headers.
+	TracerProvider trace.TracerProvider
+	// MessagingSystem is the spans' messaging.system. Default DefaultMessagingSystem (nats).
+	MessagingSystem string
 	// DuplicateForTesting publishes every row a second time under another message id, so that
 	// the broker delivers every event twice; tests use it to prove the consumers' idempotency.
 	// Default false. Never set it in production.
@@ -98,6 +105,7 @@ type Relay struct {
 	broker Broker
 	cfg    RelayConfig
 
+	tracer    *eventTracer // nil: tracing off
 	wake      chan struct{}
 	published prometheus.Counter
 	errs      prometheus.Counter
@@ -117,7 +125,8 @@ func NewRelay(db *sql.DB, broker Broker, cfg RelayConfig) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating relay: %w", err)
 	}
-	r := &Relay{db: db, broker: broker, cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	r := &Relay{db: db, broker: broker, cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		tracer: newEventTracer(cfg.TracerProvider, cfg.MessagingSystem)}
 	labels := prometheus.Labels{"relay": cfg.Name}
 	r.published = prometheus.NewCounter(prometheus.CounterOpts{Name: "events_relay_published_total",
 		Help: "Outbox rows published and acknowledged by the broker.", ConstLabels: labels})
@@ -229,14 +238,8 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 	var pubErr error
 	for _, row := range rows {
 		msg := Message{Type: strings.TrimPrefix(row.subject, SubjectPrefix), ID: row.eventID, Data: row.body}
-		if pubErr = r.broker.Publish(ctx, msg); pubErr != nil {
+		if pubErr = r.publish(ctx, row.subject, msg); pubErr != nil {
 			break
-		}
-		if r.cfg.DuplicateForTesting {
-			msg.ID += "#duplicate"
-			if pubErr = r.broker.Publish(ctx, msg); pubErr != nil {
-				break
-			}
 		}
 		done++
 	}
@@ -253,6 +256,23 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 		return done, pubErr
 	}
 	return done, nil
+}
+
+// publish publishes msg (twice with DuplicateForTesting), in its producer span when tracing.
+func (r *Relay) publish(ctx context.Context, subject string, msg Message) (err error) {
+	if r.tracer != nil {
+		var span trace.Span
+		ctx, span = r.tracer.startPublish(ctx, subject, &msg)
+		defer func() { end(span, err) }()
+	}
+	if err := r.broker.Publish(ctx, msg); err != nil {
+		return err
+	}
+	if r.cfg.DuplicateForTesting {
+		msg.ID += "#duplicate"
+		return r.broker.Publish(ctx, msg)
+	}
+	return nil
 }
 
 func (r *Relay) pending(ctx context.Context) ([]outboxRow, error) {

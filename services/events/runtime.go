@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RuntimeConfig configures the events side of one service (Start). Its zero value means: an
@@ -29,6 +31,10 @@ type RuntimeConfig struct {
 	Broker Config
 	// Relay configures the outbox relay; its Name defaults to the consumer's name.
 	Relay RelayConfig
+	// TracerProvider, when set, traces every publish and delivery (producer and consumer
+	// spans, context in the message headers): it goes to Relay.TracerProvider and
+	// Consumer.TracerProvider. Default nil: tracing off.
+	TracerProvider trace.TracerProvider
 	// NoRelay leaves the outbox unpublished (tests of a crash between commit and publish).
 	// Default false.
 	NoRelay bool
@@ -94,6 +100,12 @@ func Start(ctx context.Context, db *sql.DB, consumer Consumer, cfg RuntimeConfig
 	}
 	if cfg.Relay.Name == "" {
 		cfg.Relay.Name = consumer.Name
+	}
+	if cfg.Relay.TracerProvider == nil {
+		cfg.Relay.TracerProvider = cfg.TracerProvider
+	}
+	if consumer.TracerProvider == nil {
+		consumer.TracerProvider = cfg.TracerProvider
 	}
 	if rt.relay, err = NewRelay(db, rt.broker, cfg.Relay); err != nil {
 		rt.Close()

@@ -4,7 +4,11 @@ import (
 	"context"
 	"maps"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/acme/shopgate/internal/telemetry"
 )
 
 // The gRPC metadata keys of the W3C trace context, as the gateway forwards them.
@@ -32,6 +36,26 @@ func TraceContextFromMetadata(md metadata.MD) map[string]string {
 	return tc
 }
 
+// RequestTraceContext returns the trace context a request handler records in the envelope of
+// the event the request causes: that of the request's span when ctx has one (tracing on: the
+// service's server span), else the caller's, from md (TraceContextFromMetadata).
+func RequestTraceContext(ctx context.Context, md metadata.MD) map[string]string {
+	if tc := spanTraceContext(ctx); tc != nil {
+		return tc
+	}
+	return TraceContextFromMetadata(md)
+}
+
+// spanTraceContext returns the W3C trace context of ctx's span, nil when ctx has none.
+func spanTraceContext(ctx context.Context) map[string]string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return nil
+	}
+	tc := make(propagation.MapCarrier, 2)
+	telemetry.Propagator.Inject(ctx, tc)
+	return tc
+}
+
 // WithIncomingTraceContext returns ctx carrying the trace context of its incoming gRPC
 // metadata (TraceContextFromMetadata), for a request handler whose transaction records events.
 func WithIncomingTraceContext(ctx context.Context) context.Context {
@@ -54,9 +78,14 @@ func WithTraceContext(ctx context.Context, tc map[string]string) context.Context
 
 // TraceContextFrom returns the trace context ctx carries (see WithTraceContext), for the
 // envelopes the handler records (AppendOutcome passes it to NewEnvelope), so that an event
-// carries the trace context of the event that caused it. It returns a copy, nil when ctx
+// carries the trace context of the event that caused it. With tracing on, ctx's span (the
+// consumer span of the event handled, or the service's server span of a request) comes
+// first: the event's producer span becomes its child. It returns a copy, nil when ctx
 // carries none.
 func TraceContextFrom(ctx context.Context) map[string]string {
+	if tc := spanTraceContext(ctx); tc != nil {
+		return tc
+	}
 	tc, _ := ctx.Value(traceContextKey{}).(map[string]string)
 	return maps.Clone(tc)
 }

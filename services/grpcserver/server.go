@@ -12,7 +12,9 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/passport"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Options.
@@ -63,6 +65,9 @@ type Options struct {
 	// refuses a bad one (services/passport). Default: nil, no caller is ever verified: every
 	// call is anonymous.
 	Passport *passport.Verifier
+	// TracerProvider, when set, gives every call a server span (otelgrpc's stats handler),
+	// continuing the caller's W3C trace context. Default nil: tracing off, no handler.
+	TracerProvider trace.TracerProvider
 	// Extra are appended to the server options (e.g. credentials).
 	Extra []grpc.ServerOption
 }
@@ -134,6 +139,7 @@ func New(opts Options) *grpc.Server {
 			Timeout: opts.KeepaliveTimeout,
 		}),
 	}
+	serverOpts = append(serverOpts, telemetry.GRPCServerOptions(opts.TracerProvider)...)
 	srv := grpc.NewServer(append(serverOpts, opts.Extra...)...)
 	healthpb.RegisterHealthServer(srv, opts.Health)
 	opts.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -81,7 +81,7 @@ func (s *Service) CreateOrder(ctx context.Context, req *orderv1.CreateOrderReque
 	o.PaymentMethod = method
 	o.CreateTime = timestamppb.New(now)
 	o.UpdateTime = o.CreateTime
-	env, err := events.NewEnvelope(Source, o.Id, orderCreated(o), now, events.TraceContextFromMetadata(md))
+	env, err := events.NewEnvelope(Source, o.Id, orderCreated(o), now, events.RequestTraceContext(ctx, md))
 	if err != nil {
 		return nil, grpcserver.Internal(ctx, s.log, "create order", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 )
@@ -154,6 +155,9 @@ type Service struct {
 	// Passport verifies the gateway's passports. Required by Start; Run makes it from
 	// Config.PassportJWKS when nil.
 	Passport *passport.Verifier
+	// TracerProvider traces the service's calls and events (internal/telemetry's Setup).
+	// Default nil: tracing off.
+	TracerProvider trace.TracerProvider
 	// Registry holds the service's own metrics, for Run to serve beside the gRPC server's and
 	// the Go runtime's (which Run registers on it). Default: a new registry.
 	Registry *prometheus.Registry
@@ -186,6 +190,7 @@ func Start(ctx context.Context, svc Service, lis net.Listener, ev events.Runtime
 	}
 	ev.Broker.Logger, ev.Relay.Logger = log, log
 	ev.Broker.Registerer, ev.Relay.Registerer = reg, reg
+	ev.TracerProvider = svc.TracerProvider
 	var rt *events.Runtime
 	if svc.DB != nil {
 		var err error
@@ -204,7 +209,8 @@ func Start(ctx context.Context, svc Service, lis net.Listener, ev events.Runtime
 		return nil, err
 	}
 	r := &Running{lis: lis, health: health.NewServer(), ev: rt, done: make(chan error, 1), beforeStop: svc.BeforeStop, timeout: shutdownTimeout}
-	r.srv = grpcserver.New(grpcserver.Options{Logger: log, Health: r.health, Metrics: metrics, Services: []string{svc.ServiceName}, Passport: svc.Passport})
+	r.srv = grpcserver.New(grpcserver.Options{Logger: log, Health: r.health, Metrics: metrics, Services: []string{svc.ServiceName}, Passport: svc.Passport,
+		TracerProvider: svc.TracerProvider})
 	svc.Register(r.srv)
 	go func() { r.done <- r.srv.Serve(lis) }()
 	log.Info("serving", "addr", r.Addr())
