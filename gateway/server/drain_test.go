@@ -35,7 +35,7 @@ func TestDrain(t *testing.T) {
 		{path: PathReadyz, wantStatus: 503, wantInBody: `"draining":true`, wantNotReady: true},
 		{path: PathHealthz, wantStatus: 200, wantInBody: `"ok"`},
 		{path: "/v1/orders/o-1", header: customer(), wantStatus: 200, wantInBody: `"o-1"`},
-		{path: PathMetrics, wantStatus: 200, wantInBody: "gateway_http_requests_total"},
+		{path: PathMetrics, wantStatus: 200, wantInBody: "http_server_request_duration_seconds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
