@@ -22,6 +22,7 @@ import (
 	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/streamlimit"
 	"github.com/acme/shopgate/gateway/traffic"
+	"github.com/acme/shopgate/internal/tlsfiles"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -130,6 +131,11 @@ type Upstream struct {
 	// Rules choose a pool per request, first match wins; the default pool takes the rest.
 	// Default: none. Reloadable (SIGHUP), weights included.
 	Rules []traffic.Rule `yaml:"rules"`
+	// TLS dials every connection of every pool of the service over TLS (ca_file, server_name;
+	// cert_file and key_file for mutual TLS), health checks included; the files are re-read
+	// when they change (internal/tlsfiles). Default: none (plaintext). Not reloadable; the
+	// files rotate.
+	TLS tlsfiles.ClientFiles `yaml:"tls"`
 }
 
 // Traffic returns u's pools and rules as gateway/traffic takes them.
@@ -167,6 +173,10 @@ type Server struct {
 	MaxConnections int `yaml:"max_connections"`
 	// ShutdownTimeout bounds a graceful shutdown. Default: DefaultShutdownTimeout (20s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TLS serves HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the certificate of these files,
+	// re-read when they change (internal/tlsfiles); client_ca_file requires client
+	// certificates. Default: none (plain HTTP). The files rotate; the names do not reload.
+	TLS tlsfiles.ServerFiles `yaml:"tls"`
 }
 
 // Limits holds request size limits.
