@@ -13,6 +13,7 @@ import (
 type Client struct {
 	src        *source[clientMaterial]
 	serverName string
+	hasCA      bool
 	hasCert    bool
 }
 
@@ -57,7 +58,7 @@ func NewClient(f ClientFiles, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{src: src, serverName: f.ServerName, hasCert: f.CertFile != ""}, nil
+	return &Client{src: src, serverName: f.ServerName, hasCA: ca, hasCert: f.CertFile != ""}, nil
 }
 
 // Config returns ConfigFor(""): for dialers that set the ServerName of the handshake
@@ -123,3 +124,24 @@ func (c *Client) Certificate() *x509.Certificate {
 	}
 	return nil
 }
+
+// RootCAs returns the current CA pool: nil (the system's roots) without a CA file. For clients
+// that verify the server themselves and ask for the pool per connection (nats.go's
+// ClientTLSConfig).
+func (c *Client) RootCAs() (*x509.CertPool, error) { return c.src.current().roots, nil }
+
+// ClientCertificate returns the current client certificate, an error without one. For clients
+// that ask for it per connection (nats.go's ClientTLSConfig).
+func (c *Client) ClientCertificate() (tls.Certificate, error) {
+	if m := c.src.current(); m.cert != nil {
+		return *m.cert, nil
+	}
+	return tls.Certificate{}, errors.New("tls: no client certificate configured")
+}
+
+// HasCA and HasCertificate report whether a CA file and a client certificate are configured.
+func (c *Client) HasCA() bool          { return c.hasCA }
+func (c *Client) HasCertificate() bool { return c.hasCert }
+
+// ServerName returns ClientFiles.ServerName ("" by default).
+func (c *Client) ServerName() string { return c.serverName }
