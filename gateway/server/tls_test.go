@@ -260,3 +260,24 @@ func TestUpstreamMutualTLS(t *testing.T) {
 		})
 	}
 }
+
+// Over HTTP/2 the edge's framing scanner reads binary frames: a body whose bytes look like a
+// request head with both Content-Length and Transfer-Encoding must not refuse the requests
+// after it on the same connection.
+func TestHTTP2BodiesAreNotRequestHeads(t *testing.T) {
+	be := startBackend(t)
+	ca := tlsfilestest.NewCA(t, "ca")
+	f := tlsfilestest.WriteFiles(t, t.TempDir(), ca, ca.Issue(t, "gateway"))
+	gw := startHTTPSGateway(t, be.addr, fmt.Sprintf("{cert_file: %q, key_file: %q}", f.Cert, f.Key), "")
+	client := httpsClient(t, pool(ca), true, nil)
+	body := "x\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+	for i := range 4 {
+		r := do(t, client, http.MethodPost, gw.url+"/v1/orders", strings.NewReader(body), customer())
+		if r.status != http.StatusBadRequest { // not JSON
+			t.Fatalf("POST %d: %d %s, want 400 for a body that is not JSON", i, r.status, r.body)
+		}
+		if r := do(t, client, http.MethodGet, gw.url+"/v1/inventory/items/sku-1", nil, nil); r.status != http.StatusOK {
+			t.Fatalf("GET %d after it on the same connection: %d %s, want 200", i, r.status, r.body)
+		}
+	}
+}
