@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -218,31 +219,35 @@ func TestUpstreamMutualTLS(t *testing.T) {
 
 	dir := t.TempDir()
 	gf := tlsfilestest.WriteFiles(t, dir, serviceCA, gatewayCA.Issue(t, "gateway A"))
-	upstreams := func(tlsYAML string) string {
+	upstreams := func(addr, tlsYAML string) string {
 		var b strings.Builder
 		b.WriteString("listen: 127.0.0.1:0\nupstreams:\n")
 		for _, name := range shopapi.Names() {
-			fmt.Fprintf(&b, "  %s: {addresses: [%q], tls: %s}\n", name, be.addr, tlsYAML)
+			fmt.Fprintf(&b, "  %s: {addresses: [%q], tls: %s}\n", name, addr, tlsYAML)
 		}
 		return b.String()
 	}
+	_, port, _ := net.SplitHostPort(be.addr)
+	mtls := fmt.Sprintf("{ca_file: %q, cert_file: %q, key_file: %q}", gf.CA, gf.Cert, gf.Key)
 	for _, tc := range []struct {
 		name    string
+		addr    string
 		tlsYAML string
 		want    int
 	}{
-		{"plaintext", "{}", http.StatusServiceUnavailable},
-		{"TLS without a client certificate", fmt.Sprintf("{ca_file: %q}", gf.CA), http.StatusServiceUnavailable},
-		{"the wrong server name", fmt.Sprintf("{ca_file: %q, cert_file: %q, key_file: %q, server_name: other.example}", gf.CA, gf.Cert, gf.Key), http.StatusServiceUnavailable},
-		{"mutual TLS", fmt.Sprintf("{ca_file: %q, cert_file: %q, key_file: %q}", gf.CA, gf.Cert, gf.Key), http.StatusOK},
+		{"plaintext", be.addr, "{}", http.StatusServiceUnavailable},
+		{"TLS without a client certificate", be.addr, fmt.Sprintf("{ca_file: %q}", gf.CA), http.StatusServiceUnavailable},
+		{"the wrong server name", be.addr, fmt.Sprintf("{ca_file: %q, cert_file: %q, key_file: %q, server_name: other.example}", gf.CA, gf.Cert, gf.Key), http.StatusServiceUnavailable},
+		{"a DNS name, verified as that name", "dns:///localhost:" + port, mtls, http.StatusOK},
+		{"mutual TLS, then a rotation", be.addr, mtls, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gw := startGateway(t, upstreams(tc.tlsYAML), Options{})
+			gw := startGateway(t, upstreams(tc.addr, tc.tlsYAML), Options{})
 			r := do(t, nil, http.MethodGet, gw.url+"/v1/inventory/items/sku-1", nil, nil)
 			if r.status != tc.want {
 				t.Fatalf("GET item: %d %s, want %d", r.status, r.body, tc.want)
 			}
-			if tc.want != http.StatusOK {
+			if tc.want != http.StatusOK || !strings.Contains(tc.name, "rotation") {
 				return
 			}
 			if got := peers.get(); got != "gateway A" {
