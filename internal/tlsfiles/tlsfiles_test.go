@@ -321,3 +321,21 @@ func TestBrokenFilesAreLoggedOnce(t *testing.T) {
 		t.Errorf("logged %d times, want once:\n%s", n, buf.String())
 	}
 }
+
+// BenchmarkConfigForClient is what a new connection to a server pays for the rotation: the
+// stats of its files and the per-handshake configuration (nothing changed).
+func BenchmarkConfigForClient(b *testing.B) {
+	ca := tlsfilestest.NewCA(b, "ca")
+	f := tlsfilestest.WriteFiles(b, b.TempDir(), ca, ca.Issue(b, "leaf"))
+	srv, err := tlsfiles.NewServer(tlsfiles.ServerFiles{CertFile: f.Cert, KeyFile: f.Key, ClientCAFile: f.CA}, quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := srv.Config("h2")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cfg.GetConfigForClient(nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
