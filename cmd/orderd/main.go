@@ -84,7 +84,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	invConn, err := grpcclient.Dial("inventory", cfg.InventoryAddr, append(clientMetrics, telemetry.GRPCDialOptions(tr.Provider)...)...)
+	upTLS, err := cfg.TLS.UpstreamClient(log) // nil without -upstream-tls-*
+	if err != nil {
+		return err
+	}
+	invConn, err := grpcclient.DialTLS("inventory", cfg.InventoryAddr, upTLS, append(clientMetrics, telemetry.GRPCDialOptions(tr.Provider)...)...)
 	if err != nil {
 		return err
 	}

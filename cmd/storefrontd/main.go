@@ -107,10 +107,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	upTLS, err := cfg.TLS.UpstreamClient(log) // nil without -upstream-tls-*
+	if err != nil {
+		return err
+	}
 	dialOpts := append(clientMetrics, telemetry.GRPCDialOptions(tr.Provider)...)
 	var conns [3]*grpc.ClientConn
 	for i, d := range [3][2]string{{"order", cfg.OrderAddr}, {"inventory", cfg.InventoryAddr}, {"payment", cfg.PaymentAddr}} {
-		if conns[i], err = grpcclient.Dial(d[0], d[1], dialOpts...); err != nil {
+		if conns[i], err = grpcclient.DialTLS(d[0], d[1], upTLS, dialOpts...); err != nil {
 			return err
 		}
 		defer conns[i].Close()

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/shopgate/gateway/clientip"
+	"github.com/acme/shopgate/internal/tlsfiles"
 )
 
 // The backends Config.Backend may name.
@@ -96,6 +97,10 @@ type RedisConfig struct {
 	SyncInterval time.Duration `yaml:"sync_interval" json:"sync_interval"`
 	// PoolSize is the number of connections. Default: go-redis's (10 per GOMAXPROCS).
 	PoolSize int `yaml:"pool_size" json:"pool_size"`
+	// TLS connects to Redis over TLS (ca_file, cert_file and key_file for mutual TLS,
+	// server_name; enable: true for the system roots alone), the files re-read when they
+	// change. Default: none (plaintext).
+	TLS tlsfiles.ClientFiles `yaml:"tls" json:"tls"`
 }
 
 // withDefaults returns cfg with every zero value replaced by its default, or every problem at

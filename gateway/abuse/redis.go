@@ -41,7 +41,7 @@ func NewRedis(cfg RedisConfig, password string) *Redis {
 	full, _ := Config{Redis: cfg}.withDefaults()
 	cfg = full.Redis
 	client := redisclient.New(redisclient.Options{
-		Addr: cfg.Addr, Username: cfg.Username, Password: password, DB: cfg.DB, Timeout: cfg.Timeout, PoolSize: cfg.PoolSize,
+		Addr: cfg.Addr, Username: cfg.Username, Password: password, DB: cfg.DB, Timeout: cfg.Timeout, PoolSize: cfg.PoolSize, TLS: cfg.TLS,
 	})
 	var id [6]byte
 	_, _ = rand.Read(id[:])

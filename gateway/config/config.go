@@ -18,6 +18,7 @@ import (
 	"github.com/acme/shopgate/gateway/sse"
 	"github.com/acme/shopgate/gateway/streamlimit"
 	"github.com/acme/shopgate/gateway/traffic"
+	"github.com/acme/shopgate/internal/tlsfiles"
 )
 
 // The defaults of the gateway's own sections.
@@ -130,6 +131,11 @@ type Upstream struct {
 	// Rules choose a pool per request, first match wins; the default pool takes the rest.
 	// Default: none. Reloadable (SIGHUP), weights included.
 	Rules []traffic.Rule `yaml:"rules"`
+	// TLS dials every connection of every pool of the service over TLS (ca_file, server_name;
+	// cert_file and key_file for mutual TLS), health checks included; the files are re-read
+	// when they change (internal/tlsfiles). Default: none (plaintext). Not reloadable; the
+	// files rotate.
+	TLS tlsfiles.ClientFiles `yaml:"tls"`
 }
 
 // Traffic returns u's pools and rules as gateway/traffic takes them.
@@ -183,6 +189,10 @@ type Server struct {
 	// answers 404 for them like for any unknown path. /healthz is served on both. Default: ""
 	// (everything on Listen). Not reloadable.
 	AdminListen string `yaml:"admin_listen"`
+	// TLS serves HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the certificate of these files,
+	// re-read when they change (internal/tlsfiles); client_ca_file requires client
+	// certificates. Default: none (plain HTTP). The files rotate; the names do not reload.
+	TLS tlsfiles.ServerFiles `yaml:"tls"`
 }
 
 // Drain returns DrainDelay with a negative value (no delay) as 0.

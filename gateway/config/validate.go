@@ -117,6 +117,7 @@ func (c *Config) validate() error {
 	if err := c.ResponseCache.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("response_cache: %w", err))
 	}
+	errs = append(errs, c.validateTLS()...)
 	return errors.Join(errs...)
 }
 

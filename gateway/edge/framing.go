@@ -220,8 +220,13 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 
 // AmbiguousFraming reports whether r's head carried both Content-Length and Transfer-Encoding.
 // It takes the verdict of the connection's next request head, so the gateway calls it exactly
-// once per request, first of all; false for a connection not from Listener.
+// once per request, first of all; false for a connection not from Listener, and for HTTP/2
+// (served over server.tls), which has no Transfer-Encoding framing: the scanner reads HTTP/2's
+// binary frames there, and a body's bytes could look like a head.
 func AmbiguousFraming(r *http.Request) bool {
+	if r.ProtoMajor >= 2 {
+		return false
+	}
 	f, ok := r.Context().Value(framingKey{}).(*framing)
 	return ok && f.next()
 }

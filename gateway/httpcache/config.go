@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/acme/shopgate/internal/tlsfiles"
 )
 
 // The backends of the response cache.
@@ -57,6 +59,10 @@ type RedisConfig struct {
 	KeyPrefix string `yaml:"key_prefix" json:"key_prefix"`
 	// Timeout bounds each call to Redis; a slower Redis is a miss. Default: 50ms.
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// TLS connects to Redis over TLS (ca_file, cert_file and key_file for mutual TLS,
+	// server_name; enable: true for the system roots alone), the files re-read when they
+	// change. Default: none (plaintext).
+	TLS tlsfiles.ClientFiles `yaml:"tls" json:"tls"`
 }
 
 // Validate checks cfg and reports every problem at once.

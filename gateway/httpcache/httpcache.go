@@ -53,7 +53,7 @@ func New(cfg Config, cached bool, opts Options) (*Stage, error) {
 		if logger == nil {
 			logger = slog.Default()
 		}
-		s.client = redisclient.New(redisclient.Options{Addr: cfg.Redis.Addr, Username: cfg.Redis.Username, Password: cfg.Redis.Password, DB: cfg.Redis.DB, Timeout: cfg.Redis.Timeout})
+		s.client = redisclient.New(redisclient.Options{Addr: cfg.Redis.Addr, Username: cfg.Redis.Username, Password: cfg.Redis.Password, DB: cfg.Redis.DB, Timeout: cfg.Redis.Timeout, TLS: cfg.Redis.TLS})
 		s.store = &redisStore{c: s.client, prefix: cfg.Redis.KeyPrefix, timeout: cfg.Redis.Timeout, logger: logger, now: s.now}
 	default:
 		s.store = newMemory(cfg.MaxBytes, cfg.MaxEntries)

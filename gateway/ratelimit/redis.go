@@ -31,7 +31,7 @@ type Redis struct {
 // RedisConfig): no round trip happens here, so the gateway starts while Redis is down.
 func NewRedis(cfg RedisConfig) *Redis {
 	client := redisclient.New(redisclient.Options{
-		Addr: cfg.Addr, Username: cfg.Username, Password: cfg.Password, DB: cfg.DB, Timeout: cfg.Timeout, PoolSize: cfg.PoolSize,
+		Addr: cfg.Addr, Username: cfg.Username, Password: cfg.Password, DB: cfg.DB, Timeout: cfg.Timeout, PoolSize: cfg.PoolSize, TLS: cfg.TLS,
 	})
 	return &Redis{client: client, limiter: redis_rate.NewLimiter(client), prefix: cfg.KeyPrefix, timeout: cfg.Timeout}
 }

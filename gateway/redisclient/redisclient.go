@@ -9,6 +9,8 @@ package redisclient
 import (
 	"time"
 
+	"github.com/acme/shopgate/internal/tlsfiles"
+
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,6 +27,10 @@ type Options struct {
 	Timeout time.Duration
 	// PoolSize is the number of connections. Default: go-redis's (10 per GOMAXPROCS).
 	PoolSize int
+	// TLS connects over TLS with these files, re-read when they change, for new connections
+	// (internal/tlsfiles); the server name verified defaults to Addr's host. Default: none
+	// (plaintext).
+	TLS tlsfiles.ClientFiles
 }
 
 // New returns a client of o that fails fast.
@@ -43,5 +49,6 @@ func New(o Options) *redis.Client {
 		DialerRetries:         1,  // go-redis's default, 5 dials 100ms apart, would hold a request 0.5s
 		PoolSize:              o.PoolSize,
 		DisableIdentity:       true, // no CLIENT SETINFO round trip on every new connection
+		TLSConfig:             tlsConfig(o),
 	})
 }

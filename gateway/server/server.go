@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -95,6 +96,7 @@ type Server struct {
 	services  registry
 	addrs     map[string]map[string][]string // upstream addresses by service and pool, fixed at start
 	dial      upstream.Options               // what every upstream dial shares; retries are added per snapshot
+	listenTLS *tls.Config                    // server.tls, or nil: plain HTTP (tls.go)
 	httpSrv   *http.Server
 	adminSrv  *http.Server            // server.admin_listen's (admin.go); nil without it
 	draining  atomic.Bool             // Drain was called (drain.go)
@@ -166,7 +168,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.addrs[name] = u.Addrs()
 	}
 	s.dial = upstream.Options{DialOptions: append(tracing.DialOptions(s.tracer), opts.DialOptions...)} // each snapshot's pipeline adds its client and transport stages
-	snap, err := s.newSnapshot(cfg)                                                                    // the route table, the stages, the pipeline, the connections
+	if err := s.setupTLS(cfg); err != nil {
+		return nil, fmt.Errorf("creating gateway: %w", err)
+	}
+	snap, err := s.newSnapshot(cfg) // the route table, the stages, the pipeline, the connections
 	if err != nil {
 		return nil, fmt.Errorf("creating gateway: %w", err)
 	}
@@ -211,6 +216,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ConnState:         s.connLimit.ConnState, // idle keep-alive connections close sooner near max_connections
 		ConnContext:       edge.ConnContext,      // for edge.AmbiguousFraming
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		Protocols:         s.protocols(), // nil without server.tls
 	}
 	s.adminSrv = s.newAdminServer(s.httpSrv)
 	return s, nil
@@ -320,7 +326,7 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 // connection beyond it is accepted and closed at once, and from 80% of it on, keep-alive
 // connections idle for 5s are closed (gateway/connlimit).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.httpSrv.Serve(s.connLimit.Listener(edge.Listener(ln)))
+	return s.httpSrv.Serve(s.connLimit.Listener(edge.Listener(s.tlsListener(ln))))
 }
 
 // ListenAndServe listens on the configured address and serves, like Serve.
@@ -391,6 +397,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	if cfg.Server != s.static.Server {
 		return errors.New("reloading: server settings changed: restart the gateway to change them")
+	}
+	if err := sameTLS(cfg, s.static); err != nil {
+		return err
 	}
 	if cfg.Passport != s.static.Passport {
 		return errors.New("reloading: passport settings changed: restart the gateway to change them (its key folder is watched)")

@@ -169,7 +169,7 @@ func abuseConfig(cfg *config.Config) abuse.Config {
 	if ac.Backend == "" && cfg.RateLimiting.Backend == ratelimit.BackendRedis {
 		ac.Backend = abuse.BackendRedis
 		if ac.Redis.Addr == "" {
-			ac.Redis.Addr, ac.Redis.Username, ac.Redis.DB = cfg.RateLimiting.Redis.Addr, cfg.RateLimiting.Redis.Username, cfg.RateLimiting.Redis.DB
+			ac.Redis.Addr, ac.Redis.Username, ac.Redis.DB, ac.Redis.TLS = cfg.RateLimiting.Redis.Addr, cfg.RateLimiting.Redis.Username, cfg.RateLimiting.Redis.DB, cfg.RateLimiting.Redis.TLS
 		}
 	}
 	return ac

@@ -19,6 +19,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 	"google.golang.org/grpc/keepalive"
@@ -42,6 +43,11 @@ type Options struct {
 	// DialOptions are appended last (tests add a dialer; production may add TLS credentials).
 	// Default: plaintext (insecure) transport credentials.
 	DialOptions []grpc.DialOption
+	// Credentials are the transport credentials of the services named (full names), TLS
+	// usually (internal/tlsfiles): every connection of every pool of such a service, health
+	// checks included, uses them, and each static address is verified under its own host (a
+	// dns:/// name under that name). Default: none (plaintext).
+	Credentials map[string]credentials.TransportCredentials
 	// DisableHealthCheck leaves out healthCheckConfig. Default: false (health checking on).
 	DisableHealthCheck bool
 	// StreamWindow and ConnWindow are the fixed HTTP/2 flow-control windows, in bytes, that the
@@ -283,13 +289,18 @@ func dialOne(service, poolName string, addrs []string, opts Options, p *pool) (*
 	// for a static list a manual resolver (no DNS, no service config from the resolver: ours is
 	// the default); for one dns:/// name grpc-go's DNS resolver, wrapped (dnsBuilder).
 	var r resolver.Builder
+	creds := opts.Credentials[service]
+	var authority []grpc.DialOption
 	if name, ok := dnsTarget(addrs); ok {
 		r = &dnsBuilder{name: name, pool: p}
+		if creds != nil {
+			authority = append(authority, grpc.WithAuthority(name)) // the name the certificates carry
+		}
 	} else {
 		m := manual.NewBuilderWithScheme("upstream")
 		state := resolver.State{}
 		for _, a := range addrs {
-			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{tlsAddress(a, creds != nil)}})
 		}
 		m.InitialState(withPool(state, p))
 		r = m
@@ -307,6 +318,10 @@ func dialOne(service, poolName string, addrs []string, opts Options, p *pool) (*
 	}
 	if kp, ok := opts.keepalive(); ok {
 		dopts = append(dopts, grpc.WithKeepaliveParams(kp))
+	}
+	if creds != nil {
+		dopts = append(dopts, grpc.WithTransportCredentials(creds))
+		dopts = append(dopts, authority...)
 	}
 	dopts = append(dopts, opts.DialOptions...)
 	target := "upstream:///" + strings.ToLower(service)

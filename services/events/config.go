@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acme/shopgate/internal/tlsfiles"
 )
 
 // Config configures a JetStream broker connection. Its zero value means the defaults.
@@ -46,6 +48,11 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Logger receives the dead-letter and connection logs. Default slog.Default().
 	Logger *slog.Logger
+	// TLS connects to an external broker (Dial) over TLS: the CA pool and client certificate
+	// come from its files on each new connection (nats.go's ClientTLSConfig), so rotated files
+	// apply from the next reconnection; the name verified is ServerName, else the URL's host.
+	// Default: nil (plaintext unless the URL is tls://).
+	TLS *tlsfiles.Client
 	// Registerer receives the consumer metrics (events_consumer_messages_total,
 	// events_dead_letter_total). Default: none registered.
 	Registerer prometheus.Registerer

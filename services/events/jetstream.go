@@ -76,6 +76,7 @@ func connect(ctx context.Context, cfg Config, url string, inProcess nats.InProce
 	if inProcess != nil {
 		opts = append(opts, nats.InProcessServer(inProcess))
 	}
+	opts = append(opts, tlsOptions(cfg.TLS)...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to broker: %w", err)

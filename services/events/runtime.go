@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel/trace"
+	"github.com/acme/shopgate/internal/tlsfiles"
 )
 
 // RuntimeConfig configures the events side of one service (Start). Its zero value means: an
@@ -29,6 +30,9 @@ type RuntimeConfig struct {
 	Listen string
 	// Broker configures the connection, stream and consumer.
 	Broker Config
+	// TLS are the files of a TLS connection to URL (flags -broker-tls-*), re-read when they
+	// change. Default: none (plaintext).
+	TLS tlsfiles.ClientFiles
 	// Relay configures the outbox relay; its Name defaults to the consumer's name.
 	Relay RelayConfig
 	// TracerProvider, when set, traces every publish and delivery (producer and consumer
@@ -41,8 +45,9 @@ type RuntimeConfig struct {
 }
 
 // RegisterFlags defines the command-line flags of c on fs: -broker-url, -broker-dir,
-// -broker-listen, -broker-stream, -broker-subject-prefix, -events-ack-wait,
-// -events-max-attempts, -relay and -relay-duplicate-for-testing.
+// -broker-listen, -broker-stream, -broker-subject-prefix, -broker-tls-ca, -broker-tls-cert,
+// -broker-tls-key, -broker-tls-server-name, -events-ack-wait, -events-max-attempts, -relay and
+// -relay-duplicate-for-testing.
 func (c *RuntimeConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.URL, "broker-url", c.URL, "NATS URL of the event broker; empty: embed a broker in this process")
 	fs.StringVar(&c.Dir, "broker-dir", c.Dir, "data directory of the embedded broker (default "+DefaultBrokerDir+")")
@@ -59,6 +64,7 @@ func (c *RuntimeConfig) RegisterFlags(fs *flag.FlagSet) {
 		c.NoRelay = !on
 		return nil
 	})
+	registerTLSFlags(fs, &c.TLS)
 	fs.BoolVar(&c.Relay.DuplicateForTesting, "relay-duplicate-for-testing", c.Relay.DuplicateForTesting, "publish every event twice (tests of idempotency only)")
 }
 
@@ -79,7 +85,12 @@ func Start(ctx context.Context, db *sql.DB, consumer Consumer, cfg RuntimeConfig
 	var err error
 	switch {
 	case cfg.URL != "":
+		if cfg.Broker.TLS, err = brokerTLS(cfg.TLS, cfg.Broker); err != nil {
+			return nil, fmt.Errorf("starting events: %w", err)
+		}
 		rt.broker, err = Dial(ctx, cfg.URL, cfg.Broker)
+	case cfg.TLS.Enabled():
+		return nil, errors.New("starting events: -broker-tls-* apply to -broker-url: an embedded broker is reached in-process, without TLS")
 	default:
 		e := cfg.Embedded
 		if e == nil {

@@ -59,6 +59,9 @@ type Config struct {
 	// Events configures the broker connection; flags only (-broker-url, -relay, ...: see
 	// events.RuntimeConfig.RegisterFlags).
 	Events events.RuntimeConfig `yaml:"-"`
+	// TLS is the gRPC server's TLS (tls:) and that of the calls to other services
+	// (upstream_tls:); see TLS. Default: plaintext.
+	TLS `yaml:",inline"`
 }
 
 // Defaults returns the Config of a service listening on listen.
@@ -74,7 +77,8 @@ func (c *Config) Flags(fs *flag.FlagSet, database string) {
 }
 
 // ServerFlags defines the flags of a service without data or events (a front server such as
-// storefrontd): -listen, -metrics-listen, -shutdown-timeout, -log-level and -passport-jwks.
+// storefrontd): -listen, -metrics-listen, -shutdown-timeout, -log-level, -passport-jwks, and
+// the TLS flags (-tls-cert, -tls-key, -tls-client-ca, -upstream-tls-*: see TLS).
 // Flags defines them too.
 func (c *Config) ServerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
@@ -82,6 +86,7 @@ func (c *Config) ServerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish at shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.PassportJWKS, "passport-jwks", c.PassportJWKS, "JWKS file of the gateway's passport keys (required; re-read every 5s)")
+	c.tlsFlags(fs)
 }
 
 // Load fills cfg (a pointer to the service's config struct, holding its defaults) from args
@@ -158,6 +163,9 @@ type Service struct {
 	// TracerProvider traces the service's calls and events (internal/telemetry's Setup).
 	// Default nil: tracing off.
 	TracerProvider trace.TracerProvider
+	// ServerOptions are added to the gRPC server's (Run puts the TLS credentials of
+	// Config.TLS here). Default: none.
+	ServerOptions []grpc.ServerOption
 	// Registry holds the service's own metrics, for Run to serve beside the gRPC server's and
 	// the Go runtime's (which Run registers on it). Default: a new registry.
 	Registry *prometheus.Registry
@@ -210,7 +218,7 @@ func Start(ctx context.Context, svc Service, lis net.Listener, ev events.Runtime
 	}
 	r := &Running{lis: lis, health: health.NewServer(), ev: rt, done: make(chan error, 1), beforeStop: svc.BeforeStop, timeout: shutdownTimeout}
 	r.srv = grpcserver.New(grpcserver.Options{Logger: log, Health: r.health, Metrics: metrics, Services: []string{svc.ServiceName}, Passport: svc.Passport,
-		TracerProvider: svc.TracerProvider})
+		TracerProvider: svc.TracerProvider, Extra: svc.ServerOptions})
 	svc.Register(r.srv)
 	go func() { r.done <- r.srv.Serve(lis) }()
 	log.Info("serving", "addr", r.Addr())
@@ -264,6 +272,11 @@ func Run(ctx context.Context, cfg Config, svc Service, log *slog.Logger, stdout 
 		go func() { defer close(watched); v.Watch(watchCtx) }() // an idle service takes a new key too
 		defer func() { stopWatch(); <-watched }()
 	}
+	tlsOpts, err := cfg.TLS.serverOptions(log)
+	if err != nil {
+		return err
+	}
+	svc.ServerOptions = append(svc.ServerOptions, tlsOpts...)
 	reg := svc.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
