@@ -63,7 +63,7 @@ func (s *Server) declare(snap *snapshot) (pipeline.Pipeline, error) {
 			Doc: "a panic becomes a 500 google.rpc.Status; the connection is kept"},
 		pipeline.Stage{Name: "request-id", Layer: pipeline.Edge, HTTP: edge.RequestID,
 			Doc: "keeps a well-formed X-Request-Id or makes one; every answer carries it"},
-		pipeline.Stage{Name: "trace", Layer: pipeline.Edge, HTTP: tracing.Middleware(s.tracer),
+		pipeline.Stage{Name: "trace", Layer: pipeline.Edge, HTTP: tracing.Middleware(s.tracer, s.listenTLS != nil),
 			Doc: "with tracing on: the request's server span, continuing a traceparent; absent when off"},
 		pipeline.Stage{Name: "access-log", Layer: pipeline.Edge, HTTP: s.accessLayer(snap),
 			Doc: "one access log line and the request metrics per request"},

@@ -43,7 +43,10 @@ const (
 // call) see it. A 5xx sets the span's status to Error.
 // It must run inside request-id (it reads the edge State) and outside the router. tp nil:
 // tracing off, the stage is the next handler itself.
-func Middleware(tp trace.TracerProvider) func(http.Handler) http.Handler {
+//
+// tlsListener says that the gateway's listener serves TLS: url.scheme is then "https" (the
+// gateway ends TLS below net/http, so r.TLS is nil there); false: "https" only when r.TLS is set.
+func Middleware(tp trace.TracerProvider, tlsListener bool) func(http.Handler) http.Handler {
 	if tp == nil {
 		return func(next http.Handler) http.Handler { return next }
 	}
@@ -53,7 +56,7 @@ func Middleware(tp trace.TracerProvider) func(http.Handler) http.Handler {
 			method := r.Method
 			ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			scheme := "http"
-			if r.TLS != nil {
+			if tlsListener || r.TLS != nil {
 				scheme = "https"
 			}
 			ctx, span := tracer.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer),

@@ -23,7 +23,7 @@ import (
 func TestOffAddsNothing(t *testing.T) {
 	t.Parallel()
 	next := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	if got := tracing.Middleware(nil)(next); reflect.ValueOf(got).Pointer() != reflect.ValueOf(next).Pointer() {
+	if got := tracing.Middleware(nil, false)(next); reflect.ValueOf(got).Pointer() != reflect.ValueOf(next).Pointer() {
 		t.Error("the stage wraps the handler with tracing off")
 	}
 	if opts := tracing.DialOptions(nil); len(opts) != 0 {
@@ -55,7 +55,7 @@ func TestServerSpan(t *testing.T) {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.AlwaysSample()))
 			defer func() { _ = tp.Shutdown(context.Background()) }()
 			var inside trace.SpanContext
-			h := edge.RequestID(tracing.Middleware(tp)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := edge.RequestID(tracing.Middleware(tp, false)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				inside = trace.SpanContextFromContext(r.Context())
 				if tt.route != nil {
 					st, _, _ := edge.Ensure(w, r)
