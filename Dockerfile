@@ -5,6 +5,11 @@
 #   docker build --target paymentd    -t shopgate/paymentd .
 #   docker build --target inventoryd  -t shopgate/inventoryd .
 #   docker build --target storefrontd -t shopgate/storefrontd .
+# VERSION and COMMIT are what -version and the build_info metric report (internal/buildinfo; the
+# build context has no .git, so the go command cannot stamp them): pass them as `make build` does,
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) \
+#     --build-arg COMMIT=$(git rev-parse HEAD) --target gateway -t shopgate/gateway .
+# Without them the binaries report version "(devel)" and commit "unknown".
 # Each runs as the distroless "nonroot" user (65532) with CA certificates and nothing else: no
 # shell, no package manager. `make check-deploy` lints this file (BuildKit's own rules).
 
@@ -21,10 +26,15 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=bind,source=go.mod,target=go.mod \
     --mount=type=bind,source=go.sum,target=go.sum \
     go mod download
+# The Makefile's LDFLAGS; empty values leave internal/buildinfo to its fallbacks. Declared after
+# the download: a new commit's build arguments invalidate the build step only, not the modules.
+ARG VERSION
+ARG COMMIT
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     --mount=type=bind,target=. \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags="-s -w" -o /out/ \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -o /out/ \
+      -ldflags="-s -w -X github.com/acme/shopgate/internal/buildinfo.version=${VERSION} -X github.com/acme/shopgate/internal/buildinfo.commit=${COMMIT}" \
       ./cmd/gateway ./cmd/orderd ./cmd/paymentd ./cmd/inventoryd ./cmd/storefrontd
 
 # distroless/static: CA certificates, /etc/passwd with nonroot, tzdata; no libc is needed.

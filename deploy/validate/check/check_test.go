@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const cmGW = "ConfigMap/gateway-config-b9h29m7bg9"
+const cmGW = "ConfigMap/gateway-config-ctm798km24"
 
 func TestRendered(t *testing.T) {
 	cfg := check.Config{
@@ -58,7 +58,7 @@ func TestRendered(t *testing.T) {
 		{"gateway check: unknown key", []fixture.Edit{{ID: cmGW, Old: "shutdown_timeout: 20s", New: "shutdown_timout: 20s"}},
 			[]string{cmGW + ": gateway check: exit status 1: " + "gateway: gateway.yaml: parsing config: yaml: unmarshal errors:\n  line 13: field shutdown_timout not found"}},
 		{"gateway check: unknown route", []fixture.Edit{{ID: cmGW, Old: "shop.order.v1.OrderService/CreateOrder:", New: "shop.order.v1.OrderService/CreateOrdr:"}},
-			[]string{cmGW + `: gateway check: exit status 1: gateway.yaml:18: routes: "shop.order.v1.OrderService/CreateOrdr" names no served service or RPC`}},
+			[]string{cmGW + `: gateway check: exit status 1: gateway.yaml:19: routes: "shop.order.v1.OrderService/CreateOrdr" names no served service or RPC`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,20 +10,30 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/yaml"
 )
 
 // Gateway facts (gateway/server, gateway/config).
 const (
 	ReadyPath  = "/readyz"
 	HealthPath = "/healthz"
+	// MetricsPath is where the gateway serves its metrics (on the admin listener when
+	// server.admin_listen is set).
+	MetricsPath = "/metrics"
 	// DefaultGatewayShutdown is the gateway's server.shutdown_timeout when its YAML does not set
 	// one (gateway/config.DefaultShutdownTimeout).
 	DefaultGatewayShutdown = 20 * time.Second
+	// DefaultGatewayDrain is the gateway's server.drain_delay when its YAML does not set one
+	// (gateway/config.DefaultDrainDelay); a negative drain_delay means none.
+	DefaultGatewayDrain = 5 * time.Second
+	// DefaultGatewayListen is the gateway's listen when its YAML does not set one
+	// (gateway/config.DefaultListen).
+	DefaultGatewayListen = "127.0.0.1:8080"
 )
 
 // checkGateway: the gateway runs at least MinGatewayReplicas replicas, is probed on /readyz and
-// /healthz, has a disruption budget, and its grace period outlasts its drain and shutdown.
+// /healthz, has a disruption budget, its grace period outlasts its drain and shutdown, and its
+// readiness probe and prometheus.io/port annotation name the port that serves /readyz and
+// /metrics (checkAdminPorts).
 func (s *set) checkGateway() []string {
 	var gw *workload
 	for i, w := range s.workloads {
@@ -60,36 +70,15 @@ func (s *set) checkGateway() []string {
 		add("%v", err)
 		return out
 	}
-	var y struct {
-		Server struct {
-			ShutdownTimeout string `json:"shutdown_timeout"`
-			DrainDelay      string `json:"drain_delay"`
-		} `json:"server"`
+	set, problems := gatewaySettings(cfg, c.Env)
+	for _, p := range problems {
+		add("its configuration: %s", p)
 	}
-	if err := yaml.Unmarshal(cfg, &y); err != nil {
-		add("its configuration: %v", err)
-		return out
-	}
-	stop := DefaultGatewayShutdown
-	for _, d := range []struct {
-		key, val string
-		def      time.Duration
-	}{{"server.shutdown_timeout", y.Server.ShutdownTimeout, DefaultGatewayShutdown}, {"server.drain_delay", y.Server.DrainDelay, 0}} {
-		v := d.def
-		if d.val != "" {
-			if v, err = time.ParseDuration(d.val); err != nil {
-				add("its configuration: %s: %v", d.key, err)
-			}
-		}
-		if d.key == "server.shutdown_timeout" {
-			stop = v
-		} else {
-			stop += v
-		}
-	}
+	stop := set.shutdownTimeout + max(set.drainDelay, 0)
 	if msg := graceCovers(gw.pod.Spec.TerminationGracePeriodSeconds, stop); msg != "" {
 		add("%s (server.drain_delay + server.shutdown_timeout)", msg)
 	}
+	out = append(out, checkAdminPorts(gw.id, gw.pod, c, set)...)
 	return out
 }
 

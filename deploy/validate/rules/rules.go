@@ -1,8 +1,9 @@
 // Package rules checks what a schema cannot about a rendered set of Kubernetes objects: that
 // they fit together (selectors pick the pods they mean, ports and volumes named exist, every
 // ConfigMap, Secret and claim referred to is rendered or declared external), and this stack's
-// operating rules (the gateway's replicas, probes and disruption budget, pods that run as
-// non-root on a read-only root filesystem, grace periods longer than the graceful stop).
+// operating rules (the gateway's replicas, probes and disruption budget, its readiness probe and
+// scrape annotation on the port its configuration serves /readyz and /metrics on, pods that run
+// as non-root on a read-only root filesystem, grace periods longer than the graceful stop).
 package rules
 
 import (

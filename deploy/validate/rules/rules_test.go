@@ -31,9 +31,22 @@ func decode(t *testing.T, data []byte) []runtime.Object {
 
 const (
 	gw    = "Deployment/gateway"
-	cmGW  = "ConfigMap/gateway-config-b9h29m7bg9"
+	cmGW  = "ConfigMap/gateway-config-ctm798km24"
 	order = "Deployment/order"
 )
+
+// The production overlay's admin port, one edit at a time, on the dev fixture.
+var (
+	adminListen    = fixture.Edit{ID: cmGW, Old: "drain_delay: 5s", New: "drain_delay: 5s\n      admin_listen: \":9090\""}
+	adminPort      = fixture.Edit{ID: gw, Old: "          name: http\n          protocol: TCP\n", New: "          name: http\n          protocol: TCP\n        - containerPort: 9090\n          name: admin\n          protocol: TCP\n"}
+	probeOnAdmin   = fixture.Edit{ID: gw, Old: "path: /readyz\n            port: http", New: "path: /readyz\n            port: admin"}
+	annotation9090 = fixture.Edit{ID: gw, Old: `prometheus.io/port: "8080"`, New: `prometheus.io/port: "9090"`}
+)
+
+// envGW sets a literal environment variable on the gateway's container.
+func envGW(name, value string) fixture.Edit {
+	return fixture.Edit{ID: gw, Old: "        env:\n", New: "        env:\n        - name: " + name + "\n          value: \"" + value + "\"\n"}
+}
 
 func TestCheck(t *testing.T) {
 	tests := []struct {
@@ -79,7 +92,7 @@ func TestCheck(t *testing.T) {
 			[]string{`Deployment/gateway: volume "passport-keys": defaultMode 0400: its files are root's, unreadable`}},
 		{"Secret group-readable without fsGroup", []fixture.Edit{{ID: gw, Old: "        fsGroup: 65532\n", New: ""}}, nil,
 			[]string{`Deployment/gateway: volume "passport-keys": defaultMode 0440: its files are root's, unreadable`}},
-		{"ConfigMap unreadable", []fixture.Edit{{ID: gw, Old: "configMap:\n          name: gateway-config-b9h29m7bg9", New: "configMap:\n          defaultMode: 384\n          name: gateway-config-b9h29m7bg9"}}, nil,
+		{"ConfigMap unreadable", []fixture.Edit{{ID: gw, Old: "configMap:\n          name: gateway-config-ctm798km24", New: "configMap:\n          defaultMode: 384\n          name: gateway-config-ctm798km24"}}, nil,
 			[]string{`Deployment/gateway: volume "config": defaultMode 0600: its files are root's, unreadable`}},
 		{"root allowed", []fixture.Edit{{ID: order, Old: "runAsNonRoot: true", New: "runAsNonRoot: false"}}, nil,
 			[]string{`Deployment/order: container "order" may run as root`}},
@@ -87,10 +100,42 @@ func TestCheck(t *testing.T) {
 			[]string{`Deployment/order: container "order": readOnlyRootFilesystem is not true`}},
 		{"service grace shorter than its stop", []fixture.Edit{{ID: order, Old: "- -data=/data", New: "- -data=/data\n        - -shutdown-timeout=30s"}}, nil,
 			[]string{"Deployment/order: terminationGracePeriodSeconds 30s is not more than the graceful stop 30s"}},
-		{"gateway grace shorter than drain and stop", []fixture.Edit{{ID: cmGW, Old: "shutdown_timeout: 20s", New: "shutdown_timeout: 20s\n      drain_delay: 25s"}}, nil,
+		{"gateway grace shorter than drain and stop", []fixture.Edit{{ID: cmGW, Old: "drain_delay: 5s", New: "drain_delay: 25s"}}, nil,
 			[]string{"Deployment/gateway: terminationGracePeriodSeconds 45s is not more than the graceful stop 45s"}},
+		{"gateway drain_delay missing is its default 5s", []fixture.Edit{{ID: cmGW, Old: "drain_delay: 5s", New: ""}, {ID: gw, Old: "terminationGracePeriodSeconds: 45", New: "terminationGracePeriodSeconds: 25"}}, nil,
+			[]string{"Deployment/gateway: terminationGracePeriodSeconds 25s is not more than the graceful stop 25s"}},
+		{"gateway drain_delay negative is none", []fixture.Edit{{ID: cmGW, Old: "drain_delay: 5s", New: "drain_delay: -1s"}, {ID: gw, Old: "terminationGracePeriodSeconds: 45", New: "terminationGracePeriodSeconds: 20"}}, nil,
+			[]string{"Deployment/gateway: terminationGracePeriodSeconds 20s is not more than the graceful stop 20s"}},
+		{"gateway drain_delay from its environment", []fixture.Edit{envGW("GATEWAY__SERVER__DRAIN_DELAY", "30s")}, nil,
+			[]string{"Deployment/gateway: terminationGracePeriodSeconds 45s is not more than the graceful stop 50s"}},
+		{"gateway drain_delay unreadable", []fixture.Edit{{ID: cmGW, Old: "drain_delay: 5s", New: "drain_delay: 5"}}, nil,
+			[]string{`Deployment/gateway: its configuration: server.drain_delay: time: missing unit in duration "5"`}},
+		{"admin port: probe and annotation moved with admin_listen", []fixture.Edit{adminListen, adminPort, probeOnAdmin, annotation9090}, nil, nil},
+		{"admin port: admin_listen from its environment, probe and annotation moved", []fixture.Edit{envGW("GATEWAY__SERVER__ADMIN_LISTEN", ":9090"), adminPort, probeOnAdmin, annotation9090}, nil, nil},
+		{"admin port: probe and annotation left on http", []fixture.Edit{adminListen}, nil,
+			[]string{`Deployment/gateway: annotation prometheus.io/port "8080" is not the port of server.admin_listen (9090), which serves /metrics`,
+				"Deployment/gateway: readiness probe port http (8080) is not the port of server.admin_listen (9090), which serves /readyz"}},
+		{"admin port: admin_listen from its environment, probe and annotation on http", []fixture.Edit{envGW("GATEWAY__SERVER__ADMIN_LISTEN", "0.0.0.0:9090")}, nil,
+			[]string{`Deployment/gateway: annotation prometheus.io/port "8080" is not the port of server.admin_listen (9090)`,
+				"Deployment/gateway: readiness probe port http (8080) is not the port of server.admin_listen (9090)"}},
+		{"admin port: annotation left on http", []fixture.Edit{adminListen, adminPort, probeOnAdmin}, nil,
+			[]string{`Deployment/gateway: annotation prometheus.io/port "8080" is not the port of server.admin_listen (9090), which serves /metrics`}},
+		{"admin port: probe by number on http", []fixture.Edit{adminListen, annotation9090, {ID: gw, Old: "path: /readyz\n            port: http", New: "path: /readyz\n            port: 8080"}}, nil,
+			[]string{"Deployment/gateway: readiness probe port 8080 (8080) is not the port of server.admin_listen (9090), which serves /readyz"}},
+		{"no admin_listen: probe and annotation on another port", []fixture.Edit{adminPort, probeOnAdmin, annotation9090}, nil,
+			[]string{`Deployment/gateway: annotation prometheus.io/port "9090" is not the port of listen (8080), which serves /metrics`,
+				"Deployment/gateway: readiness probe port admin (9090) is not the port of listen (8080), which serves /readyz"}},
+		{"annotation not a number", []fixture.Edit{{ID: gw, Old: `prometheus.io/port: "8080"`, New: "prometheus.io/port: http"}}, nil,
+			[]string{`Deployment/gateway: annotation prometheus.io/port "http" is not the port of listen (8080), which serves /metrics`}},
+		{"no annotation: nothing to agree with", []fixture.Edit{{ID: gw, Old: "        prometheus.io/port: \"8080\"\n", New: ""}}, nil, nil},
+		{"listen on loopback", []fixture.Edit{{ID: cmGW, Old: `listen: ":8080"`, New: `listen: "127.0.0.1:8080"`}}, nil,
+			[]string{`Deployment/gateway: its configuration: listen "127.0.0.1:8080" is a loopback address`}},
+		{"listen missing is the loopback default", []fixture.Edit{{ID: cmGW, Old: `listen: ":8080"`, New: ""}}, nil,
+			[]string{`Deployment/gateway: its configuration: listen "127.0.0.1:8080" is a loopback address`}},
+		{"admin_listen without a port", []fixture.Edit{{ID: cmGW, Old: "drain_delay: 5s", New: "drain_delay: 5s\n      admin_listen: \"9090\""}}, nil,
+			[]string{`Deployment/gateway: its configuration: server.admin_listen "9090": address 9090: missing port in address`}},
 		{"gateway reading no file of its ConfigMap", []fixture.Edit{{ID: gw, Old: "- /etc/shopgate/config/gateway.yaml", New: "- /etc/shopgate/config/gw.yaml"}}, nil,
-			[]string{`Deployment/gateway: -config /etc/shopgate/config/gw.yaml: ConfigMap "gateway-config-b9h29m7bg9" has no key "gw.yaml"`}},
+			[]string{`Deployment/gateway: -config /etc/shopgate/config/gw.yaml: ConfigMap "gateway-config-ctm798km24" has no key "gw.yaml"`}},
 		{"no gateway", []fixture.Edit{{ID: gw, Drop: true}}, nil,
 			[]string{"Deployment/gateway: not rendered", "PodDisruptionBudget/gateway: selector app.kubernetes.io/name=gateway picks no", "Service/gateway: selector"}},
 	}
