@@ -132,6 +132,12 @@ bench: ## Benchmarks: direct gRPC vs bare grpc-gateway vs this gateway, side by 
 	done
 	$(GO) run ./cmd/benchratio < bench.out
 
+.PHONY: bench-tracing
+bench-tracing: ## Tracing's cost: the gateway with tracing off, default sampler, 100% sampled, side by side.
+	$(GO) test -c -o bin/bench.test ./gateway/bench/
+	cd gateway/bench && ../../bin/bench.test -test.run '^$$' -test.bench Tracing -test.benchtime 3s -test.count $(BENCH_RUNS) \
+	  | grep -E 'Tracing|^ok|FAIL'
+
 # Swagger UI for GET /docs, vendored into gateway/openapi/ui (see its README.md): the npm package's
 # version and the sha512 integrity its registry publishes for that version's tarball.
 SWAGGER_UI_VERSION   := 5.35.0
