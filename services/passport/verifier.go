@@ -62,8 +62,8 @@ type Verifier struct {
 	opts    Options
 	keys    atomic.Pointer[keySet]
 	due     atomic.Int64 // unix nanoseconds: when JWKSFile is read again
-	unknown atomic.Int64 // unix nanoseconds: when an unknown kid may cause a read
 	mu      sync.Mutex   // one read of the file at a time
+	unknown int64        // unix nanoseconds: when an unknown kid may cause a read; under mu
 	cache   verified
 }
 
@@ -126,6 +126,11 @@ func (v *Verifier) KeyIDs() []string {
 func (v *Verifier) reload() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.reloadLocked()
+}
+
+// reloadLocked is reload with v.mu held.
+func (v *Verifier) reloadLocked() {
 	raw, err := os.ReadFile(v.opts.JWKSFile)
 	old := v.keys.Load()
 	if err == nil && bytes.Equal(raw, old.raw) {
@@ -230,12 +235,16 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 		return k, nil
 	}
 	if v.opts.JWKSFile != "" {
-		now := v.opts.Now().UnixNano()
-		if due := v.unknown.Load(); now >= due && v.unknown.CompareAndSwap(due, now+int64(unknownKIDInterval)) {
-			v.reload()
-		} else {
-			v.mu.Lock() // a read another call started may be under way: wait for its keys
-			v.mu.Unlock()
+		// Under the lock, so that a call finding the kid unknown while another call's read
+		// is about to start waits for that read, not just for the one under way.
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if k, ok := v.keys.Load().keys[kid]; ok { // a read while this call waited found it
+			return k, nil
+		}
+		if now := v.opts.Now().UnixNano(); now >= v.unknown {
+			v.unknown = now + int64(unknownKIDInterval)
+			v.reloadLocked()
 		}
 		if k, ok := v.keys.Load().keys[kid]; ok {
 			return k, nil
