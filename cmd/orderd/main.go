@@ -33,7 +33,6 @@ import (
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/internal/telemetry"
-	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/order"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -80,15 +79,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopTracing()
 	reg := prometheus.NewRegistry()
-	clientMetrics, err := grpcclient.WithMetrics(reg)
+	dial, err := cfg.NewDialer(reg, tr.Provider, log)
 	if err != nil {
 		return err
 	}
-	upTLS, err := cfg.TLS.UpstreamClient(log) // nil without -upstream-tls-*
-	if err != nil {
-		return err
-	}
-	invConn, err := grpcclient.DialTLS("inventory", cfg.InventoryAddr, upTLS, append(clientMetrics, telemetry.GRPCDialOptions(tr.Provider)...)...)
+	invConn, err := dial("inventory", cfg.InventoryAddr)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,6 @@ import (
 	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
 	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/internal/telemetry"
-	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/storefront"
 )
 
@@ -103,18 +102,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopTracing()
 	reg := prometheus.NewRegistry()
-	clientMetrics, err := grpcclient.WithMetrics(reg)
+	dial, err := cfg.NewDialer(reg, tr.Provider, log)
 	if err != nil {
 		return err
 	}
-	upTLS, err := cfg.TLS.UpstreamClient(log) // nil without -upstream-tls-*
-	if err != nil {
-		return err
-	}
-	dialOpts := append(clientMetrics, telemetry.GRPCDialOptions(tr.Provider)...)
 	var conns [3]*grpc.ClientConn
 	for i, d := range [3][2]string{{"order", cfg.OrderAddr}, {"inventory", cfg.InventoryAddr}, {"payment", cfg.PaymentAddr}} {
-		if conns[i], err = grpcclient.DialTLS(d[0], d[1], upTLS, dialOpts...); err != nil {
+		if conns[i], err = dial(d[0], d[1]); err != nil {
 			return err
 		}
 		defer conns[i].Close()
