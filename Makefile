@@ -85,6 +85,7 @@ lint: tools ## buf lint, buf format check, gofmt, go vet and gateway check (rout
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags tracingbench ./gateway/bench/
 	$(GO) run ./cmd/gateway check -config gateway/config/example.yaml
 
 .PHONY: fmt
@@ -134,8 +135,8 @@ bench: ## Benchmarks: direct gRPC vs bare grpc-gateway vs this gateway, side by 
 
 .PHONY: bench-tracing
 bench-tracing: ## Tracing's cost: the gateway with tracing off, default sampler, 100% sampled, side by side.
-	$(GO) test -c -o bin/bench.test ./gateway/bench/
-	cd gateway/bench && ../../bin/bench.test -test.run '^$$' -test.bench Tracing -test.benchtime 3s -test.count $(BENCH_RUNS) \
+	$(GO) test -c -tags tracingbench -o bin/bench-tracing.test ./gateway/bench/
+	cd gateway/bench && ../../bin/bench-tracing.test -test.run '^$$' -test.bench Tracing -test.benchtime 3s -test.count $(BENCH_RUNS) \
 	  | grep -E 'Tracing|^ok|FAIL'
 
 # Swagger UI for GET /docs, vendored into gateway/openapi/ui (see its README.md): the npm package's

@@ -11,7 +11,7 @@ import (
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	storefrontv1 "github.com/acme/shopgate/gen/shop/storefront/v1"
-	"github.com/acme/shopgate/internal/telemetry"
+	"github.com/acme/shopgate/internal/telemetry/wire"
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/acme/shopgate/services/passport"
@@ -76,7 +76,7 @@ func (d deps) startStorefront(orderAddr, inventoryAddr, paymentAddr string) (*st
 		return nil, fmt.Errorf("storefront: %w", err)
 	}
 	for _, a := range [][2]string{{"order", orderAddr}, {"inventory", inventoryAddr}, {"payment", paymentAddr}} {
-		cc, err := grpcclient.Dial(a[0], a[1], telemetry.GRPCDialOptions(d.tracing["storefront"])...)
+		cc, err := grpcclient.Dial(a[0], a[1], wire.GRPCDialOptions(d.tracing["storefront"])...)
 		if err != nil {
 			return fail(err)
 		}

@@ -48,7 +48,7 @@ import (
 	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/internal/devkey"
 	"github.com/acme/shopgate/internal/shopapi"
-	"github.com/acme/shopgate/internal/telemetry"
+	"github.com/acme/shopgate/internal/telemetry/wire"
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/order"
@@ -168,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer payB.Stop()
 
-	invConn, err := grpc.NewClient(invB.Addr(), append(telemetry.GRPCDialOptions(tracing["order"]),
+	invConn, err := grpc.NewClient(invB.Addr(), append(wire.GRPCDialOptions(tracing["order"]),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return fmt.Errorf("inventory client: %w", err)

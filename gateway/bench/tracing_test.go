@@ -1,3 +1,9 @@
+//go:build tracingbench
+
+// Built only with -tags tracingbench (make bench-tracing): it links the OpenTelemetry SDK and
+// exporters (internal/telemetry), which the gateway library itself does not, so that make
+// bench's binary measures the gateway as it is linked without them.
+
 package bench
 
 import (
@@ -47,7 +53,7 @@ func tracedGateway(b *testing.B, upstream string, rcv *otlptest.Receiver, env ma
 // off-allocs/op, and the same for default and all), and the ratios to tracing off of the
 // wall time (default/off, all/off) and of the CPU time (default/off-cpu, all/off-cpu).
 //
-//	go test -run '^$' -bench Tracing -benchtime 3s ./gateway/bench/
+//	go test -tags tracingbench -run '^$' -bench Tracing -benchtime 3s ./gateway/bench/
 func BenchmarkTracing(b *testing.B) {
 	upstream := startUpstream(b)
 	rcv := otlptest.New(b)

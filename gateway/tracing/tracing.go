@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/acme/shopgate/gateway/edge"
-	"github.com/acme/shopgate/internal/telemetry"
+	"github.com/acme/shopgate/internal/telemetry/wire"
 )
 
 // ScopeName is the instrumentation scope of the gateway's server spans.
@@ -54,7 +54,7 @@ func Middleware(tp trace.TracerProvider, tlsListener bool) func(http.Handler) ht
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			method := r.Method
-			ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx := wire.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			scheme := "http"
 			if tlsListener || r.TLS != nil {
 				scheme = "https"
@@ -91,4 +91,4 @@ func Middleware(tp trace.TracerProvider, tlsListener bool) func(http.Handler) ht
 // DialOptions returns the upstream dial options of tracing: otelgrpc's client stats handler
 // (a client span per call and no metrics, the W3C trace context injected into the call's
 // metadata, replacing any the client sent). tp nil: none.
-func DialOptions(tp trace.TracerProvider) []grpc.DialOption { return telemetry.GRPCDialOptions(tp) }
+func DialOptions(tp trace.TracerProvider) []grpc.DialOption { return wire.GRPCDialOptions(tp) }

@@ -49,7 +49,6 @@ import (
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -66,10 +65,6 @@ const (
 	EnvSamplerArg = "OTEL_TRACES_SAMPLER_ARG"
 	EnvService    = "OTEL_SERVICE_NAME"
 )
-
-// Propagator is the W3C trace context (traceparent, tracestate) every part injects and
-// extracts: in HTTP headers, gRPC metadata and event message headers.
-var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
 // Options configures Setup.
 type Options struct {

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"sync"
 
-	"go.opentelemetry.io/otel/trace"
 	"github.com/acme/shopgate/internal/tlsfiles"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RuntimeConfig configures the events side of one service (Start). Its zero value means: an

@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/acme/shopgate/internal/telemetry"
+	"github.com/acme/shopgate/internal/telemetry/wire"
 )
 
 // The gRPC metadata keys of the W3C trace context, as the gateway forwards them.
@@ -52,7 +52,7 @@ func spanTraceContext(ctx context.Context) map[string]string {
 		return nil
 	}
 	tc := make(propagation.MapCarrier, 2)
-	telemetry.Propagator.Inject(ctx, tc)
+	wire.Propagator.Inject(ctx, tc)
 	return tc
 }
 

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
-	"github.com/acme/shopgate/internal/telemetry"
+	"github.com/acme/shopgate/internal/telemetry/wire"
 )
 
 // ScopeName is the instrumentation scope of the events' spans.
@@ -54,13 +54,13 @@ func newEventTracer(tp trace.TracerProvider, system string) *eventTracer {
 func (t *eventTracer) startPublish(ctx context.Context, subject string, msg *Message) (context.Context, trace.Span) {
 	var env eventsv1.Envelope
 	if err := proto.Unmarshal(msg.Data, &env); err == nil && len(env.GetTraceContext()) > 0 {
-		ctx = telemetry.Propagator.Extract(ctx, propagation.MapCarrier(env.GetTraceContext()))
+		ctx = wire.Propagator.Extract(ctx, propagation.MapCarrier(env.GetTraceContext()))
 	}
 	ctx, span := t.t.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(t.system, keyDestination.String(subject), keyOpType.String("send"),
 			keyOpName.String("publish"), keyMessageID.String(msg.ID)))
 	headers := make(propagation.MapCarrier, 2)
-	telemetry.Propagator.Inject(ctx, headers)
+	wire.Propagator.Inject(ctx, headers)
 	msg.Headers = headers
 	return ctx, span
 }
@@ -69,7 +69,7 @@ func (t *eventTracer) startPublish(ctx context.Context, subject string, msg *Mes
 // its headers carry, for consumer.
 func (t *eventTracer) startProcess(ctx context.Context, consumer string, msg Message) (context.Context, trace.Span) {
 	if len(msg.Headers) > 0 {
-		ctx = telemetry.Propagator.Extract(ctx, propagation.MapCarrier(msg.Headers))
+		ctx = wire.Propagator.Extract(ctx, propagation.MapCarrier(msg.Headers))
 	}
 	subject := SubjectPrefix + msg.Type
 	return t.t.Start(ctx, "process "+subject, trace.WithSpanKind(trace.SpanKindConsumer),

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/acme/shopgate/internal/telemetry"
+	"github.com/acme/shopgate/internal/telemetry/wire"
 	"github.com/acme/shopgate/services/passport"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -139,7 +139,7 @@ func New(opts Options) *grpc.Server {
 			Timeout: opts.KeepaliveTimeout,
 		}),
 	}
-	serverOpts = append(serverOpts, telemetry.GRPCServerOptions(opts.TracerProvider)...)
+	serverOpts = append(serverOpts, wire.GRPCServerOptions(opts.TracerProvider)...)
 	srv := grpc.NewServer(append(serverOpts, opts.Extra...)...)
 	healthpb.RegisterHealthServer(srv, opts.Health)
 	opts.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -3,7 +3,7 @@ package svcmain
 import (
 	"log/slog"
 
-	"github.com/acme/shopgate/internal/telemetry"
+	"github.com/acme/shopgate/internal/telemetry/wire"
 	"github.com/acme/shopgate/services/grpcclient"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -22,7 +22,7 @@ func (c Config) NewDialer(reg prometheus.Registerer, tp trace.TracerProvider, lo
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, telemetry.GRPCDialOptions(tp)...)
+	opts = append(opts, wire.GRPCDialOptions(tp)...)
 	tc, err := c.TLS.UpstreamClient(log) // nil without -upstream-tls-*
 	if err != nil {
 		return nil, err

@@ -1,11 +1,21 @@
-package telemetry
+// Package wire is how trace context travels between the parts: the W3C propagator and
+// otelgrpc's stats handlers. It is what the instrumented packages (gateway/tracing,
+// services/events, services/grpcserver) import; setting tracing up from the environment, with
+// the exporters, is internal/telemetry's, which only cmd/ imports, so that the gateway and the
+// services as libraries do not link the exporters.
+package wire
 
 import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
+
+// Propagator is the W3C trace context (traceparent, tracestate) every part injects and
+// extracts: in HTTP headers, gRPC metadata and event message headers.
+var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
 // otelgrpcOptions are the options of both stats handlers: tp's spans, W3C trace context in
 // the metadata, and no metrics (each part has its own Prometheus metrics).
