@@ -18,7 +18,8 @@ import (
 type RelayConfig struct {
 	// Name labels the relay's metrics and logs (the service: "order"). Default "outbox".
 	Name string
-	// BatchSize is how many outbox rows one round reads and publishes. Default 100.
+	// BatchSize is how many outbox rows one round reads and publishes. Default 100; at most
+	// MaxBatchSize (a round marks its rows with one statement, a parameter each).
 	BatchSize int
 	// PollInterval is the safety net: the relay looks at the outbox this often even when nobody
 	// called Notify. Default 1s.
@@ -54,6 +55,9 @@ type RelayConfig struct {
 	DuplicateForTesting bool
 }
 
+// MaxBatchSize bounds RelayConfig.BatchSize, well under SQLite's 32766 parameters a statement.
+const MaxBatchSize = 10000
+
 func (c RelayConfig) withDefaults() (RelayConfig, error) {
 	if c.Name == "" {
 		c.Name = "outbox"
@@ -86,8 +90,8 @@ func (c RelayConfig) withDefaults() (RelayConfig, error) {
 		c.Logger = slog.Default()
 	}
 	switch {
-	case c.BatchSize < 1:
-		return c, fmt.Errorf("batch size %d < 1", c.BatchSize)
+	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
+		return c, fmt.Errorf("batch size %d: want 1 to %d", c.BatchSize, MaxBatchSize)
 	case c.PollInterval < 0 || c.MinBackoff < 0 || c.Retention < 0 || c.InboxRetention < 0 || c.PruneInterval < 0:
 		return c, errors.New("durations must not be negative")
 	case c.MaxBackoff < c.MinBackoff:
@@ -244,11 +248,8 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 		done++
 	}
 	if done > 0 {
-		// Rows commit in seq order (SQLite has one writer), so the published ones are a range.
-		if _, err := r.db.ExecContext(context.WithoutCancel(ctx),
-			`UPDATE outbox SET published_at = ? WHERE seq BETWEEN ? AND ? AND published_at IS NULL`,
-			r.cfg.Now().UnixNano(), rows[0].seq, rows[done-1].seq); err != nil {
-			return 0, fmt.Errorf("marking %d outbox rows published: %w", done, err)
+		if err := r.markPublished(context.WithoutCancel(ctx), rows[:done]); err != nil {
+			return 0, err
 		}
 		r.published.Add(float64(done))
 	}
@@ -256,6 +257,29 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 		return done, pubErr
 	}
 	return done, nil
+}
+
+// markPublished marks exactly rows as published, by their seq. Not the range from the first
+// to the last: under concurrent writers a row can commit inside that range after the read
+// (a lower seq committing later), and marking the range would mark it without its having
+// been sent, a lost event.
+func (r *Relay) markPublished(ctx context.Context, rows []outboxRow) error {
+	var q strings.Builder
+	q.WriteString(`UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND seq IN (`)
+	args := make([]any, 0, len(rows)+1)
+	args = append(args, r.cfg.Now().UnixNano())
+	for i, row := range rows {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('?')
+		args = append(args, row.seq)
+	}
+	q.WriteByte(')')
+	if _, err := r.db.ExecContext(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("marking %d outbox rows published: %w", len(rows), err)
+	}
+	return nil
 }
 
 // publish publishes msg (twice with DuplicateForTesting), in its producer span when tracing.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,74 @@ func TestRelayPublishesCommittedRowsInOrderOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRelayMarksExactlyWhatItPublished: a row that commits inside the seq range of a batch
+// after the batch was read (a lower seq committing later, as under concurrent writers) is not
+// marked published with the batch: it goes out in the next round, not never.
+func TestRelayMarksExactlyWhatItPublished(t *testing.T) {
+	e := startEmbedded(t, t.TempDir(), events.EmbeddedConfig{})
+	b := connectEmbedded(t, e, events.Config{})
+	db := openDB(t)
+	var ids []string
+	for range 3 {
+		ids = append(ids, commitEvent(t, db, events.NewID(), true).GetEventId())
+	}
+	// The middle row has not committed yet when the relay reads the outbox: take it out, and
+	// put it back (same seq) while the relay publishes the first row.
+	type row struct {
+		seq         int64
+		id, subject string
+		env         []byte
+		created     int64
+	}
+	var late row
+	if err := db.QueryRow(`SELECT seq, event_id, subject, envelope, created_at FROM outbox WHERE event_id = ?`, ids[1]).
+		Scan(&late.seq, &late.id, &late.subject, &late.env, &late.created); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM outbox WHERE seq = ?`, late.seq); err != nil {
+		t.Fatal(err)
+	}
+	commitLate := &hookBroker{JetStream: b, before: func() {
+		if _, err := db.Exec(`INSERT INTO outbox (seq, event_id, subject, envelope, created_at) VALUES (?, ?, ?, ?, ?)`,
+			late.seq, late.id, late.subject, late.env, late.created); err != nil {
+			t.Error(err)
+		}
+	}}
+	r, err := events.NewRelay(db, commitLate, events.RelayConfig{Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 10*time.Second)
+	if n, err := r.PublishPending(ctx); err != nil || n != 2 {
+		t.Fatalf("first round: %d rows, %v; want the 2 read", n, err)
+	}
+	if got := unpublished(t, db); got != 1 {
+		t.Fatalf("%d rows unpublished after the first round, want 1: the row that committed late", got)
+	}
+	if n, err := r.PublishPending(ctx); err != nil || n != 1 {
+		t.Fatalf("second round: %d rows, %v; want the late one", n, err)
+	}
+	got := streamEventIDs(t, b, b.Subject("shop.events.v1.OrderCreated"))
+	slices.Sort(got)
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("stream holds %v, want every event %v", got, want)
+	}
+}
+
+// hookBroker runs before (once) ahead of its first Publish.
+type hookBroker struct {
+	*events.JetStream
+	before func()
+	once   sync.Once
+}
+
+func (h *hookBroker) Publish(ctx context.Context, msg events.Message) error {
+	h.once.Do(h.before)
+	return h.JetStream.Publish(ctx, msg)
 }
 
 // metricSum sums the counter name over its label values in g.
@@ -242,6 +311,7 @@ func TestNewRelayValidatesConfig(t *testing.T) {
 	}{
 		{"zero value is the defaults", events.RelayConfig{}, true},
 		{"negative batch", events.RelayConfig{BatchSize: -1}, false},
+		{"batch over the maximum", events.RelayConfig{BatchSize: events.MaxBatchSize + 1}, false},
 		{"negative poll", events.RelayConfig{PollInterval: -time.Second}, false},
 		{"max below min backoff", events.RelayConfig{MinBackoff: time.Second, MaxBackoff: time.Millisecond}, false},
 	}
