@@ -78,14 +78,7 @@ func TestAdminListenAndDrain(t *testing.T) {
 	if s, body := get("http://" + pub + "/v1/inventory/items/sku-2"); s != 200 {
 		t.Errorf("a request during the drain delay: %d %s", s, body)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	waitRun(t, done, 10*time.Second)
 	if took := time.Since(start); took < 1500*time.Millisecond {
 		t.Errorf("run stopped %s after the signal, before the drain delay's 1.5s", took)
 	}

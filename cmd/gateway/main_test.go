@@ -321,14 +321,7 @@ func TestServeReloadStop(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	waitRun(t, done, 10*time.Second)
 	if logs.logLine("gateway stopped") == nil {
 		t.Error("no stop log line")
 	}
@@ -589,14 +582,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	waitRun(t, done, 15*time.Second)
 }
 
 // TestRoutesShowsPools: an upstream with pools gets its pools and rules printed after the
@@ -627,5 +613,18 @@ func TestRoutesShowsPools(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("routes output lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+// waitRun waits up to timeout for the run a test started (its error on done) to return nil.
+func waitRun(t *testing.T, done <-chan error, timeout time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(timeout):
+		t.Fatal("run did not stop")
 	}
 }

@@ -86,14 +86,7 @@ func TestServeReloadsWhenTheFileChanges(t *testing.T) {
 		t.Errorf("after the refused reload: %d, want 401 (the configuration before)", code)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	waitRun(t, done, 10*time.Second)
 }
 
 // TestEnvOverridesEverywhere: serving, `gateway routes` and `gateway check -config` read the
