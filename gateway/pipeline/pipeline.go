@@ -75,7 +75,8 @@ type Stage struct {
 	Doc string
 	// HTTP wraps the next handler (Edge and Route stages).
 	HTTP func(http.Handler) http.Handler
-	// Unary and Stream intercept upstream calls (Client stages).
+	// Unary and Stream intercept upstream calls (Client stages). A Unary calls its invoker, if
+	// at all, before it returns: gateway/upstream reuses the invokers of its chain.
 	Unary  grpc.UnaryClientInterceptor
 	Stream grpc.StreamClientInterceptor
 	// MethodConfigs and Throttling go into every upstream connection's service config

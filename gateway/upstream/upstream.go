@@ -37,7 +37,8 @@ type Options struct {
 	// RetryThrottling applies to every connection. Default: none.
 	RetryThrottling *RetryThrottling
 	// UnaryInterceptors and StreamInterceptors run on every call, first outermost
-	// (the circuit breaker's go here).
+	// (the circuit breaker's go here). A unary interceptor calls its invoker, if at all, before
+	// it returns (the unary chain reuses its invokers: chain.go).
 	UnaryInterceptors  []grpc.UnaryClientInterceptor
 	StreamInterceptors []grpc.StreamClientInterceptor
 	// DialOptions are appended last (tests add a dialer; production may add TLS credentials).
@@ -313,8 +314,10 @@ func dialOne(service, poolName string, addrs []string, opts Options, p *pool) (*
 		grpc.WithIdleTimeout(0), // never idle: readiness reflects the real connection state
 		grpc.WithStaticStreamWindowSize(streamWin),
 		grpc.WithStaticConnWindowSize(connWin),
-		grpc.WithChainUnaryInterceptor(opts.UnaryInterceptors...),
 		grpc.WithChainStreamInterceptor(opts.StreamInterceptors...),
+	}
+	if ic := chainUnary(opts.UnaryInterceptors); ic != nil { // chain.go: no allocation per level and call
+		dopts = append(dopts, grpc.WithUnaryInterceptor(ic))
 	}
 	if kp, ok := opts.keepalive(); ok {
 		dopts = append(dopts, grpc.WithKeepaliveParams(kp))
