@@ -264,15 +264,7 @@ func TestAdminListenerClosesLast(t *testing.T) {
 		defer cancel()
 		shutdown <- gw.Shutdown(ctx)
 	}()
-	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	poll(t, "the public listener to refuse new connections", func() bool {
-		resp, err := fresh.Get(gw.url + PathHealthz)
-		if err == nil {
-			_ = resp.Body.Close()
-			return false
-		}
-		return true
-	})
+	fresh := pollRefused(t, "the public listener to refuse new connections", gw.url)
 	if r := do(t, fresh, "GET", admin+PathReadyz, nil, nil); r.status != 503 || !strings.Contains(string(r.body), `"draining":true`) {
 		t.Errorf("admin /readyz during shutdown: %d %s", r.status, r.body)
 	}

@@ -31,6 +31,22 @@ import (
 )
 
 // poll waits for cond with a deadline instead of a fixed sleep.
+// pollRefused polls until url refuses new connections, and returns the client it polled
+// with (no keep-alive: each request a new connection).
+func pollRefused(t *testing.T, what, url string) *http.Client {
+	t.Helper()
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	poll(t, what, func() bool {
+		resp, err := fresh.Get(url + PathHealthz)
+		if err == nil {
+			_ = resp.Body.Close()
+			return false
+		}
+		return true
+	})
+	return fresh
+}
+
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -261,15 +277,7 @@ func TestGracefulShutdown(t *testing.T) {
 		defer cancel()
 		shutdown <- gw.Shutdown(ctx)
 	}()
-	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	poll(t, "new connections to be refused", func() bool {
-		resp, err := fresh.Get(gw.url + PathHealthz)
-		if err == nil {
-			_ = resp.Body.Close()
-			return false
-		}
-		return true
-	})
+	pollRefused(t, "new connections to be refused", gw.url)
 	select {
 	case err := <-shutdown:
 		t.Fatalf("Shutdown returned %v with a request in flight", err)
