@@ -122,12 +122,16 @@ func accessLog(enabled func(context.Context) bool, write func(context.Context, *
 				}
 				elapsed := time.Since(start)
 				if m != nil {
-					m.Done(r.Context(), method, s.RoutePath(), code, elapsed)
+					ctx := context.Background() // no span to look for
+					if s.Traced {
+						ctx = r.Context()
+					}
+					m.Done(ctx, method, s.RoutePath(), code, elapsed)
 				}
 				if logging {
 					e := AccessEntry{Time: time.Now(), Method: method, Path: path, Status: code, Bytes: s.rec.bytes,
 						Duration: elapsed, RPC: s.RPC, RequestID: s.RequestID, ClientIP: ip, Pool: s.Pool,
-						Trace: trace.SpanContextFromContext(r.Context())}
+						Trace: spanContext(s, r)}
 					write(r.Context(), &e)
 				}
 			}()
@@ -244,4 +248,12 @@ func peerIP(r *http.Request) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
+}
+
+// spanContext is the request's span context when the trace stage traced it, else none.
+func spanContext(s *State, r *http.Request) trace.SpanContext {
+	if !s.Traced {
+		return trace.SpanContext{}
+	}
+	return trace.SpanContextFromContext(r.Context())
 }

@@ -37,7 +37,10 @@ func TestAccessLogTraceFields(t *testing.T) {
 		for _, traced := range []bool{true, false} {
 			t.Run(wr.name+map[bool]string{true: " traced", false: " untraced"}[traced], func(t *testing.T) {
 				var out syncBuffer
-				h := wr.make(&out)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+				h := wr.make(&out)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					edge.StateFrom(r.Context()).Traced = traced // as the trace stage marks a traced request
+					w.WriteHeader(http.StatusNoContent)
+				}))
 				req := httptest.NewRequest("GET", "/x", nil)
 				if traced {
 					req = req.WithContext(trace.ContextWithSpanContext(context.Background(), testSpan))

@@ -62,6 +62,7 @@ func TestRequestMetricsLabels(t *testing.T) {
 			}
 			h := stack(nil, m, 0, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				edge.StateFrom(r.Context()).Route = tt.route
+				edge.StateFrom(r.Context()).Traced = tt.sc.IsValid() // as the trace stage marks a traced request
 				w.WriteHeader(tt.status)
 			}))
 			// What the tracing stage does before the access log: the server span in the context.

@@ -37,6 +37,9 @@ type State struct {
 	Pool string
 	// PoolFallback is where the calls go while Pool has no ready instance; empty: nowhere.
 	PoolFallback string
+	// Traced says that the trace stage put the request's span in its context: the access log
+	// and the metrics look for it only then (no context walk per request with tracing off).
+	Traced bool
 
 	identity    identity.Identity // the verified caller (WithIdentity); valid when hasIdentity
 	hasIdentity bool

@@ -59,6 +59,9 @@ func Middleware(tp trace.TracerProvider, tlsListener bool) func(http.Handler) ht
 			if tlsListener || r.TLS != nil {
 				scheme = "https"
 			}
+			if st := edge.StateFrom(r.Context()); st != nil {
+				st.Traced = true // the access log and the metrics look for the span
+			}
 			ctx, span := tracer.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(keyMethod.String(method), keyPath.String(r.URL.Path), keyScheme.String(scheme)))
 			defer func() {
