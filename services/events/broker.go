@@ -29,6 +29,9 @@ type Message struct {
 	Type string
 	// ID is the deduplication id, the event id.
 	ID string
+	// Key is the partition key, the order id: a partitioned broker keeps the events of one key
+	// in order. "": none.
+	Key string
 	// Data is the encoded envelope.
 	Data []byte
 	// Headers travel beside Data (NATS message headers): with tracing on, the W3C trace

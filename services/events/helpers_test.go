@@ -39,7 +39,7 @@ func openDBFor(t testing.TB) *sql.DB {
 	}
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Exec(events.Schema + `CREATE TABLE effects (order_id TEXT PRIMARY KEY, n INTEGER NOT NULL);`); err != nil {
+	if _, err := db.Exec(events.Schema + events.OutboxMigration + `CREATE TABLE effects (order_id TEXT PRIMARY KEY, n INTEGER NOT NULL);`); err != nil {
 		t.Fatal(err)
 	}
 	return db

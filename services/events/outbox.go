@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
@@ -14,7 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Schema creates the outbox and inbox tables. Every service includes it in its migrations.
+// Schema creates the outbox and inbox tables as they were first (OutboxMigration follows it).
+// Every service includes both in its SQLite migrations.
 const Schema = `
 CREATE TABLE IF NOT EXISTS outbox (
 	seq          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -31,6 +33,17 @@ CREATE TABLE IF NOT EXISTS inbox (
 	processed_at INTEGER NOT NULL,
 	PRIMARY KEY (consumer, event_id)
 );
+`
+
+// OutboxMigration brings a Schema outbox to what Append and the relay use now: it stores the
+// event type (not a NATS subject, so that any broker derives its own destination) and the
+// partition key (the order id: the events of one order keep their order on a partitioned
+// broker). Every service appends it to its SQLite migrations, after Schema.
+const OutboxMigration = `
+ALTER TABLE outbox RENAME COLUMN subject TO event_type;
+UPDATE outbox SET event_type = substr(event_type, length('` + SubjectPrefix + `') + 1)
+	WHERE substr(event_type, 1, length('` + SubjectPrefix + `')) = '` + SubjectPrefix + `';
+ALTER TABLE outbox ADD COLUMN partition_key TEXT NOT NULL DEFAULT '';
 `
 
 // Execer is what Append and MarkProcessed need of a transaction (*sql.Tx).
@@ -81,8 +94,8 @@ func Append(ctx context.Context, tx Execer, env *eventsv1.Envelope) error {
 		return fmt.Errorf("encoding event %s: %w", env.GetEventId(), err)
 	}
 	_, err = tx.ExecContext(ctx,
-		`INSERT INTO outbox (event_id, subject, envelope, created_at) VALUES (?, ?, ?, ?)`,
-		env.GetEventId(), Subject(env), body, time.Now().UnixNano())
+		`INSERT INTO outbox (event_id, event_type, partition_key, envelope, created_at) VALUES (?, ?, ?, ?, ?)`,
+		env.GetEventId(), env.GetType(), env.GetOrderId(), body, time.Now().UnixNano())
 	if err != nil {
 		return fmt.Errorf("appending event %s to the outbox: %w", env.GetEventId(), err)
 	}
@@ -103,4 +116,85 @@ func MarkProcessed(ctx context.Context, tx Execer, consumer, eventID string) (fi
 		return false, fmt.Errorf("recording event %s for %s: %w", eventID, consumer, err)
 	}
 	return n == 1, nil
+}
+
+type outboxRow struct {
+	seq       int64
+	eventID   string
+	eventType string
+	key       string
+	body      []byte
+}
+
+// claim makes the relay round exclusive among the relays of one outbox (several replicas of a
+// service on one database) and returns what ends the claim. ok is false when another relay holds
+// it: this round publishes nothing. On SQLite, whose writers are serialised, every round may run.
+func (r *Relay) claim(ctx context.Context) (release func(), ok bool, err error) {
+	return func() {}, true, nil
+}
+
+// markPublished marks exactly rows as published, by their seq. Not the range from the first
+// to the last: under concurrent writers a row can commit inside that range after the read
+// (a lower seq committing later), and marking the range would mark it without its having
+// been sent, a lost event.
+func (r *Relay) markPublished(ctx context.Context, rows []outboxRow) error {
+	var q strings.Builder
+	q.WriteString(`UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND seq IN (`)
+	args := make([]any, 0, len(rows)+1)
+	args = append(args, r.cfg.Now().UnixNano())
+	for i, row := range rows {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('?')
+		args = append(args, row.seq)
+	}
+	q.WriteByte(')')
+	if _, err := r.db.ExecContext(ctx, r.cfg.Dialect.Rebind(q.String()), args...); err != nil {
+		return fmt.Errorf("marking %d outbox rows published: %w", len(rows), err)
+	}
+	return nil
+}
+
+func (r *Relay) pending(ctx context.Context) ([]outboxRow, error) {
+	rows, err := r.db.QueryContext(ctx,
+		r.cfg.Dialect.Rebind(`SELECT seq, event_id, event_type, partition_key, envelope FROM outbox
+			WHERE published_at IS NULL ORDER BY seq LIMIT ?`),
+		r.cfg.BatchSize)
+	if err != nil {
+		return nil, fmt.Errorf("reading the outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []outboxRow
+	for rows.Next() {
+		var row outboxRow
+		if err := rows.Scan(&row.seq, &row.eventID, &row.eventType, &row.key, &row.body); err != nil {
+			return nil, fmt.Errorf("reading the outbox: %w", err)
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the outbox: %w", err)
+	}
+	return out, nil
+}
+
+// Prune deletes the rows published longer than Retention ago and reports how many.
+func (r *Relay) Prune(ctx context.Context) (int64, error) {
+	res, err := r.db.ExecContext(ctx, r.cfg.Dialect.Rebind(`DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?`),
+		r.cfg.Now().Add(-r.cfg.Retention).UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("pruning the outbox: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// PruneInbox deletes the inbox entries of events handled longer than InboxRetention ago, which
+// no redelivery can bring back any more, and reports how many.
+func (r *Relay) PruneInbox(ctx context.Context) (int64, error) {
+	res, err := r.db.ExecContext(ctx, r.cfg.Dialect.Rebind(`DELETE FROM inbox WHERE processed_at < ?`), r.cfg.Now().Add(-r.cfg.InboxRetention).UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("pruning the inbox: %w", err)
+	}
+	return res.RowsAffected()
 }

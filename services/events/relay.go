@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/acme/shopgate/services/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -40,6 +40,8 @@ type RelayConfig struct {
 	Now func() time.Time
 	// Logger receives the relay's failures. Default slog.Default().
 	Logger *slog.Logger
+	// Dialect is the SQL dialect of the database holding the outbox. Default storage.SQLite.
+	Dialect storage.Dialect
 	// Registerer receives events_relay_published_total and events_relay_errors_total.
 	// Default: none registered.
 	Registerer prometheus.Registerer
@@ -223,17 +225,15 @@ func (r *Relay) run(ctx context.Context) {
 	}
 }
 
-type outboxRow struct {
-	seq     int64
-	eventID string
-	subject string
-	body    []byte
-}
-
 // PublishPending publishes one batch of unpublished rows in order, stopping at the first
 // failure, marks the published ones and reports how many it published. The running relay calls
 // it; tests and tools may call it directly on a relay that is not started.
 func (r *Relay) PublishPending(ctx context.Context) (int, error) {
+	release, ok, err := r.claim(ctx)
+	if err != nil || !ok {
+		return 0, err
+	}
+	defer release()
 	rows, err := r.pending(ctx)
 	if err != nil {
 		return 0, err
@@ -241,8 +241,8 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 	done := 0
 	var pubErr error
 	for _, row := range rows {
-		msg := Message{Type: strings.TrimPrefix(row.subject, SubjectPrefix), ID: row.eventID, Data: row.body}
-		if pubErr = r.publish(ctx, row.subject, msg); pubErr != nil {
+		msg := Message{Type: row.eventType, ID: row.eventID, Key: row.key, Data: row.body}
+		if pubErr = r.publish(ctx, SubjectPrefix+row.eventType, msg); pubErr != nil {
 			break
 		}
 		done++
@@ -257,29 +257,6 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 		return done, pubErr
 	}
 	return done, nil
-}
-
-// markPublished marks exactly rows as published, by their seq. Not the range from the first
-// to the last: under concurrent writers a row can commit inside that range after the read
-// (a lower seq committing later), and marking the range would mark it without its having
-// been sent, a lost event.
-func (r *Relay) markPublished(ctx context.Context, rows []outboxRow) error {
-	var q strings.Builder
-	q.WriteString(`UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND seq IN (`)
-	args := make([]any, 0, len(rows)+1)
-	args = append(args, r.cfg.Now().UnixNano())
-	for i, row := range rows {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteByte('?')
-		args = append(args, row.seq)
-	}
-	q.WriteByte(')')
-	if _, err := r.db.ExecContext(ctx, q.String(), args...); err != nil {
-		return fmt.Errorf("marking %d outbox rows published: %w", len(rows), err)
-	}
-	return nil
 }
 
 // publish publishes msg (twice with DuplicateForTesting), in its producer span when tracing.
@@ -297,46 +274,4 @@ func (r *Relay) publish(ctx context.Context, subject string, msg Message) (err e
 		return r.broker.Publish(ctx, msg)
 	}
 	return nil
-}
-
-func (r *Relay) pending(ctx context.Context) ([]outboxRow, error) {
-	rows, err := r.db.QueryContext(ctx,
-		`SELECT seq, event_id, subject, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?`,
-		r.cfg.BatchSize)
-	if err != nil {
-		return nil, fmt.Errorf("reading the outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []outboxRow
-	for rows.Next() {
-		var row outboxRow
-		if err := rows.Scan(&row.seq, &row.eventID, &row.subject, &row.body); err != nil {
-			return nil, fmt.Errorf("reading the outbox: %w", err)
-		}
-		out = append(out, row)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the outbox: %w", err)
-	}
-	return out, nil
-}
-
-// Prune deletes the rows published longer than Retention ago and reports how many.
-func (r *Relay) Prune(ctx context.Context) (int64, error) {
-	res, err := r.db.ExecContext(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?`,
-		r.cfg.Now().Add(-r.cfg.Retention).UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("pruning the outbox: %w", err)
-	}
-	return res.RowsAffected()
-}
-
-// PruneInbox deletes the inbox entries of events handled longer than InboxRetention ago, which
-// no redelivery can bring back any more, and reports how many.
-func (r *Relay) PruneInbox(ctx context.Context) (int64, error) {
-	res, err := r.db.ExecContext(ctx, `DELETE FROM inbox WHERE processed_at < ?`, r.cfg.Now().Add(-r.cfg.InboxRetention).UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("pruning the inbox: %w", err)
-	}
-	return res.RowsAffected()
 }

@@ -83,21 +83,21 @@ func TestRelayMarksExactlyWhatItPublished(t *testing.T) {
 	// put it back (same seq) while the relay publishes the first row.
 	type row struct {
 		seq         int64
-		id, subject string
+		id, eventType string
 		env         []byte
 		created     int64
 	}
 	var late row
-	if err := db.QueryRow(`SELECT seq, event_id, subject, envelope, created_at FROM outbox WHERE event_id = ?`, ids[1]).
-		Scan(&late.seq, &late.id, &late.subject, &late.env, &late.created); err != nil {
+	if err := db.QueryRow(`SELECT seq, event_id, event_type, envelope, created_at FROM outbox WHERE event_id = ?`, ids[1]).
+		Scan(&late.seq, &late.id, &late.eventType, &late.env, &late.created); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(`DELETE FROM outbox WHERE seq = ?`, late.seq); err != nil {
 		t.Fatal(err)
 	}
 	commitLate := &hookBroker{JetStream: b, before: func() {
-		if _, err := db.Exec(`INSERT INTO outbox (seq, event_id, subject, envelope, created_at) VALUES (?, ?, ?, ?, ?)`,
-			late.seq, late.id, late.subject, late.env, late.created); err != nil {
+		if _, err := db.Exec(`INSERT INTO outbox (seq, event_id, event_type, envelope, created_at) VALUES (?, ?, ?, ?, ?)`,
+			late.seq, late.id, late.eventType, late.env, late.created); err != nil {
 			t.Error(err)
 		}
 	}}

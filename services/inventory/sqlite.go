@@ -37,6 +37,8 @@ CREATE TABLE reservation_lines (
 	PRIMARY KEY (order_id, sku)
 );
 `,
+	// Version 2: the outbox stores the event type and the partition key.
+	events.OutboxMigration,
 }
 
 // SQLiteStore is the Store on an embedded SQLite file.

@@ -54,6 +54,8 @@ CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
 `,
 	// Version 2: the pending orders, for the orders_pending gauges (Pending) at each scrape.
 	`CREATE INDEX orders_pending ON orders (create_time) WHERE status = 1;`,
+	// Version 3: the outbox stores the event type and the partition key.
+	events.OutboxMigration,
 }
 
 // SQLiteStore is the Store on an embedded SQLite file.

@@ -34,6 +34,8 @@ CREATE TABLE payment_tombstones (
 	created_at INTEGER NOT NULL
 );
 `,
+	// Version 2: the outbox stores the event type and the partition key.
+	events.OutboxMigration,
 }
 
 // SQLiteStore is the Store on an embedded SQLite file.
