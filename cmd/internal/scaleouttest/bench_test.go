@@ -237,4 +237,3 @@ func order(g *gateway, token string) error {
 	}
 	return fmt.Errorf("watching %s: the stream ended before the order was final", o.ID)
 }
-
