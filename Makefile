@@ -127,15 +127,17 @@ test-scaleout: ## The scale-out test alone (needs PostgreSQL at 127.0.0.1:5432, 
 	$(GO) test $(TEST_FLAGS) -v -run TestScaleOut ./cmd/internal/scaleouttest/
 
 # `make bench-saga` confirms SAGA_ORDERS orders on each stack (BenchmarkSaga), SAGA_RUNS times,
-# and prints the stacks' median orders/s side by side with their ratio to the embedded default.
-SAGA_ORDERS ?= 3000
-SAGA_RUNS   ?= 1
+# with SAGA_CLIENTS clients at once, and prints the stacks' median orders/s side by side with
+# their ratio to the embedded default.
+SAGA_ORDERS  ?= 3000
+SAGA_RUNS    ?= 1
+SAGA_CLIENTS ?= 64
 
 .PHONY: bench-saga
 bench-saga: ## Confirmed orders/s end to end: the embedded default vs PostgreSQL + Kafka, side by side.
 	$(GO) test -c -o bin/scaleout.test ./cmd/internal/scaleouttest/
 	cd cmd/internal/scaleouttest && ../../../bin/scaleout.test -test.run '^$$' -test.bench '^BenchmarkSaga$$' \
-	  -test.benchtime $(SAGA_ORDERS)x -test.count $(SAGA_RUNS)
+	  -test.benchtime $(SAGA_ORDERS)x -test.count $(SAGA_RUNS) -saga.clients $(SAGA_CLIENTS)
 
 .PHONY: run
 run: ## Run the whole stack in one process: gateway on 127.0.0.1:8080, data under ./data.

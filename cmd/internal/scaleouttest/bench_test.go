@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,9 +19,11 @@ import (
 	"github.com/acme/shopgate/internal/devkey"
 )
 
-// benchClients is how many clients place orders at once in BenchmarkSaga, each one order at
-// a time: place it, follow it until it is final, place the next.
-const benchClients = 32
+// sagaClients is how many clients place orders at once in BenchmarkSaga, each one order at
+// a time: place it, follow it until it is final, place the next. The default, 64, is where
+// the embedded stack confirmed the most orders per second on a 2-core machine (16 clients:
+// about half as many; 128 and 256: fewer again, the machine saturated).
+var sagaClients = flag.Int("saga.clients", 64, "BenchmarkSaga: clients placing orders at once")
 
 // benchStack is what BenchmarkSaga drives: gateways and a key they trust.
 type benchStack struct {
@@ -78,7 +81,7 @@ func clusterStack(t testing.TB, be *backend) *benchStack {
 }
 
 // BenchmarkSaga measures confirmed orders per second end to end through the gateway:
-// benchClients clients each place an order (POST /v1/orders) and follow it (GET
+// -saga.clients clients (default 64) each place an order (POST /v1/orders) and follow it (GET
 // /v1/orders/{id}:watch) until it is CONFIRMED, then place the next; an op is one order, and
 // orders/s is b.N over the time all of them took. Each sub-benchmark starts its stack once;
 // run it with -benchtime Nx (make bench-saga) so that every stack confirms the same N orders.
@@ -106,7 +109,7 @@ var sagaRuns = map[string][]float64{}
 // printSagaTable writes the median orders/s of each sub-benchmark and its ratio to the first.
 func printSagaTable(w io.Writer) {
 	var first float64
-	fmt.Fprintf(w, "\nconfirmed orders per second, end to end through the gateway (%d clients):\n", benchClients)
+	fmt.Fprintf(w, "\nconfirmed orders per second, end to end through the gateway (%d clients):\n", *sagaClients)
 	fmt.Fprintf(w, "  %-22s %10s %8s %s\n", "stack", "orders/s", "ratio", "runs")
 	for _, bc := range benchCases {
 		runs := sagaRuns[bc.name]
@@ -144,7 +147,7 @@ func (st *benchStack) seed(b *testing.B) {
 
 // run places b.N orders and returns how many were confirmed per second.
 func (st *benchStack) run(b *testing.B) float64 {
-	tokens := make([]string, benchClients)
+	tokens := make([]string, *sagaClients)
 	for i := range tokens {
 		tok, err := st.key.Mint(devkey.Claims{Subject: fmt.Sprintf("bench-%d", i), Roles: []string{"customer"}, TTL: time.Hour})
 		if err != nil {
@@ -157,7 +160,7 @@ func (st *benchStack) run(b *testing.B) float64 {
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	began := time.Now()
-	for w := range benchClients {
+	for w := range *sagaClients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
