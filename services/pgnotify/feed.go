@@ -182,7 +182,7 @@ func (f *Feed) Channel() string { return f.channel }
 // sends on the channel, and missed when notifications may have been lost (after the listener
 // reconnected) or one says All. Both run on the listener's goroutine and must not block; the
 // feed's own notifications are not delivered (its publisher knows of them). It returns the
-// function that ends the calls.
+// function that ends the calls (one already under way may still finish after it returns).
 func (f *Feed) Subscribe(changed func(key string), missed func()) (cancel func()) {
 	s := &subscriber{changed: changed, missed: missed}
 	f.subsMu.Lock()
