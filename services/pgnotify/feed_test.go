@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/acme/shopgate/services/pgnotify"
 	"github.com/acme/shopgate/services/pgnotify/pgnotifytest"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -320,4 +323,150 @@ pgnotify_reconnects_total{channel="` + ch + `"} 0
 	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
 		t.Fatalf("after Close: %d metrics, %v", n, err)
 	}
+}
+
+// proxy forwards loopback TCP connections to the PostgreSQL server; down cuts every connection
+// and refuses new ones until up, as a network failure or a server restart would.
+type proxy struct {
+	lis    net.Listener
+	target string
+	mu     sync.Mutex
+	isDown bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{lis: lis, target: target, conns: make(map[net.Conn]struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() { _ = lis.Close(); p.down(); p.wg.Wait() })
+	return p
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.lis.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.isDown {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
+		p.wg.Add(2)
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			defer p.wg.Done()
+			_, _ = io.Copy(dst, src)
+			_ = dst.Close()
+			_ = src.Close()
+		}
+		go pipe(c, s)
+		go pipe(s, c)
+	}
+}
+
+func (p *proxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isDown = true
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *proxy) up() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isDown = false
+}
+
+// TestOutage: while the server is unreachable the listener retries with backoff and the
+// publisher keeps its keys (beyond MaxPending, as one All); once it is back, the listener wakes
+// every watcher and the queued notification goes out.
+func TestOutage(t *testing.T) {
+	url := pgnotifytest.URL(t)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
+	viaProxy := "postgres://" + cfg.User + "@" + p.lis.Addr().String() + "/" + cfg.Database + "?sslmode=disable"
+	ch := pgnotifytest.Channel(t)
+	direct := open(t, url, pgnotify.Options{Channel: ch})
+	var logs logBuffer
+	cut := open(t, viaProxy, pgnotify.Options{Channel: ch, MaxPending: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	rd, _ := subscribe(direct)
+	rc, _ := subscribe(cut)
+
+	p.down()
+	for _, k := range []string{"a", "b", "c"} {
+		cut.Publish(k)
+	}
+	eventually(t, "the publisher and the listener to fail again", func() bool {
+		return cut.Stats().PublishFailures >= 2 && strings.Contains(logs.String(), "reconnecting the listener failed")
+	})
+	if len(rd) != 0 {
+		t.Fatalf("notification during the outage: %q", <-rd)
+	}
+	p.up()
+	if e := rd.next(t); e != "missed" { // a, b, c collapsed into All
+		t.Fatalf("after the outage got %q, want missed", e)
+	}
+	if e := rc.next(t); e != "missed" { // the listener reconnected
+		t.Fatalf("cut feed after the outage got %q, want missed", e)
+	}
+	eventually(t, "the listener to reconnect", func() bool { return cut.Stats().Reconnects == 1 })
+	direct.Publish("after")
+	if e := rc.next(t); e != "after" {
+		t.Fatalf("got %q, want after", e)
+	}
+	if len(rd) != 0 {
+		t.Fatalf("more after the outage: %q", <-rd)
+	}
+	for _, want := range []string{
+		"level=WARN msg=\"pgnotify: listener connection lost; reconnecting\" channel=" + ch,
+		"level=WARN msg=\"pgnotify: reconnecting the listener failed\"",
+		"level=WARN msg=\"pgnotify: listener reconnected; waking every watcher\"",
+		"level=WARN msg=\"pgnotify: publishing failed; retrying\"",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
+}
+
+// logBuffer is a bytes.Buffer safe for the feed's goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
