@@ -12,12 +12,11 @@
 // -watch-notify-url postgres://... (watch_notify_url) makes WatchOrder see the changes other
 // replicas commit at once, through PostgreSQL LISTEN/NOTIFY on -watch-notify-channel
 // (watch_notify_channel, default shop_order_changed); empty (the default): they are seen at the
-// next poll.
+// next poll. The server must answer at startup; later outages are retried with backoff.
 //
 // Flags override the YAML file (the keys of svcmain.Config, inventory_addr, watch_notify_url
-// and watch_notify_channel). It logs JSON to
-// stderr, prints "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or
-// SIGINT, ending its watch streams first.
+// and watch_notify_channel). It logs JSON to stderr, prints "listening on <addr>" to stdout once
+// serving, and stops gracefully on SIGTERM or SIGINT, ending its watch streams first.
 //
 // Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
 // OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "order".
