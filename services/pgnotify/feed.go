@@ -232,8 +232,9 @@ func (f *Feed) Stats() Stats {
 	}
 }
 
-// Close stops the listener and the sender (which first tries, for at most ConnectTimeout, to
-// send what is queued) and closes their connections. Later calls do nothing.
+// Close stops the listener and the sender (which first finishes a send under way and tries to
+// send what is queued, each for at most ConnectTimeout) and closes their connections. Later
+// calls do nothing.
 func (f *Feed) Close() error {
 	f.closeOnce.Do(func() {
 		f.cancel()
@@ -286,17 +287,11 @@ func (f *Feed) receive(conn *pgx.Conn) error {
 		ctx, cancel := context.WithTimeout(f.ctx, f.opts.PingInterval)
 		n, err := conn.WaitForNotification(ctx)
 		cancel()
+		if n != nil && !own(n.PID) { // even with an error: pgx may return one it had buffered
+			f.deliver(n.Payload)
+		}
 		switch {
-		case err == nil:
-			if own(n.PID) {
-				continue
-			}
-			f.received.Add(1)
-			if n.Payload == "" || n.Payload == All {
-				f.missed()
-			} else {
-				f.changed(n.Payload)
-			}
+		case err == nil: // wait for the next one
 		case f.ctx.Err() != nil:
 			return f.ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
@@ -347,6 +342,16 @@ func (f *Feed) sleep(attempt int) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// deliver passes a received payload to the subscribers.
+func (f *Feed) deliver(payload string) {
+	f.received.Add(1)
+	if payload == "" || payload == All {
+		f.missed()
+	} else {
+		f.changed(payload)
 	}
 }
 
@@ -421,7 +426,7 @@ const notifySQL = `SELECT pg_notify($1, k) FROM unnest($2::text[]) AS k`
 func (f *Feed) send() {
 	defer f.wg.Done()
 	var conn *pgx.Conn
-	defer func() { closeConn(conn) }()
+	defer func() { closeConn(conn); f.pubPID.Store(0) }()
 	failures := 0
 	flush := func(ctx context.Context) error {
 		for {
@@ -463,7 +468,9 @@ func (f *Feed) send() {
 			return
 		case <-f.kick:
 		}
-		ctx, cancel := context.WithTimeout(f.ctx, f.opts.ConnectTimeout)
+		// Not f.ctx: Close lets a send under way finish rather than cut it off and send its
+		// keys again.
+		ctx, cancel := context.WithTimeout(context.Background(), f.opts.ConnectTimeout)
 		err := flush(ctx)
 		cancel()
 		if err == nil {

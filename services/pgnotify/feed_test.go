@@ -263,7 +263,11 @@ func TestClose(t *testing.T) {
 			t.Fatalf("connections left open: %+v", st)
 		}
 		if len(other) != 0 {
-			t.Fatalf("closed feed delivered %q", <-other)
+			var rest []string
+			for len(other) > 0 {
+				rest = append(rest, <-other)
+			}
+			t.Fatalf("closed feed delivered %q", rest)
 		}
 	})
 }
