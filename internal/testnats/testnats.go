@@ -1,7 +1,8 @@
 // Package testnats runs a NATS cluster with JetStream inside a test's process: N nodes of the
 // nats-server library on free 127.0.0.1 client and route ports, each with its own store under
-// t.TempDir(), with optional users, token, nkeys and TLS for the clients. Nodes can be stopped
-// and restarted on the same ports and store, so that tests see a node die and come back.
+// t.TempDir(), with optional users, token, nkeys, operator mode (credentials files) and TLS for
+// the clients. Nodes can be stopped and restarted on the same ports and store, so that tests
+// see a node die and come back.
 package testnats
 
 import (
@@ -33,11 +34,12 @@ type User struct {
 type Option func(*options)
 
 type options struct {
-	users  []User
-	token  string
-	nkeys  []string
-	tls    *tls.Config
-	logged bool
+	users    []User
+	token    string
+	nkeys    []string
+	tls      *tls.Config
+	operator *Operator
+	logged   bool
 }
 
 // WithUsers makes the cluster require a user name and password from its clients: one of
@@ -213,6 +215,11 @@ func (c *Cluster) start(i int) {
 	}
 	for _, k := range c.opts.nkeys {
 		o.Nkeys = append(o.Nkeys, &server.NkeyUser{Nkey: k})
+	}
+	if c.opts.operator != nil {
+		if err := c.opts.operator.configure(o); err != nil {
+			c.t.Fatalf("testnats: node %d: operator: %v", i, err)
+		}
 	}
 	if c.opts.tls != nil {
 		o.TLS, o.TLSConfig, o.TLSTimeout = true, c.opts.tls.Clone(), 5

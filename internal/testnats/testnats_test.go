@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,6 +116,14 @@ func TestClusterAuth(t *testing.T) {
 			return nats.Nkey(pub, kp.Sign)(o)
 		}
 	}
+	op := testnats.NewOperator(t)
+	credsOpt := func(creds []byte) nats.Option {
+		p := filepath.Join(t.TempDir(), "user.creds")
+		if err := os.WriteFile(p, creds, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return nats.UserCredentials(p)
+	}
 	for _, tc := range []struct {
 		name      string
 		opt       testnats.Option
@@ -122,6 +132,7 @@ func TestClusterAuth(t *testing.T) {
 		{"users", testnats.WithUsers(testnats.User{Name: "svc", Password: "s3cret"}), nats.UserInfo("svc", "s3cret"), nats.UserInfo("svc", "wrong")},
 		{"token", testnats.WithToken("t0ken"), nats.Token("t0ken"), nats.Token("wrong")},
 		{"nkeys", testnats.WithNKeys(pub), nkeyOpt(seed), nkeyOpt(strangerSeed)},
+		{"operator", testnats.WithOperator(op), credsOpt(op.UserCreds(t, "svc")), credsOpt(testnats.NewOperator(t).UserCreds(t, "stranger"))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testnats.StartCluster(t, 1, tc.opt)

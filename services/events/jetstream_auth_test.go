@@ -271,6 +271,7 @@ func TestBrokerCredentials(t *testing.T) {
 	seed, _ := kp.Seed()
 	stranger, _ := nkeys.CreateUser()
 	strangerSeed, _ := stranger.Seed()
+	op := testnats.NewOperator(t)
 
 	for _, tc := range []struct {
 		name      string
@@ -286,6 +287,9 @@ func TestBrokerCredentials(t *testing.T) {
 		{"nkey", testnats.WithNKeys(pub),
 			events.Config{NKeyFile: writeSecret(t, "user.nk", string(seed))},
 			events.Config{NKeyFile: writeSecret(t, "user.nk", string(strangerSeed))}},
+		{"credentials file", testnats.WithOperator(op),
+			events.Config{CredsFile: writeSecret(t, "svc.creds", string(op.UserCreds(t, "orderd")))},
+			events.Config{CredsFile: writeSecret(t, "svc.creds", string(testnats.NewOperator(t).UserCreds(t, "stranger")))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testnats.StartCluster(t, 1, tc.server)
