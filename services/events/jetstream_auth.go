@@ -214,7 +214,7 @@ func (s *fileSecret) get() string {
 func registerAuthFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.Replicas, "broker-replicas", c.Replicas, "replicas of the JetStream stream and its consumers on a NATS cluster: 3 survives the loss of one node of three (default 1)")
 	fs.StringVar(&c.User, "broker-user", c.User, "user name for the broker, with -broker-password-file; default: none")
-	fs.StringVar(&c.PasswordFile, "broker-password-file", c.PasswordFile, "file holding the password of -broker-user (read at each connection)")
+	fs.StringVar(&c.PasswordFile, "broker-password-file", c.PasswordFile, "file holding the password of -broker-user (read at each connection); default: none")
 	fs.StringVar(&c.TokenFile, "broker-token-file", c.TokenFile, "file holding a token for the broker (read at each connection); default: none")
 	fs.StringVar(&c.CredsFile, "broker-creds", c.CredsFile, "NATS credentials file (user JWT and nkey seed) for the broker (read at each connection); default: none")
 	fs.StringVar(&c.NKeyFile, "broker-nkey", c.NKeyFile, "file holding an nkey user seed (SU...) for the broker; default: none")

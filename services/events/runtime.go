@@ -47,8 +47,8 @@ type RuntimeConfig struct {
 // RegisterFlags defines the command-line flags of c on fs: -broker-url, -broker-dir,
 // -broker-listen, -broker-stream, -broker-subject-prefix, -broker-tls-ca, -broker-tls-cert,
 // -broker-tls-key, -broker-tls-server-name, -broker-replicas, -broker-user,
-// -broker-password-file, -broker-token-file, -broker-creds, -broker-nkey, -events-ack-wait, -events-max-attempts, -relay and
-// -relay-duplicate-for-testing.
+// -broker-password-file, -broker-token-file, -broker-creds, -broker-nkey, -events-ack-wait,
+// -events-max-attempts, -relay and -relay-duplicate-for-testing.
 func (c *RuntimeConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.URL, "broker-url", c.URL, "NATS URL of the event broker; empty: embed a broker in this process")
 	fs.StringVar(&c.Dir, "broker-dir", c.Dir, "data directory of the embedded broker (default "+DefaultBrokerDir+")")
