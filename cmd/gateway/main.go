@@ -187,6 +187,10 @@ const accessFlushTimeout = 5 * time.Second
 // limiter and of the response cache (never written in the YAML file).
 const EnvRedisPassword = "GATEWAY_REDIS_PASSWORD"
 
+// EnvRedisSentinelPassword names the environment variable that holds the password of the
+// Redis sentinels (redis.master_name set), for the same sections.
+const EnvRedisSentinelPassword = "GATEWAY_REDIS_SENTINEL_PASSWORD"
+
 // loadConfig reads the file with the environment's overrides and adds the secrets that come
 // from the environment.
 func loadConfig(path string) (*config.Config, error) {
@@ -196,6 +200,8 @@ func loadConfig(path string) (*config.Config, error) {
 	}
 	cfg.RateLimiting.Redis.Password = os.Getenv(EnvRedisPassword)
 	cfg.ResponseCache.Redis.Password = cfg.RateLimiting.Redis.Password // the same Redis in practice
+	cfg.RateLimiting.Redis.SentinelPassword = os.Getenv(EnvRedisSentinelPassword)
+	cfg.ResponseCache.Redis.SentinelPassword = cfg.RateLimiting.Redis.SentinelPassword
 	return cfg, nil
 }
 

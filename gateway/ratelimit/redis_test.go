@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/redisclient"
 	"github.com/acme/shopgate/internal/testlog"
 	"github.com/acme/shopgate/internal/testredis"
 )
@@ -35,7 +36,7 @@ func TestRedisClosedPort(t *testing.T) {
 		t.Run(tt.mode, func(t *testing.T) {
 			t.Parallel()
 			logs := &testlog.Buffer{}
-			l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{Addr: closedPort(t), FailureMode: tt.mode}},
+			l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{Config: redisclient.Config{Addr: closedPort(t)}, FailureMode: tt.mode}},
 				Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: prometheus.NewRegistry()})
 			if err != nil {
 				t.Fatalf("New must not need Redis up: %v", err)
@@ -82,7 +83,7 @@ func TestRedisStopsRespondingThenRecovers(t *testing.T) {
 			logs := &testlog.Buffer{}
 			reg := prometheus.NewRegistry()
 			l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{
-				Addr: proxy.Addr(), KeyPrefix: testredis.Prefix(t, "rl"), FailureMode: mode, ProbeInterval: 20 * time.Millisecond,
+				Config: redisclient.Config{Addr: proxy.Addr()}, KeyPrefix: testredis.Prefix(t, "rl"), FailureMode: mode, ProbeInterval: 20 * time.Millisecond,
 			}}, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: reg})
 			if err != nil {
 				t.Fatal(err)
