@@ -333,6 +333,10 @@ func TestConfigValidation(t *testing.T) {
 		{"negative pool size", Config{Redis: RedisConfig{Config: redisclient.Config{PoolSize: -1}}}, "redis.pool_size -1"},
 		{"every bad value at once", Config{Backend: "x", MaxKeys: -1, Redis: RedisConfig{Config: redisclient.Config{Timeout: -1}, FailureMode: "x"}},
 			"max_keys -1 is negative\nredis.timeout -1ns is negative\nredis.failure_mode"},
+		{"addr and addrs", Config{Redis: RedisConfig{Config: redisclient.Config{Addr: "r:6379", Addrs: []string{"a:6379"}}}}, "redis.addr and addrs are both set"},
+		{"db in a cluster", Config{Redis: RedisConfig{Config: redisclient.Config{Addrs: []string{"a:6379", "b:6379"}, DB: 1}}}, "redis.db 1: a Redis Cluster has database 0 only"},
+		{"master name without sentinels", Config{Redis: RedisConfig{Config: redisclient.Config{MasterName: "m"}}}, "redis.master_name needs addrs"},
+		{"address without port", Config{Redis: RedisConfig{Config: redisclient.Config{Addrs: []string{"a:6379", "b"}}}}, `redis.addrs[1]: "b" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
