@@ -173,7 +173,7 @@ func abuseConfig(cfg *config.Config) abuse.Config {
 			ac.Redis.Config = cfg.RateLimiting.Redis.Config
 			ac.Redis.Timeout, ac.Redis.PoolSize = timeout, pool
 		}
-		if ac.Redis.SentinelPassword == "" {
+		if ac.Redis.MasterName != "" && ac.Redis.SentinelPassword == "" { // abuse's own sentinels: the one secret
 			ac.Redis.SentinelPassword = cfg.RateLimiting.Redis.SentinelPassword
 		}
 	}
