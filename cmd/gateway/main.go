@@ -20,7 +20,7 @@
 // one access log line per request (buffered: written in batches, at most 200ms late; lines
 // are dropped, and counted in gateway_access_log_dropped_total, if stderr falls 4 MiB behind).
 // $GATEWAY_REDIS_PASSWORD holds the rate limiter's Redis password when rate_limiting.backend
-// is redis. Variables GATEWAY__SECTION__KEY override settings of the file (gateway/config
+// is redis ($GATEWAY_REDIS_SENTINEL_PASSWORD the sentinels', with redis.master_name). Variables GATEWAY__SECTION__KEY override settings of the file (gateway/config
 // EnvPrefix), when serving, on each reload, and in `gateway routes` and `gateway check`.
 // is redis. Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
 // OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "gateway".
