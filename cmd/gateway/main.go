@@ -20,7 +20,7 @@
 // one access log line per request (buffered: written in batches, at most 200ms late; lines
 // are dropped, and counted in gateway_access_log_dropped_total, if stderr falls 4 MiB behind).
 // $GATEWAY_REDIS_PASSWORD holds the rate limiter's Redis password when rate_limiting.backend
-// is redis. Variables GATEWAY__SECTION__KEY override settings of the file (gateway/config
+// is redis ($GATEWAY_REDIS_SENTINEL_PASSWORD the sentinels', with redis.master_name). Variables GATEWAY__SECTION__KEY override settings of the file (gateway/config
 // EnvPrefix), when serving, on each reload, and in `gateway routes` and `gateway check`.
 // is redis. Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
 // OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "gateway".
@@ -187,6 +187,10 @@ const accessFlushTimeout = 5 * time.Second
 // limiter and of the response cache (never written in the YAML file).
 const EnvRedisPassword = "GATEWAY_REDIS_PASSWORD"
 
+// EnvRedisSentinelPassword names the environment variable that holds the password of the
+// Redis sentinels (redis.master_name set), for the same sections.
+const EnvRedisSentinelPassword = "GATEWAY_REDIS_SENTINEL_PASSWORD"
+
 // loadConfig reads the file with the environment's overrides and adds the secrets that come
 // from the environment.
 func loadConfig(path string) (*config.Config, error) {
@@ -196,6 +200,8 @@ func loadConfig(path string) (*config.Config, error) {
 	}
 	cfg.RateLimiting.Redis.Password = os.Getenv(EnvRedisPassword)
 	cfg.ResponseCache.Redis.Password = cfg.RateLimiting.Redis.Password // the same Redis in practice
+	cfg.RateLimiting.Redis.SentinelPassword = os.Getenv(EnvRedisSentinelPassword)
+	cfg.ResponseCache.Redis.SentinelPassword = cfg.RateLimiting.Redis.SentinelPassword
 	return cfg, nil
 }
 

@@ -9,9 +9,14 @@
 // (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is
 // anonymous, one with a bad passport is refused.
 //
-// Flags override the YAML file (the keys of svcmain.Config, and inventory_addr). It logs JSON to
-// stderr, prints "listening on <addr>" to stdout once serving, and stops gracefully on SIGTERM or
-// SIGINT, ending its watch streams first.
+// -watch-notify-url postgres://... (watch_notify_url) makes WatchOrder see the changes other
+// replicas commit at once, through PostgreSQL LISTEN/NOTIFY on -watch-notify-channel
+// (watch_notify_channel, default shop_order_changed); empty (the default): they are seen at the
+// next poll. The server must answer at startup; later outages are retried with backoff.
+//
+// Flags override the YAML file (the keys of svcmain.Config, inventory_addr, watch_notify_url
+// and watch_notify_channel). It logs JSON to stderr, prints "listening on <addr>" to stdout once
+// serving, and stops gracefully on SIGTERM or SIGINT, ending its watch streams first.
 //
 // Tracing follows the standard OTEL_* variables (internal/telemetry): off unless
 // OTEL_TRACES_EXPORTER is otlp or console; service.name defaults to "order".
@@ -34,6 +39,7 @@ import (
 	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/internal/telemetry"
 	"github.com/acme/shopgate/services/order"
+	"github.com/acme/shopgate/services/pgnotify"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -52,16 +58,25 @@ type config struct {
 	// InventoryAddr is the inventory service's gRPC address (orders are priced through it).
 	// Default: 127.0.0.1:9103.
 	InventoryAddr string `yaml:"inventory_addr"`
+	// WatchNotifyURL is the PostgreSQL server through which the replicas tell each other which
+	// order changed (LISTEN/NOTIFY), so that WatchOrder sees another replica's change at once.
+	// Default: empty, off (another replica's change is seen at the next poll).
+	WatchNotifyURL string `yaml:"watch_notify_url"`
+	// WatchNotifyChannel is the LISTEN/NOTIFY channel; every replica must use the same one.
+	// Default: shop_order_changed.
+	WatchNotifyChannel string `yaml:"watch_notify_channel"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if buildinfo.PrintIfRequested(args, stdout, "orderd") {
 		return nil
 	}
-	cfg := config{Config: svcmain.Defaults("127.0.0.1:9101"), InventoryAddr: "127.0.0.1:9103"}
+	cfg := config{Config: svcmain.Defaults("127.0.0.1:9101"), InventoryAddr: "127.0.0.1:9103", WatchNotifyChannel: pgnotify.DefaultChannel}
 	err := svcmain.Load("orderd", args, stderr, &cfg, func(fs *flag.FlagSet) {
 		cfg.Flags(fs, "order/order.db")
 		fs.StringVar(&cfg.InventoryAddr, "inventory-addr", cfg.InventoryAddr, "inventory service: host:port, a comma-separated list (balanced, health-checked), or a gRPC target (dns:///name:port)")
+		fs.StringVar(&cfg.WatchNotifyURL, "watch-notify-url", cfg.WatchNotifyURL, "PostgreSQL URL (postgres://...) through which replicas wake each other's watch streams (LISTEN/NOTIFY); empty: off, other replicas' changes are seen at the next poll")
+		fs.StringVar(&cfg.WatchNotifyChannel, "watch-notify-channel", cfg.WatchNotifyChannel, "LISTEN/NOTIFY channel of -watch-notify-url, the same on every replica")
 	})
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -93,7 +108,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	svc := order.New(store, inventoryv1.NewInventoryServiceClient(invConn), order.Options{Logger: log})
+	opts := order.Options{Logger: log}
+	if cfg.WatchNotifyURL != "" {
+		feed, err := pgnotify.Open(ctx, cfg.WatchNotifyURL, pgnotify.Options{Channel: cfg.WatchNotifyChannel, Logger: log, Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("-watch-notify-url: %w", err)
+		}
+		defer feed.Close() // after Run: the service's streams are over by then
+		opts.Changes = feed
+	}
+	svc := order.New(store, inventoryv1.NewInventoryServiceClient(invConn), opts)
 	reg.MustRegister(order.PendingCollector(store, log, nil))
 	return svcmain.Run(ctx, cfg.Config, svcmain.Service{
 		Name:           "order",

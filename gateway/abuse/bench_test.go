@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/gateway/redisclient"
 )
 
 // BenchmarkBlocked is the stage's cost for a request that passes: the address look-up, before
@@ -15,7 +16,7 @@ import (
 func BenchmarkBlocked(b *testing.B) {
 	for _, backend := range []string{BackendMemory, BackendRedis} {
 		b.Run(backend, func(b *testing.B) {
-			d, err := New(Config{Backend: backend, Redis: RedisConfig{Addr: "127.0.0.1:1", SyncInterval: time.Hour}}, Options{})
+			d, err := New(Config{Backend: backend, Redis: RedisConfig{Config: redisclient.Config{Addr: "127.0.0.1:1"}, SyncInterval: time.Hour}}, Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/shopgate/gateway/clientip"
-	"github.com/acme/shopgate/internal/tlsfiles"
+	"github.com/acme/shopgate/gateway/redisclient"
 )
 
 // The backends Config.Backend may name.
@@ -74,20 +74,17 @@ type Config struct {
 	Redis RedisConfig `yaml:"redis" json:"redis"`
 }
 
-// RedisConfig is the `abuse.redis` section. The zero value means the defaults. The password is
-// never in the YAML: it comes from Options.RedisPassword.
+// RedisConfig is the `abuse.redis` section. The zero value means the defaults. The connection
+// keys (addr, or addrs with master_name for Sentinel, username, db, timeout, pool_size, tls)
+// are redisclient.Config's, inline; Timeout defaults to DefaultRedisTimeout (100ms) and bounds
+// each call as a whole too, and Addr to DefaultRedisAddr when Addrs is empty. The password is
+// never in the YAML: Config.Password, else Options.RedisPassword.
 type RedisConfig struct {
-	// Addr is host:port. Default: DefaultRedisAddr.
-	Addr string `yaml:"addr" json:"addr"`
-	// Username for Redis ACLs. Default: none.
-	Username string `yaml:"username" json:"username"`
-	// DB is the database number. Default: 0.
-	DB int `yaml:"db" json:"db"`
-	// KeyPrefix starts every key. Default: DefaultRedisKeyPrefix ("shopgate:abuse:").
+	redisclient.Config `yaml:",inline"`
+	// KeyPrefix starts every key. It must not hold { or }: each address's keys carry the
+	// address as their hash tag, so that they share a Redis Cluster slot. Default:
+	// DefaultRedisKeyPrefix ("shopgate:abuse:").
 	KeyPrefix string `yaml:"key_prefix" json:"key_prefix"`
-	// Timeout bounds the dial, each read and write, and each call as a whole. Default:
-	// DefaultRedisTimeout (100ms).
-	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 	// ProbeInterval is how often one request tries Redis again while it is unreachable.
 	// Default: DefaultProbeInterval (1s).
 	ProbeInterval time.Duration `yaml:"probe_interval" json:"probe_interval"`
@@ -95,12 +92,13 @@ type RedisConfig struct {
 	// again: the delay within which another replica's block or lift applies here. Default:
 	// DefaultSyncInterval (1s).
 	SyncInterval time.Duration `yaml:"sync_interval" json:"sync_interval"`
-	// PoolSize is the number of connections. Default: go-redis's (10 per GOMAXPROCS).
-	PoolSize int `yaml:"pool_size" json:"pool_size"`
-	// TLS connects to Redis over TLS (ca_file, cert_file and key_file for mutual TLS,
-	// server_name; enable: true for the system roots alone), the files re-read when they
-	// change. Default: none (plaintext).
-	TLS tlsfiles.ClientFiles `yaml:"tls" json:"tls"`
+}
+
+// Validate reports every invalid value of cfg at once (what New refuses), the `abuse` section's
+// keys named.
+func (cfg Config) Validate() error {
+	_, err := cfg.withDefaults()
+	return err
 }
 
 // withDefaults returns cfg with every zero value replaced by its default, or every problem at
@@ -129,7 +127,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("max_keys %d is negative", cfg.MaxKeys))
 	}
 	r := &cfg.Redis
-	if r.Addr == "" {
+	if err := r.Config.Validate(); err != nil {
+		for _, e := range joined(err) {
+			errs = append(errs, fmt.Errorf("redis.%w", e))
+		}
+	}
+	if r.Addr == "" && len(r.Addrs) == 0 {
 		r.Addr = DefaultRedisAddr
 	}
 	if r.KeyPrefix == "" {
@@ -141,10 +144,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	errs = durationDefault(errs, "redis.timeout", &r.Timeout, DefaultRedisTimeout, 0)
 	errs = durationDefault(errs, "redis.probe_interval", &r.ProbeInterval, DefaultProbeInterval, 0)
 	errs = durationDefault(errs, "redis.sync_interval", &r.SyncInterval, DefaultSyncInterval, 0)
-	if r.DB < 0 || r.PoolSize < 0 {
-		errs = append(errs, errors.New("redis.db and redis.pool_size must not be negative"))
-	}
 	return cfg, errors.Join(errs...)
+}
+
+// joined returns the errors err joins (errors.Join), or err alone.
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // durationDefault sets *d to def when zero and appends an error when it is negative or, when
@@ -188,6 +196,7 @@ type Options struct {
 	// the previous detector's Local(). The detector does not own it. Default: a new one of
 	// Config.MaxKeys.
 	Local *Memory
-	// RedisPassword is Redis's password (from a secret, never the YAML). Default: none.
+	// RedisPassword is Redis's password (from a secret, never the YAML) when
+	// Config.Redis.Password is empty. Default: none.
 	RedisPassword string
 }

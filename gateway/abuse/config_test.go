@@ -2,11 +2,14 @@ package abuse
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/acme/shopgate/gateway/redisclient"
 )
 
 // TestYAMLKeys decodes the doc's example section strictly (unknown keys fail), as the gateway's
@@ -38,10 +41,11 @@ redis:
 	}
 	want := Config{
 		MaxFailures: 20, Window: 2 * time.Minute, BlockFor: 10 * time.Minute, Backend: BackendRedis, MaxKeys: 5000,
-		Redis: RedisConfig{Addr: "redis.internal:6379", Username: "gw", DB: 2, KeyPrefix: "shop:abuse:", Timeout: 50 * time.Millisecond,
-			ProbeInterval: 2 * time.Second, SyncInterval: 500 * time.Millisecond, PoolSize: 4},
+		Redis: RedisConfig{
+			Config: redisclient.Config{Addr: "redis.internal:6379", Username: "gw", DB: 2, Timeout: 50 * time.Millisecond, PoolSize: 4}, KeyPrefix: "shop:abuse:", ProbeInterval: 2 * time.Second, SyncInterval: 500 * time.Millisecond,
+		},
 	}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("decoded %+v\nwant    %+v", cfg, want)
 	}
 	if _, err := cfg.withDefaults(); err != nil {
@@ -63,7 +67,7 @@ func TestConfigErrors(t *testing.T) {
 		Window:      -time.Second,
 		BlockFor:    time.Microsecond,
 		MaxKeys:     -1,
-		Redis:       RedisConfig{KeyPrefix: "a{b}", Timeout: -1, DB: -1},
+		Redis:       RedisConfig{Config: redisclient.Config{Timeout: -1, DB: -1}, KeyPrefix: "a{b}"},
 	}, Options{})
 	if err == nil {
 		t.Fatal("no error")

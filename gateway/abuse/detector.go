@@ -76,7 +76,10 @@ func New(cfg Config, opts Options) (*Detector, error) {
 	}
 	d.store = d.local
 	if cfg.Backend == BackendRedis && !cfg.Disabled {
-		d.redis = NewRedis(cfg.Redis, opts.RedisPassword)
+		if cfg.Redis.Password == "" {
+			cfg.Redis.Password = opts.RedisPassword
+		}
+		d.redis = NewRedis(cfg.Redis)
 		d.timeout = cfg.Redis.Timeout
 		s := &shared{
 			redis:    d.redis,
@@ -84,7 +87,7 @@ func New(cfg Config, opts Options) (*Detector, error) {
 			cache:    newLRU[verdict](cfg.MaxKeys),
 			sync:     cfg.Redis.SyncInterval,
 			probe:    cfg.Redis.ProbeInterval,
-			logger:   d.logger.With("backend", BackendRedis, "addr", cfg.Redis.Addr),
+			logger:   d.logger.With("backend", BackendRedis, "redis", cfg.Redis.Where()),
 			errors:   m.backendErrors.WithLabelValues(BackendRedis),
 			degraded: m.degraded.WithLabelValues(BackendRedis),
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/acme/shopgate/gateway/edge"
+	"github.com/acme/shopgate/gateway/redisclient"
 	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testredis"
 )
@@ -53,7 +54,7 @@ func TestMiddlewareBlocks(t *testing.T) {
 			t.Parallel()
 			cfg := Config{Backend: backend}
 			if backend == BackendRedis {
-				cfg.Redis = RedisConfig{Addr: testredis.Need(t), KeyPrefix: testredis.Prefix(t, "abuse")}
+				cfg.Redis = RedisConfig{Config: redisclient.Config{Addr: testredis.Need(t)}, KeyPrefix: testredis.Prefix(t, "abuse")}
 			}
 			f := newFixture(t, cfg, testclock.New())
 			s := serve(t, f.d)

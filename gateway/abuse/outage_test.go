@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/acme/shopgate/gateway/redisclient"
 	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testredis"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -94,7 +95,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	t.Parallel()
 	proxy := newSwitchProxy(t, testredis.Need(t))
 	clock := testclock.New()
-	cfg := Config{MaxFailures: 2, Backend: BackendRedis, Redis: RedisConfig{Addr: proxy.addr, KeyPrefix: testredis.Prefix(t, "abuse")}}
+	cfg := Config{MaxFailures: 2, Backend: BackendRedis, Redis: RedisConfig{Config: redisclient.Config{Addr: proxy.addr}, KeyPrefix: testredis.Prefix(t, "abuse")}}
 	f := newFixture(t, cfg, clock)
 	s := serve(t, f.d)
 	const a, b = "192.0.2.1", "192.0.2.2"

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 	"github.com/acme/shopgate/gateway/redisclient"
 )
 
-// Redis is the shared Store. Per address it keeps two keys in one hash slot (Redis Cluster):
+// Redis is the shared Store, on one node, a Redis Cluster or Sentinel's primary. Per address it
+// keeps two keys in one hash slot (the address is their hash tag), so that each script below,
+// which touches both, runs on one cluster node:
 //
 //	<prefix>{<addr>}:f   sorted set of the failure times (ms) within the window; TTL the window
 //	<prefix>{<addr>}:b   "<until ms> <failures>" while blocked; TTL the block's length
@@ -27,7 +30,7 @@ import (
 // creates each block. Times come from the gateway's clock, not Redis's. Each call is bounded
 // by the configured timeout; errors are returned (the detector fails open on them).
 type Redis struct {
-	client  *redis.Client
+	client  redis.UniversalClient
 	prefix  string
 	timeout time.Duration
 	member  string        // this process's part of a sorted-set member, unique per store
@@ -35,14 +38,12 @@ type Redis struct {
 }
 
 // NewRedis connects lazily to the Redis of cfg (zero values mean the defaults, see
-// RedisConfig) with password: no round trip happens here, so the gateway starts while Redis is
-// down. It does not validate cfg; New does.
-func NewRedis(cfg RedisConfig, password string) *Redis {
+// RedisConfig): no round trip happens here, so the gateway starts while Redis is down. It does
+// not validate cfg; New does.
+func NewRedis(cfg RedisConfig) *Redis {
 	full, _ := Config{Redis: cfg}.withDefaults()
 	cfg = full.Redis
-	client := redisclient.New(redisclient.Options{
-		Addr: cfg.Addr, Username: cfg.Username, Password: password, DB: cfg.DB, Timeout: cfg.Timeout, PoolSize: cfg.PoolSize, TLS: cfg.TLS,
-	})
+	client := redisclient.New(cfg.Config)
 	var id [6]byte
 	_, _ = rand.Read(id[:])
 	return &Redis{client: client, prefix: cfg.KeyPrefix, timeout: cfg.Timeout, member: hex.EncodeToString(id[:])}
@@ -133,20 +134,35 @@ func (r *Redis) Blocked(ctx context.Context, addr netip.Addr, now time.Time) (Bl
 // maxListed bounds what List reads, so that an operator's list cannot exhaust the gateway.
 const maxListed = 100_000
 
-// List implements Store with SCAN over the block keys (at most maxListed of them).
+// List implements Store with SCAN over the block keys (at most maxListed of them), on every
+// primary of a cluster.
 func (r *Redis) List(ctx context.Context, now time.Time) ([]Block, error) {
 	ctx, cancel := context.WithTimeout(ctx, 50*r.timeout) // many round trips, each bounded by the client
 	defer cancel()
-	var keys []string
-	iter := r.client.Scan(ctx, 0, globEscape(r.prefix)+"{*}:b", 1000).Iterator()
-	for iter.Next(ctx) && len(keys) < maxListed {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	err := redisclient.ForEachPrimary(ctx, r.client, func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, globEscape(r.prefix)+"{*}:b", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			full := len(keys) >= maxListed
+			if !full {
+				keys = append(keys, iter.Val())
+			}
+			mu.Unlock()
+			if full {
+				break
+			}
+		}
+		return iter.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("redis abuse list: %w", err)
 	}
 	cmds := make([]*redis.StringCmd, len(keys))
-	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			cmds[i] = p.Get(ctx, k)
 		}

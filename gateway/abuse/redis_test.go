@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/shopgate/gateway/redisclient"
 	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testredis"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -16,7 +17,7 @@ func TestRedisStore(t *testing.T) {
 	t.Parallel()
 	addr := testredis.Need(t)
 	testStore(t, func(t *testing.T) Store {
-		r := NewRedis(RedisConfig{Addr: addr, KeyPrefix: testredis.Prefix(t, "abuse")}, "")
+		r := NewRedis(RedisConfig{Config: redisclient.Config{Addr: addr}, KeyPrefix: testredis.Prefix(t, "abuse")})
 		t.Cleanup(func() { _ = r.Close() })
 		return r
 	})
@@ -26,7 +27,7 @@ func TestRedisStore(t *testing.T) {
 // made by one is honoured by the other within redis.sync_interval, and so is a lift.
 func TestDetectorsShareRedis(t *testing.T) {
 	t.Parallel()
-	cfg := Config{MaxFailures: 4, Backend: BackendRedis, Redis: RedisConfig{Addr: testredis.Need(t), KeyPrefix: testredis.Prefix(t, "abuse")}}
+	cfg := Config{MaxFailures: 4, Backend: BackendRedis, Redis: RedisConfig{Config: redisclient.Config{Addr: testredis.Need(t)}, KeyPrefix: testredis.Prefix(t, "abuse")}}
 	clock := testclock.New()
 	a, b := newFixture(t, cfg, clock), newFixture(t, cfg, clock)
 	sa, sb := serve(t, a.d), serve(t, b.d)
@@ -96,7 +97,7 @@ func TestDetectorsShareRedis(t *testing.T) {
 func TestRedisDownFailsOpen(t *testing.T) {
 	t.Parallel()
 	clock := testclock.New()
-	f := newFixture(t, Config{MaxFailures: 3, Backend: BackendRedis, Redis: RedisConfig{Addr: closedPort(t)}}, clock)
+	f := newFixture(t, Config{MaxFailures: 3, Backend: BackendRedis, Redis: RedisConfig{Config: redisclient.Config{Addr: closedPort(t)}}}, clock)
 	s := serve(t, f.d)
 	for i := range 10 {
 		start := time.Now()

@@ -101,6 +101,14 @@ func TestParseErrors(t *testing.T) {
 		{"negative cache ttl", "routes:\n  a.B/C: {cache: {ttl: -1s}}\n", []string{"a.B/C", "cache: ttl"}},
 		{"bad response_cache backend", "response_cache: {backend: disk}\n", []string{"response_cache", `"disk"`}},
 		{"heartbeat too short", "sse: {heartbeat: 1ms}\n", []string{"sse: heartbeat"}},
+		{"redis addr and addrs", "rate_limiting: {backend: redis, redis: {addr: \"r:6379\", addrs: [\"a:6379\"]}}\n",
+			[]string{"rate_limiting: redis.addr and addrs are both set"}},
+		{"redis db in a cluster", "abuse: {redis: {addrs: [\"a:6379\", \"b:6379\"], db: 2}}\n", []string{"abuse: redis.db 2", "database 0 only"}},
+		{"redis master_name without sentinels", "response_cache: {redis: {master_name: m}}\n", []string{"response_cache: redis.master_name needs addrs"}},
+		{"redis seed without port", "rate_limiting: {redis: {addrs: [redis-0]}}\n", []string{`rate_limiting: redis.addrs[0]: "redis-0" is not host:port`}},
+		{"redis password in the file", "rate_limiting: {redis: {password: x}}\n", []string{"password"}},
+		{"bad failure mode", "rate_limiting: {redis: {failure_mode: maybe}}\n", []string{"rate_limiting: redis.failure_mode"}},
+		{"cache key prefix with a hash tag", "response_cache: {redis: {key_prefix: \"{c}:\"}}\n", []string{"response_cache: redis.key_prefix"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,7 +48,8 @@
 // list of scalars takes a comma-separated value; a list of sections (auth.sources,
 // auth.api_keys, upstream rules) cannot be set this way. An empty value is the default. A
 // variable naming no setting is an error naming it. The Redis passwords are never in the file:
-// GATEWAY_REDIS_PASSWORD (one underscore) holds them, as before. See internal/yamlenv.
+// GATEWAY_REDIS_PASSWORD (one underscore) holds them, as before, and
+// GATEWAY_REDIS_SENTINEL_PASSWORD the sentinels' (redis.master_name). See internal/yamlenv.
 //
 // Everything but listen, upstreams, server and passport is reloadable (SIGHUP, or a change of
 // the file while server.watch_config is on): a reload that

@@ -31,6 +31,13 @@ func TestParseEnv(t *testing.T) {
 			func(c *config.Config) bool {
 				return c.RateLimiting.Backend == "redis" && c.RateLimiting.Redis.Addr == "10.0.0.5:6379"
 			}},
+		{"a Redis Cluster's seeds and a sentinel master, comma-separated", "",
+			[]string{"GATEWAY__RATE_LIMITING__REDIS__ADDRS=10.0.0.5:6379,10.0.0.6:6379", "GATEWAY__ABUSE__REDIS__MASTER_NAME=shopgate",
+				"GATEWAY__ABUSE__REDIS__ADDRS=10.0.0.7:26379"},
+			func(c *config.Config) bool {
+				return strings.Join(c.RateLimiting.Redis.Addrs, " ") == "10.0.0.5:6379 10.0.0.6:6379" &&
+					c.Abuse.Redis.MasterName == "shopgate" && strings.Join(c.Abuse.Redis.Addrs, " ") == "10.0.0.7:26379"
+			}},
 		{"a route's key, loosely", "routes: {shop.order.v1.OrderService: {timeout: 3s}}",
 			[]string{"GATEWAY__ROUTES__SHOP_ORDER_V1_ORDERSERVICE__TIMEOUT=4s"},
 			func(c *config.Config) bool { return *c.Routes["shop.order.v1.OrderService"].Timeout == 4*time.Second }},

@@ -114,6 +114,12 @@ func (c *Config) validate() error {
 	if err := c.SSE.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("sse: %w", err))
 	}
+	if err := c.RateLimiting.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rate_limiting: %w", err))
+	}
+	if err := c.Abuse.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("abuse: %w", err))
+	}
 	if err := c.ResponseCache.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("response_cache: %w", err))
 	}

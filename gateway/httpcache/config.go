@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
-	"github.com/acme/shopgate/internal/tlsfiles"
+	"github.com/acme/shopgate/gateway/redisclient"
 )
 
 // The backends of the response cache.
@@ -44,25 +45,16 @@ type Config struct {
 	Redis RedisConfig `yaml:"redis" json:"redis"`
 }
 
-// RedisConfig is where the shared cache lives.
+// RedisConfig is where the shared cache lives. The connection keys (addr, or addrs with
+// master_name for Sentinel, username, db, timeout, pool_size, tls) are redisclient.Config's,
+// inline; Timeout defaults to DefaultRedisTimeout (50ms: a slower Redis is a miss), and Addr to
+// DefaultRedisAddr when Addrs is empty.
 type RedisConfig struct {
-	// Addr is host:port. Default: 127.0.0.1:6379.
-	Addr string `yaml:"addr" json:"addr"`
-	// Username for Redis ACLs. Default: none.
-	Username string `yaml:"username" json:"username"`
-	// Password for Redis; cmd/ fills it from a secret, never the YAML. Default: none.
-	Password string `yaml:"-" json:"-"`
-	// DB is the database number. Default: 0.
-	DB int `yaml:"db" json:"db"`
-	// KeyPrefix starts every key, so that several gateways or tests can share one Redis.
-	// Default: "shopgate:cache:".
+	redisclient.Config `yaml:",inline"`
+	// KeyPrefix starts every key, so that several gateways or tests can share one Redis. It
+	// must not hold { or }: each resource is its keys' hash tag, so that an answer and its
+	// resource's generation share a Redis Cluster slot. Default: "shopgate:cache:".
 	KeyPrefix string `yaml:"key_prefix" json:"key_prefix"`
-	// Timeout bounds each call to Redis; a slower Redis is a miss. Default: 50ms.
-	Timeout time.Duration `yaml:"timeout" json:"timeout"`
-	// TLS connects to Redis over TLS (ca_file, cert_file and key_file for mutual TLS,
-	// server_name; enable: true for the system roots alone), the files re-read when they
-	// change. Default: none (plaintext).
-	TLS tlsfiles.ClientFiles `yaml:"tls" json:"tls"`
 }
 
 // Validate checks cfg and reports every problem at once.
@@ -79,8 +71,13 @@ func (c Config) Validate() error {
 	if c.MaxEntries < 0 {
 		errs = append(errs, fmt.Errorf("max_entries: must not be negative, got %d", c.MaxEntries))
 	}
-	if c.Redis.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("redis.timeout: must not be negative, got %s", c.Redis.Timeout))
+	if err := c.Redis.Config.Validate(); err != nil {
+		for _, e := range joined(err) {
+			errs = append(errs, fmt.Errorf("redis.%w", e))
+		}
+	}
+	if strings.ContainsAny(c.Redis.KeyPrefix, "{}") {
+		errs = append(errs, fmt.Errorf("redis.key_prefix %q must not contain { or } (the resource is the key's hash tag)", c.Redis.KeyPrefix))
 	}
 	return errors.Join(errs...)
 }
@@ -95,7 +92,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxEntries == 0 {
 		c.MaxEntries = DefaultMaxEntries
 	}
-	if c.Redis.Addr == "" {
+	if c.Redis.Addr == "" && len(c.Redis.Addrs) == 0 {
 		c.Redis.Addr = DefaultRedisAddr
 	}
 	if c.Redis.KeyPrefix == "" {
@@ -105,6 +102,14 @@ func (c Config) withDefaults() Config {
 		c.Redis.Timeout = DefaultRedisTimeout
 	}
 	return c
+}
+
+// joined returns the errors err joins (errors.Join), or err alone.
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // Options carries what the process provides. Zero values are replaced by defaults.

@@ -30,7 +30,7 @@ const (
 type Stage struct {
 	store  Store // nil when no route is cached: writes then invalidate nothing
 	now    func() time.Time
-	client *redis.Client // the Redis backend's, closed by Close
+	client redis.UniversalClient // the Redis backend's, closed by Close
 }
 
 // New returns the stage of cfg. cached says whether some route has a cache TTL: without one
@@ -53,7 +53,7 @@ func New(cfg Config, cached bool, opts Options) (*Stage, error) {
 		if logger == nil {
 			logger = slog.Default()
 		}
-		s.client = redisclient.New(redisclient.Options{Addr: cfg.Redis.Addr, Username: cfg.Redis.Username, Password: cfg.Redis.Password, DB: cfg.Redis.DB, Timeout: cfg.Redis.Timeout, TLS: cfg.Redis.TLS})
+		s.client = redisclient.New(cfg.Redis.Config)
 		s.store = &redisStore{c: s.client, prefix: cfg.Redis.KeyPrefix, timeout: cfg.Redis.Timeout, logger: logger, now: s.now}
 	default:
 		s.store = newMemory(cfg.MaxBytes, cfg.MaxEntries)

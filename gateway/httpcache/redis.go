@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,10 +17,13 @@ import (
 // failed call: a dead Redis costs one request one timeout per interval, not every request.
 const retryAfterOutage = time.Second
 
-// redisStore keeps entries under prefix+"e:"+sha256(key) and each resource's generation under
-// prefix+"g:"+resource. An entry is current while its Gen equals its resource's generation.
+// redisStore keeps entries under prefix+"{"+resource+"}:e:"+sha256(key) and each resource's
+// generation under prefix+"{"+resource+"}:g". An entry is current while its Gen equals its
+// resource's generation. The resource is both keys' hash tag: on a Redis Cluster an entry and
+// its generation share a slot, so that Get reads both with one MGET (a multi-key command
+// refuses keys of several slots), while the resources spread over every slot.
 type redisStore struct {
-	c       *redis.Client
+	c       redis.UniversalClient
 	prefix  string
 	timeout time.Duration
 	logger  *slog.Logger
@@ -28,12 +32,23 @@ type redisStore struct {
 	downUntil atomic.Int64 // unix nanos; 0: up
 }
 
-func (s *redisStore) entryKey(key string) string {
+func (s *redisStore) entryKey(key, resource string) string {
 	sum := sha256.Sum256([]byte(key))
-	return s.prefix + "e:" + hex.EncodeToString(sum[:])
+	return s.prefix + hashTag(resource) + ":e:" + hex.EncodeToString(sum[:])
 }
 
-func (s *redisStore) genKey(resource string) string { return s.prefix + "g:" + resource }
+func (s *redisStore) genKey(resource string) string { return s.prefix + hashTag(resource) + ":g" }
+
+// hashTag is "{"+resource+"}". A resource is a path, so it starts with "/": Redis hashes what
+// stands between the first "{" and the next "}" after it, which is then never empty, and is
+// the same for both keys of a resource even when the resource holds braces itself (the prefix
+// holds none: Validate).
+func hashTag(resource string) string {
+	if !strings.HasPrefix(resource, "/") {
+		resource = "/" + resource // an empty tag would hash the whole key
+	}
+	return "{" + resource + "}"
+}
 
 // usable reports whether Redis may be asked now.
 func (s *redisStore) usable() bool {
@@ -60,7 +75,7 @@ func (s *redisStore) Get(ctx context.Context, key, resource string, now time.Tim
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	vals, err := s.c.MGet(ctx, s.entryKey(key), s.genKey(resource)).Result()
+	vals, err := s.c.MGet(ctx, s.entryKey(key, resource), s.genKey(resource)).Result()
 	if err != nil {
 		if ctx.Err() == nil || ctx.Err() == context.DeadlineExceeded {
 			s.failed("get", err)
@@ -83,7 +98,7 @@ func (s *redisStore) Get(ctx context.Context, key, resource string, now time.Tim
 	return e, gen, true
 }
 
-func (s *redisStore) Put(ctx context.Context, key, _ string, token uint64, e *Entry) {
+func (s *redisStore) Put(ctx context.Context, key, resource string, token uint64, e *Entry) {
 	if !s.usable() {
 		return
 	}
@@ -95,7 +110,7 @@ func (s *redisStore) Put(ctx context.Context, key, _ string, token uint64, e *En
 	defer cancel()
 	stored := *e
 	stored.Gen = token
-	if err := s.c.Set(ctx, s.entryKey(key), stored.encode(), ttl).Err(); err != nil {
+	if err := s.c.Set(ctx, s.entryKey(key, resource), stored.encode(), ttl).Err(); err != nil {
 		s.failed("put", err)
 		return
 	}

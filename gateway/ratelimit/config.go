@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/shopgate/gateway/clientip"
-	"github.com/acme/shopgate/internal/tlsfiles"
+	"github.com/acme/shopgate/gateway/redisclient"
 )
 
 // The backends Config.Backend may name.
@@ -62,34 +62,29 @@ type Config struct {
 	Redis RedisConfig `yaml:"redis" json:"redis"`
 }
 
-// RedisConfig is the `rate_limiting.redis` section. The zero value means the defaults.
+// RedisConfig is the `rate_limiting.redis` section. The zero value means the defaults. The
+// connection keys (addr, or addrs with master_name for Sentinel, username, db, timeout,
+// pool_size, tls) are redisclient.Config's, inline; Timeout defaults to DefaultRedisTimeout
+// (100ms) and bounds each call as a whole too, and Addr to DefaultRedisAddr when Addrs is
+// empty.
 type RedisConfig struct {
-	// Addr is host:port. Default: DefaultRedisAddr.
-	Addr string `yaml:"addr" json:"addr"`
-	// Username for Redis ACLs. Default: none.
-	Username string `yaml:"username" json:"username"`
-	// Password for Redis; cmd/ fills it from a secret, never the YAML. Default: none.
-	Password string `yaml:"-" json:"-"`
-	// DB is the database number. Default: 0.
-	DB int `yaml:"db" json:"db"`
+	redisclient.Config `yaml:",inline"`
 	// KeyPrefix starts every key, so that several gateways or tests can share one Redis.
 	// Default: DefaultRedisKeyPrefix.
 	KeyPrefix string `yaml:"key_prefix" json:"key_prefix"`
-	// Timeout bounds the dial, each read and write, and each call as a whole. Default:
-	// DefaultRedisTimeout (100ms).
-	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 	// FailureMode is "open" (fall back to the in-memory limiter) or "closed" (503
 	// UNAVAILABLE) while Redis is unreachable. Default: "open".
 	FailureMode string `yaml:"failure_mode" json:"failure_mode"`
 	// ProbeInterval is how often one request tries Redis again while it is unreachable.
 	// Default: DefaultProbeInterval (1s).
 	ProbeInterval time.Duration `yaml:"probe_interval" json:"probe_interval"`
-	// PoolSize is the number of connections. Default: go-redis's (10 per GOMAXPROCS).
-	PoolSize int `yaml:"pool_size" json:"pool_size"`
-	// TLS connects to Redis over TLS (ca_file, cert_file and key_file for mutual TLS,
-	// server_name; enable: true for the system roots alone), the files re-read when they
-	// change. Default: none (plaintext).
-	TLS tlsfiles.ClientFiles `yaml:"tls" json:"tls"`
+}
+
+// Validate reports every invalid value of cfg at once (what New refuses), the `rate_limiting` section's
+// keys named.
+func (cfg Config) Validate() error {
+	_, err := cfg.withDefaults()
+	return err
 }
 
 // withDefaults returns cfg with every zero value replaced by its default, or an error naming
@@ -119,7 +114,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("max_keys %d is negative", cfg.MaxKeys))
 	}
 	r := &cfg.Redis
-	if r.Addr == "" {
+	if err := r.Config.Validate(); err != nil {
+		for _, e := range joined(err) {
+			errs = append(errs, fmt.Errorf("redis.%w", e))
+		}
+	}
+	if r.Addr == "" && len(r.Addrs) == 0 {
 		r.Addr = DefaultRedisAddr
 	}
 	if r.KeyPrefix == "" {
@@ -127,9 +127,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if r.Timeout == 0 {
 		r.Timeout = DefaultRedisTimeout
-	}
-	if r.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("redis.timeout %v is negative", r.Timeout))
 	}
 	if r.ProbeInterval == 0 {
 		r.ProbeInterval = DefaultProbeInterval
@@ -144,13 +141,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("redis.failure_mode %q is neither %q nor %q", r.FailureMode, FailOpen, FailClosed))
 	}
-	if r.DB < 0 {
-		errs = append(errs, fmt.Errorf("redis.db %d is negative", r.DB))
-	}
-	if r.PoolSize < 0 {
-		errs = append(errs, fmt.Errorf("redis.pool_size %d is negative", r.PoolSize))
-	}
 	return cfg, errors.Join(errs...)
+}
+
+// joined returns the errors err joins (errors.Join), or err alone.
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // Options carries what the process provides. Zero values are replaced by defaults.

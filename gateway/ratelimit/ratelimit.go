@@ -88,7 +88,7 @@ func New(cfg Config, opts Options) (*Limiter, error) {
 			local = l.local
 		}
 		l.backend = newFailover(l.redis, local, cfg.Redis.ProbeInterval,
-			l.logger.With("backend", BackendRedis, "addr", cfg.Redis.Addr),
+			l.logger.With("backend", BackendRedis, "redis", cfg.Redis.Where()),
 			m.backendErrors.WithLabelValues(BackendRedis), m.degraded.WithLabelValues(BackendRedis))
 	default:
 		l.backend = l.local

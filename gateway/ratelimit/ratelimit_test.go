@@ -15,6 +15,7 @@ import (
 
 	"github.com/acme/shopgate/gateway/clientip"
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/redisclient"
 	"github.com/acme/shopgate/internal/testclock"
 	"github.com/acme/shopgate/internal/testredis"
 )
@@ -216,7 +217,7 @@ func TestExactCountUnderConcurrency(t *testing.T) {
 			t.Parallel()
 			cfg := Config{}
 			if tt.redis {
-				cfg = Config{Backend: BackendRedis, Redis: RedisConfig{Addr: testredis.Need(t), KeyPrefix: testredis.Prefix(t, "rl"), Timeout: 2 * time.Second, FailureMode: FailClosed}}
+				cfg = Config{Backend: BackendRedis, Redis: RedisConfig{Config: redisclient.Config{Addr: testredis.Need(t), Timeout: 2 * time.Second}, KeyPrefix: testredis.Prefix(t, "rl"), FailureMode: FailClosed}}
 			}
 			l, err := New(cfg, Options{})
 			if err != nil {
@@ -243,7 +244,7 @@ func TestTwoReplicasShareRedis(t *testing.T) {
 	const limit = 40
 	var replicas []*gateway
 	for range 2 {
-		l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{Addr: addr, KeyPrefix: prefix, Timeout: 2 * time.Second, FailureMode: FailClosed}}, Options{})
+		l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{Config: redisclient.Config{Addr: addr, Timeout: 2 * time.Second}, KeyPrefix: prefix, FailureMode: FailClosed}}, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -326,12 +327,16 @@ func TestConfigValidation(t *testing.T) {
 		{"negative max keys", Config{MaxKeys: -1}, "max_keys"},
 		{"bad policy name", Config{PolicyName: `a"b`}, "policy_name"},
 		{"bad failure mode", Config{Redis: RedisConfig{FailureMode: "maybe"}}, "failure_mode"},
-		{"negative timeout", Config{Redis: RedisConfig{Timeout: -time.Second}}, "timeout"},
+		{"negative timeout", Config{Redis: RedisConfig{Config: redisclient.Config{Timeout: -time.Second}}}, "timeout"},
 		{"negative probe interval", Config{Redis: RedisConfig{ProbeInterval: -time.Second}}, "probe_interval"},
-		{"negative db", Config{Redis: RedisConfig{DB: -1}}, "redis.db -1"},
-		{"negative pool size", Config{Redis: RedisConfig{PoolSize: -1}}, "redis.pool_size -1"},
-		{"every bad value at once", Config{Backend: "x", MaxKeys: -1, Redis: RedisConfig{Timeout: -1, FailureMode: "x"}},
+		{"negative db", Config{Redis: RedisConfig{Config: redisclient.Config{DB: -1}}}, "redis.db -1"},
+		{"negative pool size", Config{Redis: RedisConfig{Config: redisclient.Config{PoolSize: -1}}}, "redis.pool_size -1"},
+		{"every bad value at once", Config{Backend: "x", MaxKeys: -1, Redis: RedisConfig{Config: redisclient.Config{Timeout: -1}, FailureMode: "x"}},
 			"max_keys -1 is negative\nredis.timeout -1ns is negative\nredis.failure_mode"},
+		{"addr and addrs", Config{Redis: RedisConfig{Config: redisclient.Config{Addr: "r:6379", Addrs: []string{"a:6379"}}}}, "redis.addr and addrs are both set"},
+		{"db in a cluster", Config{Redis: RedisConfig{Config: redisclient.Config{Addrs: []string{"a:6379", "b:6379"}, DB: 1}}}, "redis.db 1: a Redis Cluster has database 0 only"},
+		{"master name without sentinels", Config{Redis: RedisConfig{Config: redisclient.Config{MasterName: "m"}}}, "redis.master_name needs addrs"},
+		{"address without port", Config{Redis: RedisConfig{Config: redisclient.Config{Addrs: []string{"a:6379", "b"}}}}, `redis.addrs[1]: "b" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

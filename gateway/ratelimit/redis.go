@@ -18,10 +18,13 @@ import (
 )
 
 // Redis is the shared Backend: GCRA in Redis (github.com/go-redis/redis_rate), so that every
-// gateway replica pointing at one Redis holds one aggregate limit. Each call is bounded by the
-// configured timeout; Redis's own errors are returned (the stage decides what they mean).
+// gateway replica pointing at one Redis holds one aggregate limit. Each call is one Lua script
+// on one key (redis_rate's "rate:" + prefix + key), so it is atomic on a single node, a Redis
+// Cluster (the key's slot decides the node; the keys spread over every slot) and the primary
+// Sentinel names alike. Each call is bounded by the configured timeout; Redis's own errors are
+// returned (the stage decides what they mean).
 type Redis struct {
-	client  *redis.Client
+	client  redis.UniversalClient
 	limiter *redis_rate.Limiter
 	prefix  string
 	timeout time.Duration
@@ -30,9 +33,7 @@ type Redis struct {
 // NewRedis connects lazily to the Redis of cfg (defaults applied by the caller, see
 // RedisConfig): no round trip happens here, so the gateway starts while Redis is down.
 func NewRedis(cfg RedisConfig) *Redis {
-	client := redisclient.New(redisclient.Options{
-		Addr: cfg.Addr, Username: cfg.Username, Password: cfg.Password, DB: cfg.DB, Timeout: cfg.Timeout, PoolSize: cfg.PoolSize, TLS: cfg.TLS,
-	})
+	client := redisclient.New(cfg.Config)
 	return &Redis{client: client, limiter: redis_rate.NewLimiter(client), prefix: cfg.KeyPrefix, timeout: cfg.Timeout}
 }
 
@@ -51,7 +52,8 @@ func (r *Redis) Allow(ctx context.Context, key string, limit policy.RateLimit) (
 	return out, nil
 }
 
-// Ping asks Redis whether it answers (PING), bounded by the configured timeout.
+// Ping asks Redis whether it answers (PING; one node of a cluster), bounded by the configured
+// timeout.
 func (r *Redis) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/redisclient"
 	"github.com/acme/shopgate/internal/testlog"
 	"github.com/acme/shopgate/internal/testredis"
 )
@@ -24,18 +25,34 @@ const answerBound = 600 * time.Millisecond
 
 func TestRedisClosedPort(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
+	type test struct {
+		name       string
 		mode       string
+		conn       func(t *testing.T) redisclient.Config
 		wantStatus []int // per request of a limit of 2
+	}
+	var tests []test
+	for _, c := range []struct {
+		name string
+		conn func(t *testing.T) redisclient.Config
 	}{
-		{FailOpen, []int{200, 200, 429, 429}},
-		{FailClosed, []int{503, 503, 503, 503}},
+		{"single node", func(t *testing.T) redisclient.Config { return redisclient.Config{Addr: closedPort(t)} }},
+		{"cluster", func(t *testing.T) redisclient.Config {
+			return redisclient.Config{Addrs: []string{closedPort(t), closedPort(t)}}
+		}},
+		{"sentinel", func(t *testing.T) redisclient.Config {
+			return redisclient.Config{Addrs: []string{closedPort(t)}, MasterName: "m"}
+		}},
+	} {
+		tests = append(tests,
+			test{c.name + ", " + FailOpen, FailOpen, c.conn, []int{200, 200, 429, 429}},
+			test{c.name + ", " + FailClosed, FailClosed, c.conn, []int{503, 503, 503, 503}})
 	}
 	for _, tt := range tests {
-		t.Run(tt.mode, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			logs := &testlog.Buffer{}
-			l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{Addr: closedPort(t), FailureMode: tt.mode}},
+			l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{Config: tt.conn(t), FailureMode: tt.mode}},
 				Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: prometheus.NewRegistry()})
 			if err != nil {
 				t.Fatalf("New must not need Redis up: %v", err)
@@ -82,7 +99,7 @@ func TestRedisStopsRespondingThenRecovers(t *testing.T) {
 			logs := &testlog.Buffer{}
 			reg := prometheus.NewRegistry()
 			l, err := New(Config{Backend: BackendRedis, Redis: RedisConfig{
-				Addr: proxy.Addr(), KeyPrefix: testredis.Prefix(t, "rl"), FailureMode: mode, ProbeInterval: 20 * time.Millisecond,
+				Config: redisclient.Config{Addr: proxy.Addr()}, KeyPrefix: testredis.Prefix(t, "rl"), FailureMode: mode, ProbeInterval: 20 * time.Millisecond,
 			}}, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: reg})
 			if err != nil {
 				t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/acme/shopgate/gateway/policy"
+	"github.com/acme/shopgate/gateway/redisclient"
 	"github.com/acme/shopgate/internal/testredis"
 	"github.com/acme/shopgate/internal/tlsfiles"
 	"github.com/acme/shopgate/internal/tlsfiles/tlsfilestest"
@@ -34,8 +35,7 @@ func TestRedisOverTLSWithRotation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tlsfilestest.WriteFiles(t, t.TempDir(), tc.ca, tc.cert)
 			r := NewRedis(RedisConfig{
-				Addr: srv.Addr, KeyPrefix: testredis.Prefix(t, "tls"), Timeout: 2 * time.Second,
-				TLS: tlsfiles.ClientFiles{CAFile: f.CA, CertFile: f.Cert, KeyFile: f.Key},
+				Config: redisclient.Config{Addr: srv.Addr, Timeout: 2 * time.Second, TLS: tlsfiles.ClientFiles{CAFile: f.CA, CertFile: f.Cert, KeyFile: f.Key}}, KeyPrefix: testredis.Prefix(t, "tls"),
 			})
 			defer r.Close()
 			ctx := context.Background()

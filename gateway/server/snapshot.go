@@ -168,8 +168,13 @@ func abuseConfig(cfg *config.Config) abuse.Config {
 	ac := cfg.Abuse
 	if ac.Backend == "" && cfg.RateLimiting.Backend == ratelimit.BackendRedis {
 		ac.Backend = abuse.BackendRedis
-		if ac.Redis.Addr == "" {
-			ac.Redis.Addr, ac.Redis.Username, ac.Redis.DB, ac.Redis.TLS = cfg.RateLimiting.Redis.Addr, cfg.RateLimiting.Redis.Username, cfg.RateLimiting.Redis.DB, cfg.RateLimiting.Redis.TLS
+		if ac.Redis.Addr == "" && len(ac.Redis.Addrs) == 0 { // the rate limiter's Redis (node, cluster or sentinel), with abuse's own timeout and pool
+			timeout, pool := ac.Redis.Timeout, ac.Redis.PoolSize
+			ac.Redis.Config = cfg.RateLimiting.Redis.Config
+			ac.Redis.Timeout, ac.Redis.PoolSize = timeout, pool
+		}
+		if ac.Redis.MasterName != "" && ac.Redis.SentinelPassword == "" { // abuse's own sentinels: the one secret
+			ac.Redis.SentinelPassword = cfg.RateLimiting.Redis.SentinelPassword
 		}
 	}
 	return ac

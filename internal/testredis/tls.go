@@ -1,13 +1,9 @@
 package testredis
 
 import (
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // TLSServer is a redis-server of one test, serving TLS only.
@@ -22,61 +18,26 @@ type TLSServer struct {
 // TLS: a skip (a failure under CI=true).
 func StartTLS(t testing.TB, certFile, keyFile, clientCAFile string) *TLSServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		need(t, "this test needs redis-server (Debian: apt-get install redis-server): "+err.Error())
+	port := freePort(t)
+	dir := newDir(t, "redis-tls")
+	args := append([]string{"--port", "0", "--tls-port", strconv.Itoa(port)}, baseArgs(dir)...)
+	args = append(args, tlsArgs(certFile, keyFile, clientCAFile)...)
+	s, log := launch(t, dir, port, args...)
+	if s == nil {
+		need(t, "redis-server with --tls-port exited (built without TLS?):\n"+log)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	dir := t.TempDir()
-	args := []string{
-		"--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--tls-cert-file", certFile, "--tls-key-file", keyFile,
-		"--save", "", "--appendonly", "no", "--dir", dir,
-	}
+	return &TLSServer{Addr: s.addr}
+}
+
+// tlsArgs are the TLS arguments of a server with certFile and keyFile (also its client
+// certificate towards its peers) and, with clientCAFile, client certificates of that CA
+// required (and the peers' verified against it).
+func tlsArgs(certFile, keyFile, clientCAFile string) []string {
+	args := []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile}
 	if clientCAFile != "" {
-		args = append(args, "--tls-ca-cert-file", clientCAFile, "--tls-auth-clients", "yes")
-	} else {
-		args = append(args, "--tls-auth-clients", "no")
+		return append(args, "--tls-ca-cert-file", clientCAFile, "--tls-auth-clients", "yes")
 	}
-	cmd := exec.Command(bin, args...)
-	logFile, err := os.Create(filepath.Join(dir, "redis.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		_ = logFile.Close()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-			need(t, "redis-server with --tls-port exited (built without TLS?):\n"+string(log))
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			_ = c.Close()
-			return &TLSServer{Addr: addr}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not listen within 10s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return append(args, "--tls-auth-clients", "no")
 }
 
 func need(t testing.TB, msg string) {

@@ -39,8 +39,25 @@ type Config struct {
 	Duplicates time.Duration
 	// MaxAge drops stream messages older than it. Default 7 days.
 	MaxAge time.Duration
-	// Replicas is the stream's replication factor on a cluster. Default 1.
+	// Replicas is the replication factor of the stream on a NATS cluster; its consumers
+	// inherit it. 3 on a cluster of three keeps the events written and delivered while one
+	// node is down. Raising it on an existing stream updates the stream. Default 1.
 	Replicas int
+	// User authenticates the connection to an external broker (Dial) with the password held
+	// in PasswordFile; both or neither. Default "": none (a user in the URL still applies).
+	User string
+	// PasswordFile holds User's password (surrounding white space ignored), read on each
+	// connection so that a rotated password applies from the next reconnection. Default "".
+	PasswordFile string
+	// TokenFile holds a token authenticating the connection, read on each connection.
+	// Default "": none.
+	TokenFile string
+	// CredsFile is a NATS credentials file (user JWT and nkey seed, as nsc writes it), read on
+	// each connection. Default "": none.
+	CredsFile string
+	// NKeyFile holds an nkey user seed ("SU..."): the connection signs the broker's challenge
+	// with it. Default "": none. At most one of User, TokenFile, CredsFile and NKeyFile.
+	NKeyFile string
 	// ReconnectWait is the first delay between reconnection attempts; it doubles up to 5s. The
 	// client reconnects forever. Default 100ms.
 	ReconnectWait time.Duration

@@ -77,6 +77,7 @@ func connect(ctx context.Context, cfg Config, url string, inProcess nats.InProce
 		opts = append(opts, nats.InProcessServer(inProcess))
 	}
 	opts = append(opts, tlsOptions(cfg.TLS)...)
+	opts = append(opts, authOptions(ctx, cfg)...) // last: it checks the login with the others
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to broker: %w", err)

@@ -46,8 +46,9 @@ type RuntimeConfig struct {
 
 // RegisterFlags defines the command-line flags of c on fs: -broker-url, -broker-dir,
 // -broker-listen, -broker-stream, -broker-subject-prefix, -broker-tls-ca, -broker-tls-cert,
-// -broker-tls-key, -broker-tls-server-name, -events-ack-wait, -events-max-attempts, -relay and
-// -relay-duplicate-for-testing.
+// -broker-tls-key, -broker-tls-server-name, -broker-replicas, -broker-user,
+// -broker-password-file, -broker-token-file, -broker-creds, -broker-nkey, -events-ack-wait,
+// -events-max-attempts, -relay and -relay-duplicate-for-testing.
 func (c *RuntimeConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.URL, "broker-url", c.URL, "NATS URL of the event broker; empty: embed a broker in this process")
 	fs.StringVar(&c.Dir, "broker-dir", c.Dir, "data directory of the embedded broker (default "+DefaultBrokerDir+")")
@@ -65,6 +66,7 @@ func (c *RuntimeConfig) RegisterFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	registerTLSFlags(fs, &c.TLS)
+	registerAuthFlags(fs, &c.Broker)
 	fs.BoolVar(&c.Relay.DuplicateForTesting, "relay-duplicate-for-testing", c.Relay.DuplicateForTesting, "publish every event twice (tests of idempotency only)")
 }
 

@@ -49,6 +49,11 @@ type Options struct {
 	PollInterval time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is kept. Default: 24h.
 	IdempotencyTTL time.Duration
+	// Changes tells the other replicas of the service which order this one changed, and this one
+	// which order they changed, so that WatchOrder sees another replica's change at once
+	// (pgnotify.Feed, over PostgreSQL LISTEN/NOTIFY). The service does not close it. Default:
+	// nil, another replica's change is seen at the next poll.
+	Changes Changes
 }
 
 // Service implements shop.order.v1.OrderService and the order saga handlers.
@@ -63,6 +68,8 @@ type Service struct {
 	ttl       time.Duration
 	notify    atomic.Pointer[func()]
 	changes   *broadcaster
+	remote    Changes
+	stopFeed  func()
 	closeOnce sync.Once
 	saga      events.Saga[Tx]
 }
@@ -84,6 +91,10 @@ func New(store Store, inventory inventoryv1.InventoryServiceClient, opts Options
 	s := &Service{
 		store: store, inventory: inventory, log: opts.Logger, now: opts.Now,
 		poll: opts.PollInterval, ttl: opts.IdempotencyTTL, changes: newBroadcaster(),
+		remote: opts.Changes, stopFeed: func() {},
+	}
+	if s.remote != nil {
+		s.stopFeed = s.remote.Subscribe(s.changes.publish, s.changes.wakeAll)
 	}
 	s.saga = events.Saga[Tx]{Source: Source, Update: store.Update, Now: opts.Now, Log: opts.Logger, Committed: s.committed}
 	if opts.OnCommit != nil {
@@ -100,12 +111,17 @@ func (s *Service) Register(srv grpc.ServiceRegistrar) { orderv1.RegisterOrderSer
 func (s *Service) SetNotify(fn func()) { s.notify.Store(&fn) }
 
 // Close ends every WatchOrder stream (UNAVAILABLE) and refuses new ones; call it before the
-// gRPC server's GracefulStop so that long streams do not hold the shutdown. It does not close
-// the store.
-func (s *Service) Close() { s.closeOnce.Do(s.changes.close) }
+// gRPC server's GracefulStop so that long streams do not hold the shutdown. It unsubscribes from
+// Options.Changes but closes neither it nor the store.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() {
+		s.stopFeed()
+		s.changes.close()
+	})
+}
 
 // committed runs after a commit: wakes the relay when events were appended and the watchers of
-// the order that changed.
+// the order that changed, here and (Options.Changes) on the other replicas.
 func (s *Service) committed(orderID string, appended bool) {
 	if appended {
 		if fn := s.notify.Load(); fn != nil && *fn != nil {
@@ -114,6 +130,9 @@ func (s *Service) committed(orderID string, appended bool) {
 	}
 	if orderID != "" {
 		s.changes.publish(orderID)
+		if s.remote != nil {
+			s.remote.Publish(orderID)
+		}
 	}
 }
 

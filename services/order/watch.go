@@ -13,9 +13,25 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Changes carries "this order changed" between the replicas of the service; pgnotify.Feed
+// implements it over PostgreSQL LISTEN/NOTIFY. A change is a hint that carries no data: the
+// watchers it wakes re-read the order, so a duplicate or merged one is harmless and a lost one is
+// caught by the poll.
+type Changes interface {
+	// Publish announces that the order orderID changed; the service calls it after the commit.
+	// It must not block.
+	Publish(orderID string)
+	// Subscribe calls changed with the id of each order another replica changed, and missed
+	// when changes may have been lost (every watcher then re-reads its order), until cancel.
+	// Both must be safe to call from another goroutine, even just after cancel; the service's
+	// do not block.
+	Subscribe(changed func(orderID string), missed func()) (cancel func())
+}
+
 // WatchOrder implements OrderServiceServer: sends the order now and again each time it changes,
 // and returns once it is CONFIRMED or CANCELLED. Changes committed by this instance wake it at
-// once; changes by another instance are seen at the next poll (Options.PollInterval). A client
+// once, and so do another instance's when both share Options.Changes; otherwise, or when a
+// notification is lost, the change is seen at the next poll (Options.PollInterval). A client
 // that goes away, or Close, ends it.
 func (s *Service) WatchOrder(req *orderv1.WatchOrderRequest, stream grpc.ServerStreamingServer[orderv1.Order]) error {
 	ctx := stream.Context()
@@ -106,6 +122,20 @@ func (b *broadcaster) publish(orderID string) {
 		select {
 		case ch <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// wakeAll wakes every watcher without blocking (changes may have been missed).
+func (b *broadcaster) wakeAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, set := range b.watchers {
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
