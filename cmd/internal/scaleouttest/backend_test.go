@@ -26,11 +26,15 @@ type backend struct {
 	serviceFlags func(service string) []string
 	// redis is the gateways' rate_limiting.redis and abuse.redis sections (YAML flow mappings).
 	rateLimitRedis, abuseRedis string
-	// stopBroker stops one node of the broker cluster and startBroker starts it again; nil
-	// when the broker cannot be stopped by the test (the machine's own).
-	stopBroker, startBroker func() error
+	// stopBroker stops one node of the broker cluster, saying which, and startBroker starts it
+	// again; nil when the broker cannot be stopped by the test (the machine's own).
+	stopBroker  func() (string, error)
+	startBroker func() error
 	// store opens service's database for the final checks (its outbox).
 	store func(t testing.TB, service string) *sql.DB
+	// caughtUp checks the broker once the orders are final: every service's consumers have
+	// every event handled, and the events are replicated as configured. nil: no check.
+	caughtUp func() error
 }
 
 // natsURL is the NATS server this machine runs (nats-server 2.9, JetStream on).

@@ -176,6 +176,10 @@ func scaleOut(t *testing.T, be *backend) {
 	orders := c.waitAllFinal(t, 3*time.Minute)
 	t.Logf("every order final %v after the load", time.Since(settleBegan).Round(time.Millisecond))
 	c.checkOrders(t, be, run, ids, orders)
+	if be.caughtUp != nil {
+		settle(t, 30*time.Second, "the broker's consumers catch up", be.caughtUp)
+		t.Logf("the broker: every consumer caught up, replicas as configured")
+	}
 	t.Logf("the invariants hold %v after the load", time.Since(settleBegan).Round(time.Millisecond))
 
 	c.checkSharedLimit(t)
@@ -280,18 +284,19 @@ func (c *cluster) faults(be *backend, accepted *atomic.Int64, loadDone <-chan st
 		return
 	}
 	waitFor(320)
-	during("stopped a broker node")
-	if err := be.stopBroker(); err != nil {
+	which, err := be.stopBroker()
+	if err != nil {
 		out <- fmt.Sprintf("FAILED to stop a broker node: %v", err)
 		return
 	}
+	during("stopped " + which)
 	waitFor(400)
 	time.Sleep(2 * time.Second)
 	if err := be.startBroker(); err != nil {
 		out <- fmt.Sprintf("FAILED to start the broker node again: %v", err)
 		return
 	}
-	during("started the broker node again")
+	during("started " + which + " again")
 }
 
 // listAll lists every order as an admin, directly from the order service.
