@@ -248,7 +248,8 @@ func (c *cluster) placeOrderTwice(token string, s orderSpec, i int) (string, int
 
 // faults kills one replica of each service and starts it again, then stops one broker node
 // and starts it again, each once the load has reached a point, and reports each step on out
-// ("FAILED ..." when a restart failed, "LATE ..." when the load had ended before it).
+// ("FAILED ..." when a step failed, "LATE ..." when the load had ended before a kill, a
+// restart of a service or the stop of the broker).
 func (c *cluster) faults(be *backend, accepted *atomic.Int64, loadDone <-chan struct{}, out chan<- string) {
 	waitFor := func(n int64) {
 		for accepted.Load() < n {
@@ -292,11 +293,13 @@ func (c *cluster) faults(be *backend, accepted *atomic.Int64, loadDone <-chan st
 	during("stopped " + which)
 	waitFor(400)
 	time.Sleep(2 * time.Second)
+	began := time.Now()
 	if err := be.startBroker(); err != nil {
 		out <- fmt.Sprintf("FAILED to start the broker node again: %v", err)
 		return
 	}
-	during("started " + which + " again")
+	// Only the stop must fall within the load: a restarted node may take a while to rejoin.
+	out <- fmt.Sprintf("started %s again (in %v), %d orders accepted by then", which, time.Since(began).Round(time.Millisecond), accepted.Load())
 }
 
 // listAll lists every order as an admin, directly from the order service.
