@@ -12,10 +12,17 @@ import (
 	"github.com/acme/shopgate/internal/tlsfiles"
 )
 
-// Config configures a JetStream broker connection. Its zero value means the defaults.
+// Config configures a broker connection: the JetStream one (Dial, (*Embedded).Connect) or the
+// Kafka one (DialKafka, which reads Kafka). Name, the retry and dead-letter policy
+// (MaxAttempts, BackOff, HandlerTimeout), AckWait, ReconnectWait, RequestTimeout, Logger, TLS
+// and Registerer apply to both; Stream, SubjectPrefix, MaxAckPending, Duplicates, MaxAge and
+// Replicas to JetStream only. Its zero value means the defaults.
 type Config struct {
 	// Name names the connection in the server's monitoring ("orderd"). Default "shopgate".
 	Name string
+	// Kafka configures the Kafka broker (topic, partitions, replication factor, SASL); ignored
+	// by JetStream. Default: KafkaConfig's defaults.
+	Kafka KafkaConfig
 	// Stream is the JetStream stream holding the events. Default "SHOP_EVENTS".
 	Stream string
 	// SubjectPrefix starts every subject of the stream; an event's subject is the prefix followed

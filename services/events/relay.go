@@ -49,7 +49,7 @@ type RelayConfig struct {
 	// the child of the trace context the event's envelope recorded, and sends the span's
 	// context in the message's headers. Default nil: no span, no headers.
 	TracerProvider trace.TracerProvider
-	// MessagingSystem is the spans' messaging.system. Default DefaultMessagingSystem (nats).
+	// MessagingSystem is the spans' messaging.system. Default: the broker's ("nats", "kafka").
 	MessagingSystem string
 	// DuplicateForTesting publishes every row a second time under another message id, so that
 	// the broker delivers every event twice; tests use it to prove the consumers' idempotency.
@@ -112,6 +112,7 @@ type Relay struct {
 	cfg    RelayConfig
 
 	tracer    *eventTracer // nil: tracing off
+	dest      func(eventType string) string
 	wake      chan struct{}
 	published prometheus.Counter
 	errs      prometheus.Counter
@@ -131,8 +132,12 @@ func NewRelay(db *sql.DB, broker Broker, cfg RelayConfig) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating relay: %w", err)
 	}
+	system, dest := describe(broker)
+	if cfg.MessagingSystem == "" {
+		cfg.MessagingSystem = system
+	}
 	r := &Relay{db: db, broker: broker, cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		tracer: newEventTracer(cfg.TracerProvider, cfg.MessagingSystem)}
+		tracer: newEventTracer(cfg.TracerProvider, cfg.MessagingSystem), dest: dest}
 	labels := prometheus.Labels{"relay": cfg.Name}
 	r.published = prometheus.NewCounter(prometheus.CounterOpts{Name: "events_relay_published_total",
 		Help: "Outbox rows published and acknowledged by the broker.", ConstLabels: labels})
@@ -242,7 +247,7 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 	var pubErr error
 	for _, row := range rows {
 		msg := Message{Type: row.eventType, ID: row.eventID, Key: row.key, Data: row.body}
-		if pubErr = r.publish(ctx, SubjectPrefix+row.eventType, msg); pubErr != nil {
+		if pubErr = r.publish(ctx, r.dest(row.eventType), msg); pubErr != nil {
 			break
 		}
 		done++
