@@ -437,20 +437,20 @@ func (s *kafkaSubscription) assigned(_ context.Context, _ *kgo.Client, assigned 
 // revoked stops the revoked partitions' workers, waits for their handlers and commits what
 // they finished, before the partitions go to another instance.
 func (s *kafkaSubscription) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	s.stopWorkers(revoked[s.b.kcfg.Topic])
+	s.stopWorkers(revoked[s.b.kcfg.Topic], false)
 	s.commit(ctx)
 }
 
 // lost stops the lost partitions' workers; committing is pointless, the group moved on.
 func (s *kafkaSubscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	s.stopWorkers(lost[s.b.kcfg.Topic])
+	s.stopWorkers(lost[s.b.kcfg.Topic], false)
 }
 
-// stopWorkers stops the workers of partitions (all with nil) and waits for them.
-func (s *kafkaSubscription) stopWorkers(partitions []int32) {
+// stopWorkers stops the workers of partitions (all of them with all) and waits for them.
+func (s *kafkaSubscription) stopWorkers(partitions []int32, all bool) {
 	s.mu.Lock()
 	var stopped []*partitionWorker
-	if partitions == nil {
+	if all {
 		for p, w := range s.workers {
 			stopped = append(stopped, w)
 			delete(s.workers, p)
@@ -543,7 +543,7 @@ func (s *kafkaSubscription) Stop() {
 	s.once.Do(func() {
 		s.pollCancel()
 		<-s.done
-		s.stopWorkers(nil)
+		s.stopWorkers(nil, true)
 		s.commit(context.Background())
 		s.cancel()
 		s.cl.Close()
