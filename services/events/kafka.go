@@ -106,6 +106,12 @@ type Kafka struct {
 
 var _ Broker = (*Kafka)(nil)
 
+func init() {
+	registerScheme("kafka", func(ctx context.Context, url string, cfg Config) (Broker, error) {
+		return nilIfFailed(DialKafka(ctx, url, cfg))
+	})
+}
+
 // ParseKafkaURL returns the seed brokers of url: "kafka://host:port[,host:port...]" (each
 // element may repeat the scheme).
 func ParseKafkaURL(url string) ([]string, error) {

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/acme/shopgate/internal/tlsfiles"
@@ -92,11 +91,7 @@ func Start(ctx context.Context, db *sql.DB, consumer Consumer, cfg RuntimeConfig
 		if cfg.Broker.TLS, err = brokerTLS(cfg.TLS, cfg.Broker); err != nil {
 			return nil, fmt.Errorf("starting events: %w", err)
 		}
-		if strings.HasPrefix(cfg.URL, "kafka://") {
-			rt.broker, err = nilIfFailed(DialKafka(ctx, cfg.URL, cfg.Broker))
-		} else {
-			rt.broker, err = nilIfFailed(Dial(ctx, cfg.URL, cfg.Broker))
-		}
+		rt.broker, err = dialURL(ctx, cfg.URL, cfg.Broker)
 	case cfg.TLS.Enabled():
 		return nil, errors.New("starting events: -broker-tls-* apply to -broker-url: an embedded broker is reached in-process, without TLS")
 	default:
@@ -138,14 +133,6 @@ func Start(ctx context.Context, db *sql.DB, consumer Consumer, cfg RuntimeConfig
 		return nil, fmt.Errorf("starting events: %w", err)
 	}
 	return rt, nil
-}
-
-// nilIfFailed returns b as a Broker, a nil interface (not a nil *T) when err is set.
-func nilIfFailed[T Broker](b T, err error) (Broker, error) {
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
 // Broker returns the running broker connection (a *JetStream or a *Kafka).

@@ -1,0 +1,298 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/acme/shopgate/internal/testkafka"
+	"github.com/acme/shopgate/services/events"
+)
+
+func TestParseKafkaURL(t *testing.T) {
+	tests := []struct {
+		url     string
+		want    []string
+		wantErr bool
+	}{
+		{"kafka://127.0.0.1:9092", []string{"127.0.0.1:9092"}, false},
+		{"kafka://a:9092,b:9093,kafka://c:9094", []string{"a:9092", "b:9093", "c:9094"}, false},
+		{"kafka://[::1]:9092", []string{"[::1]:9092"}, false},
+		{"nats://a:4222", nil, true},
+		{"kafka://a", nil, true},
+		{"kafka://a:0", nil, true},
+		{"kafka://a:9092,", nil, true},
+		{"kafka://:9092", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			got, err := events.ParseKafkaURL(tt.url)
+			if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
+				t.Fatalf("ParseKafkaURL = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// topicShape returns the partition count and the replicas of each partition of topic.
+func topicShape(t *testing.T, adm *kadm.Client, topic string) (partitions int, replicas []int) {
+	t.Helper()
+	td, err := adm.ListTopics(ctxTimeout(t, 5*time.Second), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := td[topic]
+	if !ok || d.Err != nil {
+		t.Fatalf("topic %s: %v (found %v)", topic, d.Err, ok)
+	}
+	for _, p := range d.Partitions.Sorted() {
+		replicas = append(replicas, len(p.Replicas))
+	}
+	return len(d.Partitions), replicas
+}
+
+func TestKafkaCreatesMissingTopics(t *testing.T) {
+	c := testkafka.Start(t, 3)
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+
+	t.Run("created with the configured partitions and replication factor", func(t *testing.T) {
+		cfg := events.Config{Kafka: events.KafkaConfig{Topic: "created", Partitions: 5, ReplicationFactor: 3}}
+		b, err := events.DialKafka(ctxTimeout(t, 10*time.Second), c.URL(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		sub, err := b.Subscribe(ctxTimeout(t, 10*time.Second), "inventory", []string{typeA}, func(context.Context, events.Message) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Stop()
+		for _, topic := range []string{"created", "created.deadletter.inventory"} {
+			n, replicas := topicShape(t, adm, topic)
+			if n != 5 || !slices.Equal(replicas, []int{3, 3, 3, 3, 3}) {
+				t.Errorf("topic %s: %d partitions with replicas %v, want 5 with 3 each", topic, n, replicas)
+			}
+			rcs, err := adm.DescribeTopicConfigs(ctxTimeout(t, 5*time.Second), topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := rcs.On(topic, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var minISR string
+			for _, cfg := range rc.Configs {
+				if cfg.Key == "min.insync.replicas" {
+					minISR = cfg.MaybeValue()
+				}
+			}
+			if minISR != "2" {
+				t.Errorf("topic %s: min.insync.replicas %q, want 2", topic, minISR)
+			}
+		}
+	})
+	t.Run("an existing topic is left as it is", func(t *testing.T) {
+		if _, err := adm.CreateTopic(ctxTimeout(t, 5*time.Second), 2, 1, nil, "existing"); err != nil {
+			t.Fatal(err)
+		}
+		b, err := events.DialKafka(ctxTimeout(t, 10*time.Second), c.URL(), events.Config{Kafka: events.KafkaConfig{Topic: "existing", Partitions: 5}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if n, replicas := topicShape(t, adm, "existing"); n != 2 || !slices.Equal(replicas, []int{1, 1}) {
+			t.Errorf("existing topic now has %d partitions, replicas %v; want 2, [1 1]", n, replicas)
+		}
+	})
+	t.Run("an impossible replication factor fails at once", func(t *testing.T) {
+		start := time.Now()
+		_, err := events.DialKafka(ctxTimeout(t, 10*time.Second), c.URL(), events.Config{Kafka: events.KafkaConfig{Topic: "too-many", ReplicationFactor: 4}})
+		if err == nil || !strings.Contains(err.Error(), "replication factor 4") {
+			t.Fatalf("DialKafka = %v, want an error naming the replication factor", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("failed after %v: an invalid setting must not be retried", d)
+		}
+	})
+}
+
+// TestKafkaSurvivesABrokerStop publishes and consumes while one of three brokers (the group's
+// coordinator, so that the group moves too) stops: nothing is lost, the events of each order
+// come first in their order, and the stopped broker comes back.
+func TestKafkaSurvivesABrokerStop(t *testing.T) {
+	c := testkafka.Start(t, 3)
+	cfg := contractRetries
+	cfg.RequestTimeout = 10 * time.Second
+	cfg.Kafka = events.KafkaConfig{Topic: "flow", Partitions: 3, ReplicationFactor: 3}
+	b, err := events.DialKafka(ctxTimeout(t, 10*time.Second), c.URL(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var got deliveries
+	sub, err := b.Subscribe(ctxTimeout(t, 10*time.Second), "svc", []string{typeA}, func(_ context.Context, m events.Message) error {
+		got.add(m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+
+	const n, keys = 200, 8
+	var want []string
+	for i := range n {
+		if i == n/2 {
+			c.StopBroker(int(c.Kfake().CoordinatorFor("svc")))
+		}
+		id := "m" + strconv.Itoa(i)
+		publish(t, b, events.Message{Type: typeA, ID: id, Key: "order-" + strconv.Itoa(i%keys), Data: []byte(id)})
+		want = append(want, id)
+	}
+	eventually(t, 30*time.Second, "not every event was delivered while a broker was down", func() bool {
+		seen := map[string]bool{}
+		for _, id := range got.ids() {
+			seen[id] = true
+		}
+		return len(seen) == n
+	})
+	// At-least-once: a record may come twice; the first deliveries of a key keep its order.
+	first := map[string][]string{}
+	seen := map[string]bool{}
+	for _, m := range got.snapshot() {
+		if !seen[m.ID] {
+			seen[m.ID] = true
+			first[m.Key] = append(first[m.Key], m.ID)
+		}
+	}
+	for k := range keys {
+		key := "order-" + strconv.Itoa(k)
+		var wantKey []string
+		for i := k; i < n; i += keys {
+			wantKey = append(wantKey, "m"+strconv.Itoa(i))
+		}
+		if !slices.Equal(first[key], wantKey) {
+			t.Errorf("key %s delivered in the order %v, want %v", key, first[key], wantKey)
+		}
+	}
+	t.Logf("%d deliveries of %d events", len(got.snapshot()), n)
+}
+
+// TestKafkaNeverCommitsPastAnUnhandledRecord stops a subscriber while it retries a record: the
+// group's committed offset stays on that record, and the next subscriber starts from it.
+func TestKafkaNeverCommitsPastAnUnhandledRecord(t *testing.T) {
+	c := testkafka.Start(t, 1)
+	cfg := events.Config{MaxAttempts: 1000, BackOff: []time.Duration{10 * time.Millisecond},
+		Kafka: events.KafkaConfig{Topic: "one", Partitions: 1, ReplicationFactor: 1}}
+	b, err := events.DialKafka(ctxTimeout(t, 10*time.Second), c.URL(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, id := range []string{"ok", "stuck", "after"} {
+		publish(t, b, events.Message{Type: typeA, ID: id, Key: "o1", Data: []byte(id)})
+	}
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	sub, err := b.Subscribe(ctxTimeout(t, 10*time.Second), "svc", []string{typeA}, func(_ context.Context, m events.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts[m.ID] = m.Attempt
+		if m.ID == "stuck" {
+			return errors.New("dependency down")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the stuck record was not retried", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return attempts["stuck"] >= 3
+	})
+	sub.Stop()
+	mu.Lock()
+	if _, ok := attempts["after"]; ok {
+		t.Errorf("the record after the stuck one was handled: %v", attempts)
+	}
+	mu.Unlock()
+	offs, err := kadm.NewClient(b.Client()).FetchOffsets(ctxTimeout(t, 5*time.Second), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup("one", 0); !ok || o.At != 1 {
+		t.Fatalf("committed offset %+v (found %v), want 1: the stuck record's", o, ok)
+	}
+	var got deliveries
+	sub2, err := b.Subscribe(ctxTimeout(t, 10*time.Second), "svc", []string{typeA}, func(_ context.Context, m events.Message) error {
+		got.add(m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Stop()
+	eventually(t, 10*time.Second, "the next subscriber did not resume", func() bool { return len(got.snapshot()) >= 2 })
+	if ids := got.ids(); !slices.Equal(ids, []string{"stuck", "after"}) {
+		t.Fatalf("the next subscriber handled %v, want [stuck after]", ids)
+	}
+}
+
+// TestRuntimeOnKafka: -broker-url kafka://... runs a service's relay and consumer on Kafka,
+// with spans of messaging.system kafka naming the topic.
+func TestRuntimeOnKafka(t *testing.T) {
+	c := testkafka.Start(t, 3)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	db := openDB(t)
+	r := &recorder{}
+	rt, err := events.Start(ctxTimeout(t, 10*time.Second), db, r.consumer(), events.RuntimeConfig{
+		URL:            c.URL(),
+		Broker:         events.Config{Kafka: events.KafkaConfig{Topic: "rt", Partitions: 3, ReplicationFactor: 3}},
+		TracerProvider: tp,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	if _, ok := rt.Broker().(*events.Kafka); !ok {
+		t.Fatalf("runtime broker %T, want *events.Kafka", rt.Broker())
+	}
+	env := commitEvent(t, db, "o-kafka", true)
+	rt.Notify()
+	eventually(t, 10*time.Second, "the event did not come back through Kafka", func() bool { return len(r.snapshot()) == 1 })
+	if got, want := r.snapshot()[0], "created:"+env.GetEventId()+":o-kafka"; got != want {
+		t.Fatalf("handled %q, want %q", got, want)
+	}
+	eventually(t, 5*time.Second, "both spans ended", func() bool { return len(rec.Ended()) == 2 })
+	for _, s := range rec.Ended() {
+		attrs := map[string]string{}
+		for _, a := range s.Attributes() {
+			attrs[string(a.Key)] = a.Value.Emit()
+		}
+		if attrs["messaging.system"] != "kafka" || attrs["messaging.destination.name"] != "rt" {
+			t.Errorf("%s span attributes %v, want messaging.system kafka, destination rt", s.SpanKind(), attrs)
+		}
+		if s.SpanKind() != trace.SpanKindProducer && s.SpanKind() != trace.SpanKindConsumer {
+			t.Errorf("span kind %v", s.SpanKind())
+		}
+	}
+}
