@@ -62,6 +62,15 @@ type Subscription interface {
 // message goes to the dead-letter subject at once. Wrap it: fmt.Errorf("...: %w", ErrPermanent).
 var ErrPermanent = errors.New("permanent failure")
 
+// batchPublisher is a Broker that publishes several messages in one go (Kafka: pipelined
+// produce requests instead of one round trip per message); the relay uses it when there.
+type batchPublisher interface {
+	// PublishBatch publishes msgs, keeping the order of each key, and returns the outcome of
+	// each (nil: stored and acknowledged). With a failure, every later message of the same
+	// key fails too, so that a prefix of each key's messages is what was stored.
+	PublishBatch(ctx context.Context, msgs []Message) []error
+}
+
 // dialer connects to the broker at a URL of its scheme.
 type dialer func(ctx context.Context, url string, cfg Config) (Broker, error)
 

@@ -263,6 +263,29 @@ func (b *Kafka) Publish(ctx context.Context, msg Message) error {
 	return b.produce(ctx, b.kcfg.Topic, msg)
 }
 
+// PublishBatch publishes msgs as Publish does, pipelined: one round trip for the batch, not one
+// per message. The idempotent producer keeps each partition's order and fails the records of
+// a partition that follow a failed one.
+func (b *Kafka) PublishBatch(ctx context.Context, msgs []Message) []error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	recs := make([]*kgo.Record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = kafkaRecord(b.kcfg.Topic, m)
+	}
+	index := make(map[*kgo.Record]int, len(recs))
+	for i, r := range recs {
+		index[r] = i
+	}
+	errs := make([]error, len(msgs))
+	for _, r := range b.cl.ProduceSync(ctx, recs...) { // in the order of completion
+		if i, ok := index[r.Record]; ok && r.Err != nil {
+			errs[i] = fmt.Errorf("publishing %s %s: %w", msgs[i].Type, msgs[i].ID, r.Err)
+		}
+	}
+	return errs
+}
+
 func (b *Kafka) produce(ctx context.Context, topic string, msg Message) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()

@@ -296,3 +296,42 @@ func TestRuntimeOnKafka(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayPublishesABatchToKafka: one relay round publishes its rows in one pipelined batch,
+// keyed by order id, and each order's events arrive in their commit order.
+func TestRelayPublishesABatchToKafka(t *testing.T) {
+	b := openKafka(t, events.Config{})[0]
+	db := openDB(t)
+	want := map[string][]string{} // order id -> event ids in commit order
+	for i := range 30 {
+		orderID := "o" + strconv.Itoa(i%3)
+		env := commitTraced(t, db, orderID, nil)
+		want[orderID] = append(want[orderID], env.GetEventId())
+	}
+	relay, err := events.NewRelay(db, b, events.RelayConfig{BatchSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := relay.PublishPending(ctxTimeout(t, 10*time.Second)); n != 30 || err != nil {
+		t.Fatalf("PublishPending = %d, %v; want 30 in one round", n, err)
+	}
+	var got deliveries
+	sub, err := b.Subscribe(ctxTimeout(t, 10*time.Second), "svc", []string{orderCreated}, func(_ context.Context, m events.Message) error {
+		got.add(m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	eventually(t, 10*time.Second, "not every event arrived", func() bool { return len(got.snapshot()) >= 30 })
+	byKey := map[string][]string{}
+	for _, m := range got.snapshot() {
+		byKey[m.Key] = append(byKey[m.Key], m.ID)
+	}
+	for orderID, ids := range want {
+		if !slices.Equal(byKey[orderID], ids) {
+			t.Errorf("order %s: events %v, want %v in commit order", orderID, byKey[orderID], ids)
+		}
+	}
+}

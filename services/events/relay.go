@@ -243,15 +243,7 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	done := 0
-	var pubErr error
-	for _, row := range rows {
-		msg := Message{Type: row.eventType, ID: row.eventID, Key: row.key, Data: row.body}
-		if pubErr = r.publish(ctx, r.dest(row.eventType), msg); pubErr != nil {
-			break
-		}
-		done++
-	}
+	done, pubErr := r.publishRows(ctx, rows)
 	if done > 0 {
 		if err := r.markPublished(context.WithoutCancel(ctx), rows[:done]); err != nil {
 			return 0, err
@@ -262,6 +254,46 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 		return done, pubErr
 	}
 	return done, nil
+}
+
+// publishRows publishes rows in order and returns how many, from the first, the broker
+// acknowledged, and the first failure. A broker that publishes batches (batchPublisher) gets
+// them all at once; else they go one by one, stopping at the first failure.
+func (r *Relay) publishRows(ctx context.Context, rows []outboxRow) (int, error) {
+	msgs := make([]Message, len(rows))
+	for i, row := range rows {
+		msgs[i] = Message{Type: row.eventType, ID: row.eventID, Key: row.key, Data: row.body}
+	}
+	bp, ok := r.broker.(batchPublisher)
+	if !ok || r.cfg.DuplicateForTesting || len(msgs) == 1 {
+		for i, msg := range msgs {
+			if err := r.publish(ctx, r.dest(msg.Type), msg); err != nil {
+				return i, err
+			}
+		}
+		return len(msgs), nil
+	}
+	var spans []trace.Span
+	if r.tracer != nil {
+		spans = make([]trace.Span, len(msgs))
+		for i := range msgs {
+			_, spans[i] = r.tracer.startPublish(ctx, r.dest(msgs[i].Type), &msgs[i])
+		}
+	}
+	errs := bp.PublishBatch(ctx, msgs)
+	done := -1
+	for i, err := range errs {
+		if spans != nil {
+			end(spans[i], err)
+		}
+		if err != nil && done < 0 {
+			done = i
+		}
+	}
+	if done < 0 {
+		return len(msgs), nil
+	}
+	return done, errs[done]
 }
 
 // publish publishes msg (twice with DuplicateForTesting), in its producer span when tracing.
