@@ -37,8 +37,16 @@ type Cluster struct {
 }
 
 // Start starts a cluster of brokers brokers (at least 1) on free 127.0.0.1 ports; t's cleanup
-// closes it and every connection to it.
+// closes it and every connection to it. Topics are not created on first use (as on a cluster
+// with auto.create.topics.enable=false); a group's session timeout may be as short as 100ms.
 func Start(t testing.TB, brokers int) *Cluster {
+	t.Helper()
+	return StartWith(t, brokers)
+}
+
+// StartWith is Start with more kfake options: kfake.TLS (every listener serves TLS only),
+// kfake.EnableSASL with kfake.Superuser (clients must authenticate), and so on.
+func StartWith(t testing.TB, brokers int, opts ...kfake.Opt) *Cluster {
 	t.Helper()
 	if brokers < 1 {
 		t.Fatalf("testkafka: %d brokers: want at least 1", brokers)
@@ -67,8 +75,8 @@ func Start(t testing.TB, brokers int) *Cluster {
 		}
 		return &trackingListener{Listener: ln, c: c, i: i}, nil
 	}
-	kc, err := kfake.NewCluster(kfake.NumBrokers(brokers), kfake.ListenFn(listen),
-		kfake.ClusterID("testkafka"), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	kc, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(brokers), kfake.ListenFn(listen),
+		kfake.ClusterID("testkafka"), kfake.GroupMinSessionTimeout(100 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatalf("testkafka: starting %d brokers: %v", brokers, err)
 	}

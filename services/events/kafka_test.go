@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"slices"
 	"strconv"
@@ -11,12 +12,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/shopgate/internal/testkafka"
+	"github.com/acme/shopgate/internal/tlsfiles"
+	"github.com/acme/shopgate/internal/tlsfiles/tlsfilestest"
 	"github.com/acme/shopgate/services/events"
 )
 
@@ -333,5 +337,65 @@ func TestRelayPublishesABatchToKafka(t *testing.T) {
 		if !slices.Equal(byKey[orderID], ids) {
 			t.Errorf("order %s: events %v, want %v in commit order", orderID, byKey[orderID], ids)
 		}
+	}
+}
+
+// TestKafkaOverTLSWithSASL runs a service's events on a cluster that serves TLS only and
+// requires SCRAM-SHA-256: the -broker-tls-* files verify the brokers, the SASL mechanism and
+// credentials authenticate; without credentials nothing connects.
+func TestKafkaOverTLSWithSASL(t *testing.T) {
+	ca := tlsfilestest.NewCA(t, "kafka CA")
+	pair := ca.Issue(t, "broker")
+	cert, err := tls.X509KeyPair(pair.CertPEM, pair.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testkafka.StartWith(t, 3,
+		kfake.TLS(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}),
+		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "orderd", "s3cret"))
+	files := tlsfilestest.WriteFiles(t, t.TempDir(), ca, ca.Issue(t, "orderd"))
+	kcfg := events.KafkaConfig{Topic: "secure", Partitions: 3, ReplicationFactor: 3,
+		SASLMechanism: "SCRAM-SHA-256", SASLUser: "orderd", SASLPassword: "s3cret"}
+
+	t.Run("TLS and SASL", func(t *testing.T) {
+		db := openDB(t)
+		r := &recorder{}
+		rt, err := events.Start(ctxTimeout(t, 10*time.Second), db, r.consumer(), events.RuntimeConfig{
+			URL: c.URL(), Broker: events.Config{Kafka: kcfg}, TLS: tlsfiles.ClientFiles{CAFile: files.CA},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.Close()
+		env := commitEvent(t, db, "o-secure", true)
+		rt.Notify()
+		eventually(t, 10*time.Second, "the event did not come back", func() bool { return len(r.snapshot()) == 1 })
+		if got, want := r.snapshot()[0], "created:"+env.GetEventId()+":o-secure"; got != want {
+			t.Fatalf("handled %q, want %q", got, want)
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		cfg  events.KafkaConfig
+		tls  *tlsfiles.ClientFiles
+	}{
+		{"wrong password", events.KafkaConfig{Topic: "secure", SASLMechanism: "SCRAM-SHA-256", SASLUser: "orderd", SASLPassword: "guess"}, &tlsfiles.ClientFiles{CAFile: files.CA}},
+		{"no TLS", kcfg, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := events.Config{Kafka: tt.cfg, ReconnectWait: 50 * time.Millisecond}
+			if tt.tls != nil {
+				cl, err := tlsfiles.NewClient(*tt.tls, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.TLS = cl
+			}
+			b, err := events.DialKafka(ctxTimeout(t, time.Second), c.URL(), cfg)
+			if err == nil {
+				_ = b.Close()
+				t.Fatal("DialKafka connected")
+			}
+		})
 	}
 }
