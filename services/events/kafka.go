@@ -409,13 +409,22 @@ type kafkaSubscription struct {
 	once    sync.Once
 }
 
+// maxQueued is how many fetched records one partition's worker holds before the partition's
+// fetching pauses (a record being retried holds its partition back, not the others).
+const maxQueued = 500
+
 // partitionWorker handles one assigned partition's records, in order.
 type partitionWorker struct {
-	ctx    context.Context // cancelled on revocation: no record is started after it
-	cancel context.CancelFunc
-	recs   chan []*kgo.Record
-	done   chan struct{}
-	next   int64 // the offset after the last record handled; -1: none yet
+	partition int32
+	ctx       context.Context // cancelled on revocation: no record is started after it
+	cancel    context.CancelFunc
+	wake      chan struct{} // signalled when records are queued
+	done      chan struct{}
+	next      int64 // the offset after the last record handled; -1: none yet
+
+	mu     sync.Mutex
+	queue  []*kgo.Record
+	paused bool // fetching the partition is paused until the worker takes the queue
 }
 
 func (s *kafkaSubscription) poll() {
@@ -440,13 +449,32 @@ func (s *kafkaSubscription) poll() {
 			if w == nil {
 				return // revoked meanwhile: the next owner fetches from the committed offset
 			}
+			w.mu.Lock()
+			w.queue = append(w.queue, p.Records...)
+			if len(w.queue) >= maxQueued && !w.paused {
+				w.paused = true
+				s.cl.PauseFetchPartitions(map[string][]int32{s.b.kcfg.Topic: {p.Partition}})
+			}
+			w.mu.Unlock()
 			select {
-			case w.recs <- p.Records:
-			case <-w.ctx.Done():
-			case <-s.pollCtx.Done():
+			case w.wake <- struct{}{}:
+			default:
 			}
 		})
 	}
+}
+
+// take returns the queued records and resumes the partition's fetching if it was paused.
+func (s *kafkaSubscription) take(w *partitionWorker) []*kgo.Record {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	recs := w.queue
+	w.queue = nil
+	if w.paused {
+		w.paused = false
+		s.cl.ResumeFetchPartitions(map[string][]int32{s.b.kcfg.Topic: {w.partition}})
+	}
+	return recs
 }
 
 func (s *kafkaSubscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -456,7 +484,7 @@ func (s *kafkaSubscription) assigned(_ context.Context, _ *kgo.Client, assigned 
 		if s.workers[p] != nil {
 			continue
 		}
-		w := &partitionWorker{recs: make(chan []*kgo.Record, 4), done: make(chan struct{}), next: -1}
+		w := &partitionWorker{partition: p, wake: make(chan struct{}, 1), done: make(chan struct{}), next: -1}
 		w.ctx, w.cancel = context.WithCancel(s.ctx)
 		s.workers[p] = w
 		go s.work(w)
@@ -497,6 +525,7 @@ func (s *kafkaSubscription) stopWorkers(partitions []int32, all bool) {
 	}
 	for _, w := range stopped {
 		<-w.done
+		s.take(w) // drops what it did not handle, resumes its partition if paused
 	}
 }
 
@@ -511,13 +540,12 @@ func (s *kafkaSubscription) commit(ctx context.Context) {
 func (s *kafkaSubscription) work(w *partitionWorker) {
 	defer close(w.done)
 	for {
-		var recs []*kgo.Record
 		select {
-		case recs = <-w.recs:
+		case <-w.wake:
 		case <-w.ctx.Done():
 			return
 		}
-		for _, r := range recs {
+		for _, r := range s.take(w) {
 			if w.ctx.Err() != nil {
 				return
 			}

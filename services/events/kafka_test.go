@@ -399,3 +399,61 @@ func TestKafkaOverTLSWithSASL(t *testing.T) {
 		})
 	}
 }
+
+// TestKafkaRetryHoldsBackOnlyItsPartition: while a record is retried in place, the records
+// after it in its partition wait, and the other partitions go on.
+func TestKafkaRetryHoldsBackOnlyItsPartition(t *testing.T) {
+	cfg := events.Config{MaxAttempts: 1000, BackOff: []time.Duration{20 * time.Millisecond}}
+	b := openKafka(t, cfg)[0]
+	var mu sync.Mutex
+	handled := map[string]int{}
+	var got deliveries
+	release := make(chan struct{})
+	sub := subscribe(t, b, "svc", []string{typeA}, func(_ context.Context, m events.Message) error {
+		got.add(m)
+		if m.ID == "stuck" {
+			select {
+			case <-release:
+				return nil
+			default:
+				return errors.New("dependency down")
+			}
+		}
+		mu.Lock()
+		handled[m.Key]++
+		mu.Unlock()
+		return nil
+	})
+	publish(t, b, events.Message{Type: typeA, ID: "stuck", Key: "order-stuck", Data: []byte("x")})
+	publish(t, b, events.Message{Type: typeA, ID: "behind", Key: "order-stuck", Data: []byte("x")})
+	const others = 30
+	for i := range others {
+		publish(t, b, events.Message{Type: typeA, ID: "other" + strconv.Itoa(i), Key: "order-" + strconv.Itoa(i), Data: []byte("x")})
+	}
+	eventually(t, 10*time.Second, "no other partition went on while one record was retried", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) >= others/2
+	})
+	mu.Lock()
+	if handled["order-stuck"] != 0 {
+		t.Errorf("the record behind the retried one was handled before it")
+	}
+	mu.Unlock()
+	close(release)
+	eventually(t, 10*time.Second, "the held-back record was not handled after the retried one", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return handled["order-stuck"] == 1
+	})
+	sub.Stop()
+	var order []string
+	for _, m := range got.snapshot() {
+		if m.Key == "order-stuck" {
+			order = append(order, m.ID)
+		}
+	}
+	if order[len(order)-1] != "behind" || order[len(order)-2] != "stuck" {
+		t.Errorf("key order-stuck delivered %v, want stuck (retried) then behind", order)
+	}
+}
