@@ -387,6 +387,9 @@ func TestContractSubscribersShareTheWork(t *testing.T) {
 	}
 }
 
+// TestContractStoppedSubscriberHandsTheMessageOver: a subscriber stopped while its handler
+// fails hands the message over, unacknowledged, to the other subscriber of the consumer, with
+// the attempt count so far.
 func TestContractStoppedSubscriberHandsTheMessageOver(t *testing.T) {
 	for _, be := range backends() {
 		t.Run(be.name, func(t *testing.T) {
@@ -432,6 +435,10 @@ func TestContractStoppedSubscriberHandsTheMessageOver(t *testing.T) {
 			eventually(t, 20*time.Second, "the unacknowledged message did not go to the other subscriber", func() bool {
 				return slices.Contains(got[other].ids(), "m1")
 			})
+			// The attempt count travels: the other subscriber's delivery is the second.
+			if m := got[other].snapshot()[0]; m.ID != "m1" || m.Attempt != 2 {
+				t.Errorf("the other subscriber got %s at attempt %d, want m1 at attempt 2", m.ID, m.Attempt)
+			}
 		})
 	}
 }

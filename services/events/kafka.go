@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -350,8 +351,10 @@ func (b *Kafka) Close() error {
 // so that the events of one order keep their order) until it succeeds or is dead-lettered to
 // DeadLetterTopic(consumer), and only then is its offset marked for commit. Marked offsets are
 // committed every second, when partitions are revoked (after their handlers returned) and at
-// Stop; never past an unhandled record. Records of other types are skipped. The attempt count
-// starts from 1 again when the partition moves to another instance. The group's session
+// Stop; never past an unhandled record. Records of other types are skipped. When a partition
+// moves while a record is retried, the commit of its offset carries the deliveries so far
+// (commit metadata) and the next owner counts on from them; after a crash it counts from 1
+// again. The group's session
 // timeout is Config.AckWait (at least 6s): after it, a crashed instance's partitions move.
 func (b *Kafka) Subscribe(ctx context.Context, consumer string, types []string, h Handler) (Subscription, error) {
 	if !kafkaName.MatchString(consumer) || strings.Contains(consumer, ".") || len(types) == 0 || h == nil {
@@ -361,7 +364,7 @@ func (b *Kafka) Subscribe(ctx context.Context, consumer string, types []string, 
 		return nil, fmt.Errorf("subscribing %s: %w", consumer, err)
 	}
 	s := &kafkaSubscription{b: b, types: make(map[string]bool, len(types)), workers: map[int32]*partitionWorker{},
-		done: make(chan struct{})}
+		handedBack: map[int32]attempts{}, resumed: map[int32]attempts{}, done: make(chan struct{})}
 	for _, t := range types {
 		s.types[t] = true
 	}
@@ -381,6 +384,7 @@ func (b *Kafka) Subscribe(ctx context.Context, consumer string, types []string, 
 		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
+		kgo.OnOffsetsFetched(s.offsetsFetched),
 	)
 	var err error
 	if s.cl, err = kgo.NewClient(opts...); err != nil {
@@ -406,8 +410,22 @@ type kafkaSubscription struct {
 
 	mu      sync.Mutex
 	workers map[int32]*partitionWorker // by partition of the topic
+	// handedBack: by partition, the record a stopped worker was retrying and its deliveries so
+	// far; the commit of its offset carries them (commit metadata) to the next owner.
+	handedBack map[int32]attempts
+	// resumed: by partition, the attempts the previous owner recorded with the committed offset.
+	resumed map[int32]attempts
 	once    sync.Once
 }
+
+// attempts is how many deliveries the record at offset had.
+type attempts struct {
+	offset int64
+	n      int
+}
+
+// attemptsMetadata prefixes the commit metadata that carries attempts to the next owner.
+const attemptsMetadata = "shop-attempts:"
 
 // maxQueued is how many fetched records one partition's worker holds before the partition's
 // fetching pauses (a record being retried holds its partition back, not the others).
@@ -484,6 +502,7 @@ func (s *kafkaSubscription) assigned(_ context.Context, _ *kgo.Client, assigned 
 		if s.workers[p] != nil {
 			continue
 		}
+		delete(s.handedBack, p)
 		w := &partitionWorker{partition: p, wake: make(chan struct{}, 1), done: make(chan struct{}), next: -1}
 		w.ctx, w.cancel = context.WithCancel(s.ctx)
 		s.workers[p] = w
@@ -493,9 +512,56 @@ func (s *kafkaSubscription) assigned(_ context.Context, _ *kgo.Client, assigned 
 
 // revoked stops the revoked partitions' workers, waits for their handlers and commits what
 // they finished, before the partitions go to another instance.
-func (s *kafkaSubscription) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+func (s *kafkaSubscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	s.stopWorkers(revoked[s.b.kcfg.Topic], false)
 	s.commit(ctx)
+}
+
+// offsetsFetched reads the attempts the previous owners recorded with the committed offsets.
+func (s *kafkaSubscription) offsetsFetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	record := func(partition int32, offset int64, metadata *string) {
+		if metadata == nil {
+			return
+		}
+		if n, err := strconv.Atoi(strings.TrimPrefix(*metadata, attemptsMetadata)); err == nil && n > 0 &&
+			strings.HasPrefix(*metadata, attemptsMetadata) {
+			s.resumed[partition] = attempts{offset: offset, n: n}
+		}
+	}
+	for _, t := range resp.Topics { // one topic consumed: every partition is the topic's
+		for _, p := range t.Partitions {
+			record(p.Partition, p.Offset, p.Metadata)
+		}
+	}
+	for _, g := range resp.Groups {
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				record(p.Partition, p.Offset, p.Metadata)
+			}
+		}
+	}
+	return nil
+}
+
+// withAttempts returns ctx making every offset commit of a handed-back record's offset carry
+// its attempts as the commit metadata.
+func (s *kafkaSubscription) withAttempts(ctx context.Context) context.Context {
+	return kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for ti := range req.Topics {
+			for pi := range req.Topics[ti].Partitions {
+				p := &req.Topics[ti].Partitions[pi]
+				if a, ok := s.handedBack[p.Partition]; ok && a.offset == p.Offset {
+					md := attemptsMetadata + strconv.Itoa(a.n)
+					p.Metadata = &md
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // lost stops the lost partitions' workers; committing is pointless, the group moved on.
@@ -529,12 +595,31 @@ func (s *kafkaSubscription) stopWorkers(partitions []int32, all bool) {
 	}
 }
 
+// commit commits the marked offsets, then the offsets of the handed-back records with their
+// attempts (the same offsets the marks reached: never past an unhandled record).
 func (s *kafkaSubscription) commit(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, s.b.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(s.withAttempts(ctx), s.b.cfg.RequestTimeout)
 	defer cancel()
 	if err := s.cl.CommitMarkedOffsets(ctx); err != nil {
 		s.b.cfg.Logger.Warn("committing kafka offsets", "consumer", s.p.consumer, "err", err)
 	}
+	s.mu.Lock()
+	handedBack := make(map[int32]kgo.EpochOffset, len(s.handedBack))
+	for p, a := range s.handedBack {
+		if s.workers[p] == nil { // no longer handled here
+			handedBack[p] = kgo.EpochOffset{Epoch: -1, Offset: a.offset}
+		}
+	}
+	s.mu.Unlock()
+	if len(handedBack) == 0 {
+		return
+	}
+	s.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.b.kcfg.Topic: handedBack},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				s.b.cfg.Logger.Warn("committing the attempts of a handed-back kafka record", "consumer", s.p.consumer, "err", err)
+			}
+		})
 }
 
 func (s *kafkaSubscription) work(w *partitionWorker) {
@@ -568,7 +653,20 @@ func (s *kafkaSubscription) handle(w *partitionWorker, r *kgo.Record) bool {
 	if !s.types[msg.Type] {
 		return true
 	}
-	for attempt := 1; ; attempt++ {
+	first := 1
+	s.mu.Lock()
+	if a, ok := s.resumed[w.partition]; ok && a.offset == r.Offset {
+		first = a.n + 1 // the previous owner's deliveries count
+	}
+	delete(s.resumed, w.partition)
+	s.mu.Unlock()
+	handBack := func(n int) bool {
+		s.mu.Lock()
+		s.handedBack[w.partition] = attempts{offset: r.Offset, n: n}
+		s.mu.Unlock()
+		return false
+	}
+	for attempt := first; ; attempt++ {
 		msg.Attempt = attempt
 		var after time.Duration
 		out := s.p.deliver(delivery{
@@ -582,14 +680,14 @@ func (s *kafkaSubscription) handle(w *partitionWorker, r *kgo.Record) bool {
 		case outcomeAcked, outcomeDeadLetter:
 			return true
 		case outcomeReleased:
-			return false
+			return handBack(attempt)
 		}
 		t := time.NewTimer(after)
 		select {
 		case <-t.C:
 		case <-w.ctx.Done():
 			t.Stop()
-			return false
+			return handBack(attempt)
 		}
 	}
 }

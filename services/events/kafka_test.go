@@ -257,6 +257,12 @@ func TestKafkaNeverCommitsPastAnUnhandledRecord(t *testing.T) {
 	if ids := got.ids(); !slices.Equal(ids, []string{"stuck", "after"}) {
 		t.Fatalf("the next subscriber handled %v, want [stuck after]", ids)
 	}
+	// The deliveries so far travelled with the committed offset.
+	mu.Lock()
+	defer mu.Unlock()
+	if a := got.snapshot()[0].Attempt; a != attempts["stuck"]+1 {
+		t.Errorf("the next subscriber's first delivery of the stuck record is attempt %d, want %d", a, attempts["stuck"]+1)
+	}
 }
 
 // TestRuntimeOnKafka: -broker-url kafka://... runs a service's relay and consumer on Kafka,
