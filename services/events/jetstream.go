@@ -271,6 +271,12 @@ type jsSubscription struct {
 	cancel context.CancelFunc
 	ccs    []jetstream.ConsumeContext
 	once   sync.Once
+
+	// ConsumeContext.Closed may report closed while a callback still runs (it checks the
+	// subscription's validity, which Stop removes at once): Stop also waits for these.
+	mu       sync.Mutex
+	stopped  bool
+	inflight sync.WaitGroup
 }
 
 // Stop implements Subscription.
@@ -280,8 +286,12 @@ func (s *jsSubscription) Stop() {
 			cc.Stop()
 		}
 		for _, cc := range s.ccs {
-			<-cc.Closed() // the callback in progress has returned
+			<-cc.Closed()
 		}
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
+		s.inflight.Wait() // the callback in progress has returned
 		s.cancel()
 	})
 }
@@ -289,6 +299,15 @@ func (s *jsSubscription) Stop() {
 // handle hands one delivery to the shared policy (dispatcher), which acknowledges, redelivers
 // (NakWithDelay: the server counts the attempts) or dead-letters it (then Term).
 func (s *jsSubscription) handle(m jetstream.Msg) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		_ = m.Nak() // stopped: leave it to another instance, now
+		return
+	}
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	defer s.inflight.Done()
 	attempt := 1
 	if md, err := m.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
