@@ -160,6 +160,9 @@ func DialKafka(ctx context.Context, url string, cfg Config) (*Kafka, error) {
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID(cfg.Name),
 		kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
+		// After a broker dies, look for the partitions' new leaders within a second, not the
+		// default 5s.
+		kgo.MetadataMinAge(time.Second),
 		kgo.RetryBackoffFn(func(tries int) time.Duration {
 			d := cfg.ReconnectWait
 			for i := 1; i < tries && d < 2*time.Second; i++ {
@@ -380,7 +383,12 @@ func (b *Kafka) Subscribe(ctx context.Context, consumer string, types []string, 
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
 		kgo.SessionTimeout(session),
-		kgo.HeartbeatInterval(min(session/10, 3*time.Second)),
+		// A member hears of a rebalance at its next heartbeat: every second at most, so that a
+		// stopped instance's partitions move within a second or two.
+		kgo.HeartbeatInterval(min(session/10, time.Second)),
+		// A fetch waits for records at most a second (default 5s): a partition assigned
+		// meanwhile joins the next fetch, so it starts within a second.
+		kgo.FetchMaxWait(time.Second),
 		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
