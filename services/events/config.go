@@ -14,8 +14,8 @@ import (
 
 // Config configures a broker connection: the JetStream one (Dial, (*Embedded).Connect) or the
 // Kafka one (DialKafka, which reads Kafka). Name, the retry and dead-letter policy
-// (MaxAttempts, BackOff, HandlerTimeout), AckWait, ReconnectWait, RequestTimeout, Logger, TLS
-// and Registerer apply to both; Stream, SubjectPrefix, MaxAckPending, Duplicates, MaxAge and
+// (MaxAttempts, BackOff, HandlerTimeout), AckWait (Kafka: the group's session timeout, at least
+// 6s), ReconnectWait, RequestTimeout, Logger, TLS, Registerer and MaxAge apply to both; Stream, SubjectPrefix, MaxAckPending, Duplicates and
 // Replicas to JetStream only. Its zero value means the defaults.
 type Config struct {
 	// Name names the connection in the server's monitoring ("orderd"). Default "shopgate".
@@ -44,7 +44,8 @@ type Config struct {
 	MaxAckPending int
 	// Duplicates is the stream's deduplication window for message ids. Default 10m.
 	Duplicates time.Duration
-	// MaxAge drops stream messages older than it. Default 7 days.
+	// MaxAge drops stream messages older than it (Kafka: the retention.ms of the topics it
+	// creates). Default 7 days.
 	MaxAge time.Duration
 	// Replicas is the stream's replication factor on a cluster. Default 1.
 	Replicas int

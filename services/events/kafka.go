@@ -206,12 +206,14 @@ func DialKafka(ctx context.Context, url string, cfg Config) (*Kafka, error) {
 }
 
 // ensureTopics creates the topics that are missing, with the configured partitions and
-// replication factor, retrying until ctx is done while the cluster does not answer.
+// replication factor, retention.ms = Config.MaxAge (the inbox outlasts it) and, from a
+// replication factor of 3, min.insync.replicas=2; retrying until ctx is done while the cluster does not answer.
 func (b *Kafka) ensureTopics(ctx context.Context, topics ...string) error {
-	var configs map[string]*string
+	retention := strconv.FormatInt(b.cfg.MaxAge.Milliseconds(), 10)
+	configs := map[string]*string{"retention.ms": &retention}
 	if b.kcfg.ReplicationFactor >= 3 {
 		two := "2"
-		configs = map[string]*string{"min.insync.replicas": &two}
+		configs["min.insync.replicas"] = &two
 	}
 	var fatal error
 	err := retry(ctx, b.cfg.ReconnectWait, func() error {

@@ -100,14 +100,13 @@ func TestKafkaCreatesMissingTopics(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var minISR string
+			got := map[string]string{}
 			for _, cfg := range rc.Configs {
-				if cfg.Key == "min.insync.replicas" {
-					minISR = cfg.MaybeValue()
-				}
+				got[cfg.Key] = cfg.MaybeValue()
 			}
-			if minISR != "2" {
-				t.Errorf("topic %s: min.insync.replicas %q, want 2", topic, minISR)
+			if got["min.insync.replicas"] != "2" || got["retention.ms"] != "604800000" {
+				t.Errorf("topic %s: min.insync.replicas %q, retention.ms %q; want 2 and 7 days (604800000)",
+					topic, got["min.insync.replicas"], got["retention.ms"])
 			}
 		}
 	})
