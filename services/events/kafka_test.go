@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -460,5 +462,74 @@ func TestKafkaRetryHoldsBackOnlyItsPartition(t *testing.T) {
 	}
 	if order[len(order)-1] != "behind" || order[len(order)-2] != "stuck" {
 		t.Errorf("key order-stuck delivered %v, want stuck (retried) then behind", order)
+	}
+}
+
+// TestRelayMarksOnlyTheAcknowledgedPrefixOnKafka: when the broker refuses one partition's
+// records in a batch, the relay marks published only the rows before the first refused one;
+// the next round publishes the rest, and every order's events still arrive first in order.
+func TestRelayMarksOnlyTheAcknowledgedPrefixOnKafka(t *testing.T) {
+	c := testkafka.Start(t, 3)
+	const topic = "prefix"
+	b, err := events.DialKafka(ctxTimeout(t, 10*time.Second), c.URL(),
+		events.Config{Kafka: events.KafkaConfig{Topic: topic, Partitions: 3, ReplicationFactor: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// Two orders on two partitions; the second one's partition refuses records for a while.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+	partitionOf := func(key string) int32 { return int32(part.Partition(&kgo.Record{Key: []byte(key)}, 3)) }
+	okKey, badKey := "o-ok", ""
+	for i := range 100 {
+		if k := "o-bad" + strconv.Itoa(i); partitionOf(k) != partitionOf(okKey) {
+			badKey = k
+			break
+		}
+	}
+	db := openDB(t)
+	var want []string // commit order: ok, bad, ok, bad, ok, bad
+	for range 3 {
+		for _, k := range []string{okKey, badKey} {
+			want = append(want, commitTraced(t, db, k, nil).GetEventId())
+		}
+	}
+	fault := c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic,
+		Partitions: []int32{partitionOf(badKey)}, Err: kerr.InvalidRecord, Count: -1})
+	relay, err := events.NewRelay(db, b, events.RelayConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := relay.PublishPending(ctxTimeout(t, 10*time.Second))
+	if n != 1 || err == nil {
+		t.Fatalf("PublishPending = %d, %v; want the first row only, and the broker's error", n, err)
+	}
+	fault.Remove()
+	if n, err := relay.PublishPending(ctxTimeout(t, 10*time.Second)); n != 5 || err != nil {
+		t.Fatalf("second round: PublishPending = %d, %v; want the 5 other rows", n, err)
+	}
+	var got deliveries
+	sub := subscribe(t, b, "svc", []string{orderCreated}, func(_ context.Context, m events.Message) error { got.add(m); return nil })
+	defer sub.Stop()
+	eventually(t, 10*time.Second, "not every event arrived", func() bool {
+		seen := map[string]bool{}
+		for _, id := range got.ids() {
+			seen[id] = true
+		}
+		return len(seen) == len(want)
+	})
+	first := map[string][]string{}
+	seen := map[string]bool{}
+	for _, m := range got.snapshot() {
+		if !seen[m.ID] {
+			seen[m.ID] = true
+			first[m.Key] = append(first[m.Key], m.ID)
+		}
+	}
+	for i, k := range []string{okKey, badKey} {
+		wantKey := []string{want[i], want[i+2], want[i+4]}
+		if !slices.Equal(first[k], wantKey) {
+			t.Errorf("order %s: first deliveries %v, want %v", k, first[k], wantKey)
+		}
 	}
 }
