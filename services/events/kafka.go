@@ -359,8 +359,9 @@ func (b *Kafka) Close() error {
 // Stop; never past an unhandled record. Records of other types are skipped. When a partition
 // moves while a record is retried, the commit of its offset carries the deliveries so far
 // (commit metadata) and the next owner counts on from them; after a crash it counts from 1
-// again. The group's session
-// timeout is Config.AckWait (at least 6s): after it, a crashed instance's partitions move.
+// again. The group's session timeout is Config.AckWait (at least 6s): after it, a crashed
+// instance's partitions move; its rebalance timeout (how long a revocation may wait for the
+// handler in progress) is 60s, or AckWait and 10s more when that is longer.
 func (b *Kafka) Subscribe(ctx context.Context, consumer string, types []string, h Handler) (Subscription, error) {
 	if !kafkaName.MatchString(consumer) || strings.Contains(consumer, ".") || len(types) == 0 || h == nil {
 		return nil, fmt.Errorf("subscribing %q: invalid consumer name, no types or nil handler", consumer)
@@ -385,6 +386,7 @@ func (b *Kafka) Subscribe(ctx context.Context, consumer string, types []string, 
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
 		kgo.SessionTimeout(session),
+		kgo.RebalanceTimeout(max(60*time.Second, b.cfg.AckWait+10*time.Second)),
 		// A member hears of a rebalance at its next heartbeat: every second at most, so that a
 		// stopped instance's partitions move within a second or two.
 		kgo.HeartbeatInterval(min(session/10, time.Second)),
