@@ -16,11 +16,14 @@ import (
 
 // Defaults of Config for PostgreSQL.
 const (
-	DefaultMaxConns     = 10
-	DefaultTxAttempts   = 10
-	DefaultSearchPath   = "public"
-	defaultRetryBackoff = 2 * time.Millisecond
-	maxRetryBackoff     = 100 * time.Millisecond
+	DefaultMaxConns   = 10
+	DefaultTxAttempts = 10
+	DefaultSearchPath = "public"
+	// DefaultConnectTimeout bounds each connection attempt when the URL sets no
+	// connect_timeout.
+	DefaultConnectTimeout = 10 * time.Second
+	defaultRetryBackoff   = 2 * time.Millisecond
+	maxRetryBackoff       = 100 * time.Millisecond
 )
 
 // OpenPostgres connects to the PostgreSQL database of rawURL ("postgres://user@host:5432/db?
@@ -28,7 +31,8 @@ const (
 // schema of the URL's search_path when it is missing (default "public", which exists), and
 // applies migrations under an advisory lock (see Migrate), so that replicas starting together
 // migrate once. Read and Write are the same pool (Config.MaxConns connections); InTx runs
-// SERIALIZABLE transactions with retries. Close the DB when done.
+// SERIALIZABLE transactions with retries. A connection attempt gives up after the URL's
+// connect_timeout (default DefaultConnectTimeout, 10s). Close the DB when done.
 func OpenPostgres(ctx context.Context, rawURL string, migrations []string, cfg Config) (*DB, error) {
 	if cfg.MaxConns < 0 || cfg.TxAttempts < 0 {
 		return nil, errors.New("opening database: negative connection count or transaction attempts")
@@ -42,6 +46,9 @@ func OpenPostgres(ctx context.Context, rawURL string, migrations []string, cfg C
 	pc, err := pgx.ParseConfig(rawURL) // its errors redact the password
 	if err != nil {
 		return nil, fmt.Errorf("opening database: bad PostgreSQL URL: %w", err)
+	}
+	if pc.ConnectTimeout == 0 {
+		pc.ConnectTimeout = DefaultConnectTimeout
 	}
 	schema := firstSchema(pc.RuntimeParams["search_path"])
 	db := stdlib.OpenDB(*pc)
