@@ -32,10 +32,13 @@ const (
 // applies migrations under an advisory lock (see Migrate), so that replicas starting together
 // migrate once. Read and Write are the same pool (Config.MaxConns connections); InTx runs
 // SERIALIZABLE transactions with retries. A connection attempt gives up after the URL's
-// connect_timeout (default DefaultConnectTimeout, 10s). Close the DB when done.
+// connect_timeout (default DefaultConnectTimeout, 10s). The server probes idle connections
+// (tcp_keepalives_idle 30s, interval 10s, count 3, unless the URL sets them), so that the
+// advisory locks of a replica that vanished are freed within about a minute. Close the DB when
+// done.
 func OpenPostgres(ctx context.Context, rawURL string, migrations []string, cfg Config) (*DB, error) {
-	if cfg.MaxConns < 0 || cfg.TxAttempts < 0 {
-		return nil, errors.New("opening database: negative connection count or transaction attempts")
+	if cfg.MaxConns < 0 || cfg.MaxConns == 1 || cfg.TxAttempts < 0 {
+		return nil, errors.New("opening database: want at least 2 connections (the relay holds one for its claim) and no negative transaction attempts")
 	}
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
@@ -49,6 +52,14 @@ func OpenPostgres(ctx context.Context, rawURL string, migrations []string, cfg C
 	}
 	if pc.ConnectTimeout == 0 {
 		pc.ConnectTimeout = DefaultConnectTimeout
+	}
+	// A replica lost without closing its connections (a machine gone, a partition) must not
+	// keep its advisory locks (the relay's claim) for the kernel's default two hours: the
+	// server probes an idle connection after 30s and drops it after three lost probes.
+	for k, v := range map[string]string{"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "3"} {
+		if _, ok := pc.RuntimeParams[k]; !ok {
+			pc.RuntimeParams[k] = v
+		}
 	}
 	schema := firstSchema(pc.RuntimeParams["search_path"])
 	db := stdlib.OpenDB(*pc)

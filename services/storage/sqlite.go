@@ -27,7 +27,8 @@ type Config struct {
 	BusyTimeout time.Duration
 	// MaxReaders caps the read pool. Default: DefaultMaxReaders (4). SQLite only.
 	MaxReaders int
-	// MaxConns caps the connection pool. Default: DefaultMaxConns (10). PostgreSQL only.
+	// MaxConns caps the connection pool; at least 2. Default: DefaultMaxConns (10).
+	// PostgreSQL only.
 	MaxConns int
 	// TxAttempts is how many times InTx runs a transaction that failed on a serialization
 	// failure or a deadlock before it gives up. Default: DefaultTxAttempts (10). PostgreSQL only.

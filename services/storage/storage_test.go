@@ -202,7 +202,8 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 		{"negative busy timeout", storage.Source{Path: filepath.Join(dir, "d.db")}, storage.Config{BusyTimeout: -1}, "negative"},
 		{"not a postgres url", storage.Source{URL: "mysql://127.0.0.1/x"}, storage.Config{}, "postgres://"},
 		{"unparsable postgres url", storage.Source{URL: "postgres://u:secret@127.0.0.1:notaport/x"}, storage.Config{}, "bad PostgreSQL URL"},
-		{"negative connections", storage.Source{URL: "postgres://127.0.0.1/x"}, storage.Config{MaxConns: -1}, "negative"},
+		{"negative connections", storage.Source{URL: "postgres://127.0.0.1/x"}, storage.Config{MaxConns: -1}, "at least 2"},
+		{"one connection", storage.Source{URL: "postgres://127.0.0.1/x"}, storage.Config{MaxConns: 1}, "at least 2"},
 		{"nothing listening", storage.Source{URL: "postgres://u:secret@127.0.0.1:1/x?connect_timeout=2"}, storage.Config{}, "connecting to PostgreSQL 127.0.0.1:1/x"},
 	}
 	for _, tc := range tests {
@@ -408,6 +409,31 @@ func TestQueryAll(t *testing.T) {
 			}
 			if _, err := storage.QueryAll(ctx, db.Reader(), scanN, `SELECT nope FROM t`); err == nil {
 				t.Fatal("a bad query gave no error")
+			}
+		})
+	}
+}
+
+// The sessions of a PostgreSQL DB use the URL's schema and are probed by the server when idle
+// (so that a vanished replica's advisory locks are freed), unless the URL says otherwise.
+func TestPostgresSessionSettings(t *testing.T) {
+	base := testpg.Schema(t, "session")
+	tests := []struct {
+		name, url, wantIdle string
+	}{
+		{"defaults", base, "30"},
+		{"url wins", base + "&tcp_keepalives_idle=7", "7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := open(t, storage.Source{URL: tc.url}, v1)
+			var idle, schema string
+			if err := db.Read.QueryRow(`SELECT current_setting('tcp_keepalives_idle'), current_schema()`).Scan(&idle, &schema); err != nil {
+				t.Fatal(err)
+			}
+			u, _ := url.Parse(base)
+			if idle != tc.wantIdle || schema != u.Query().Get("search_path") {
+				t.Fatalf("tcp_keepalives_idle %q, schema %q; want %q, %q", idle, schema, tc.wantIdle, u.Query().Get("search_path"))
 			}
 		})
 	}
