@@ -276,3 +276,54 @@ func TestPostgresRelayClaim(t *testing.T) {
 		})
 	}
 }
+
+// On PostgreSQL a lower seq can commit after a higher one has been read and published: the
+// relay does not mark it with that batch, and publishes it in the next round.
+func TestPostgresRelayPublishesALowerSeqCommittedLate(t *testing.T) {
+	db := pgOutbox(t, 1)[0]
+	b := &recordingBroker{Broker: embeddedBroker(t)}
+	r, err := events.NewRelay(db.Write, b, events.RelayConfig{Name: "order", Dialect: db.Dialect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	late, err := events.NewEnvelope("order", "k", &eventsv1.OrderCreated{OrderId: "k"}, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appended, commit, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- db.InTx(ctx, func(tx *storage.Tx) error {
+			if err := events.Append(ctx, tx, late); err != nil {
+				return err
+			}
+			close(appended)
+			<-commit
+			return nil
+		})
+	}()
+	<-appended
+	early := pgAppend(t, db, "k2") // a higher seq, committed first
+	var lateSeq, earlySeq int64
+	if err := db.Read.QueryRow(`SELECT seq FROM outbox WHERE event_id = $1`, early).Scan(&earlySeq); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.PublishPending(ctx); err != nil || n != 1 {
+		t.Fatalf("first round: %d, %v; want the committed row", n, err)
+	}
+	close(commit)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Read.QueryRow(`SELECT seq FROM outbox WHERE event_id = $1`, late.GetEventId()).Scan(&lateSeq); err != nil || lateSeq >= earlySeq {
+		t.Fatalf("late row seq %d (%v), want below %d", lateSeq, err, earlySeq)
+	}
+	if n, err := r.PublishPending(ctx); err != nil || n != 1 {
+		t.Fatalf("second round: %d, %v; want the late row", n, err)
+	}
+	got, _ := b.snapshot()
+	if len(got) != 2 || got[0].ID != early || got[1].ID != late.GetEventId() {
+		t.Fatalf("published %v, want %s then %s", got, early, late.GetEventId())
+	}
+}
