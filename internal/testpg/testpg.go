@@ -19,12 +19,15 @@ import (
 )
 
 // DefaultURL is the PostgreSQL database the tests use (bash .ci/services.sh starts the server):
-// database test on 127.0.0.1:5432, trust authentication. The variable TESTPG_URL overrides it.
+// database test on 127.0.0.1:5432, trust authentication. The variable EnvURL overrides it.
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
-// URL returns TESTPG_URL, or DefaultURL when it is not set.
+// EnvURL names the variable that overrides DefaultURL (the same as services/pgnotify's tests).
+const EnvURL = "SHOPGATE_TEST_POSTGRES_URL"
+
+// URL returns $SHOPGATE_TEST_POSTGRES_URL, or DefaultURL when it is not set.
 func URL() string {
-	if u := os.Getenv("TESTPG_URL"); u != "" {
+	if u := os.Getenv(EnvURL); u != "" {
 		return u
 	}
 	return DefaultURL
@@ -52,7 +55,7 @@ func Need(t testing.TB) string {
 	})
 	if checkErr != nil {
 		msg := "this test needs PostgreSQL with a database test on 127.0.0.1:5432, trust auth " +
-			"(bash .ci/services.sh starts it; TESTPG_URL overrides the URL): " + checkErr.Error()
+			"(bash .ci/services.sh starts it; " + EnvURL + " overrides the URL " + URL() + "): " + checkErr.Error()
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
