@@ -4,7 +4,7 @@
 //
 //	inventoryd -listen 127.0.0.1:9103 -data ./data -seed -passport-jwks ./data/passport-jwks.json
 //	inventoryd -config inventoryd.yaml
-//	inventoryd -database-url 'postgres://shop@127.0.0.1:5432/shop?search_path=shop_inventory' ...
+//	inventoryd -database-url postgres://shop@127.0.0.1:5432/shop ...   // tables in schema shop_inventory
 //
 // -passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys
 // (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is

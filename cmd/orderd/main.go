@@ -5,7 +5,7 @@
 //	orderd -listen 127.0.0.1:9101 -data ./data -inventory-addr 127.0.0.1:9103 \
 //	       -passport-jwks ./data/passport-jwks.json
 //	orderd -config orderd.yaml
-//	orderd -database-url 'postgres://shop@127.0.0.1:5432/shop?search_path=shop_order' ...
+//	orderd -database-url postgres://shop@127.0.0.1:5432/shop ...   // tables in schema shop_order
 //
 // -passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys
 // (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is

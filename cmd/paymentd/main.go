@@ -4,7 +4,7 @@
 //
 //	paymentd -listen 127.0.0.1:9102 -data ./data -passport-jwks ./data/passport-jwks.json
 //	paymentd -config paymentd.yaml
-//	paymentd -database-url 'postgres://shop@127.0.0.1:5432/shop?search_path=shop_payment' ...
+//	paymentd -database-url postgres://shop@127.0.0.1:5432/shop ...   // tables in schema shop_payment
 //
 // -passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys
 // (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,10 +50,11 @@ type Config struct {
 	// DefaultData.
 	Data string `yaml:"data"`
 	// DatabaseURL is the PostgreSQL database of the service (flag -database-url), e.g.
-	// "postgres://shop@db:5432/shop?search_path=shop_order": the service keeps its tables in
-	// the first schema of search_path, created when missing (default public). Replicas of a
-	// service share one URL. The password is better given by PGPASSWORD or ~/.pgpass than in
-	// the URL. Default "": the SQLite file under Data.
+	// "postgres://shop@db:5432/shop": the service keeps its tables in the first schema of the
+	// URL's search_path, created when missing; without one, in the schema shop_<service>
+	// (shop_order), so that the services may share one URL. The replicas of a service share its
+	// URL. The password is better given by PGPASSWORD or ~/.pgpass than in the URL. Default "":
+	// the SQLite file under Data.
 	DatabaseURL string `yaml:"database_url"`
 	// MetricsListen is the HTTP address serving /metrics. Default "": none.
 	MetricsListen string `yaml:"metrics_listen"`
@@ -84,15 +86,36 @@ func (c *Config) Flags(fs *flag.FlagSet, database string) {
 	c.ServerFlags(fs)
 	fs.StringVar(&c.Data, "data", c.Data, "data folder; the database is <data>/"+database+" unless -database-url is set")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL,
-		"PostgreSQL URL of the database, e.g. postgres://user@host:5432/db?search_path=shop_"+strings.TrimSuffix(filepath.Base(database), ".db")+
-			" (the schema is created if missing; password best in PGPASSWORD); empty: the SQLite file <data>/"+database)
+		"PostgreSQL URL of the database, e.g. postgres://user@host:5432/shop; the tables go in the schema of its search_path, default "+
+			schemaOf(database)+" (created if missing); password best in PGPASSWORD; empty: the SQLite file <data>/"+database)
 	c.Events.RegisterFlags(fs)
 }
 
-// Source is where the service's database is: DatabaseURL when set, else the SQLite file
-// <Data>/<database> ("order/order.db").
+// Source is where the service's database is: DatabaseURL when set (with search_path set to
+// shop_<service> when the URL has none: "order/order.db" gives shop_order), else the SQLite
+// file <Data>/<database> ("order/order.db").
 func (c Config) Source(database string) storage.Source {
-	return storage.Source{URL: c.DatabaseURL, Path: filepath.Join(c.Data, database)}
+	src := storage.Source{URL: c.DatabaseURL, Path: filepath.Join(c.Data, database)}
+	if !storage.IsPostgres(src.URL) {
+		return src // SQLite, or a bad URL that opening refuses
+	}
+	u, err := url.Parse(src.URL)
+	if err != nil {
+		return src // opening reports it
+	}
+	q := u.Query()
+	if q.Get("search_path") == "" && q.Get("options") == "" {
+		q.Set("search_path", schemaOf(database))
+		u.RawQuery = q.Encode()
+		src.URL = u.String()
+	}
+	return src
+}
+
+// schemaOf is the default PostgreSQL schema of the service whose SQLite file is database:
+// "order/order.db" gives "shop_order".
+func schemaOf(database string) string {
+	return "shop_" + strings.TrimSuffix(filepath.Base(database), ".db")
 }
 
 // ServerFlags defines the flags of a service without data or events (a front server such as
