@@ -82,10 +82,10 @@ func TestRelayMarksExactlyWhatItPublished(t *testing.T) {
 	// The middle row has not committed yet when the relay reads the outbox: take it out, and
 	// put it back (same seq) while the relay publishes the first row.
 	type row struct {
-		seq         int64
+		seq           int64
 		id, eventType string
-		env         []byte
-		created     int64
+		env           []byte
+		created       int64
 	}
 	var late row
 	if err := db.QueryRow(`SELECT seq, event_id, event_type, envelope, created_at FROM outbox WHERE event_id = ?`, ids[1]).
