@@ -141,8 +141,10 @@ func (t sqlTx) Append(ctx context.Context, env *eventsv1.Envelope) error {
 	return events.Append(ctx, t.tx, env)
 }
 
+// Item locks the item's row (PostgreSQL: FOR UPDATE) until the transaction ends, so that the
+// stock this transaction checked is the stock it moves.
 func (t sqlTx) Item(ctx context.Context, sku string) (*inventoryv1.Item, error) {
-	return scanItem(t.tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM items WHERE sku = ?`, sku))
+	return scanItem(t.tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM items WHERE sku = ?`+t.tx.Dialect().ForUpdate(), sku))
 }
 
 func (t sqlTx) PutItem(ctx context.Context, it *inventoryv1.Item) error {
@@ -173,8 +175,15 @@ func (t sqlTx) Move(ctx context.Context, sku string, available, reserved int32) 
 	return ErrInsufficientStock
 }
 
+// Reservation locks the order's reservation (storage.Tx.Lock) until the transaction ends,
+// whether it exists or not: OrderCreated and OrderCancelled of one order handled at once by two
+// replicas run one after the other, and the second sees the reservation or tombstone of the
+// first.
 func (t sqlTx) Reservation(ctx context.Context, orderID string) (Reservation, error) {
 	r := Reservation{OrderID: orderID}
+	if err := t.tx.Lock(ctx, "inventory.reservation:"+orderID); err != nil {
+		return r, err
+	}
 	err := t.tx.QueryRowContext(ctx, `SELECT state, reason FROM reservations WHERE order_id = ?`, orderID).Scan(&r.State, &r.Reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound

@@ -188,8 +188,10 @@ func loadItems(ctx context.Context, q storage.Querier, orders ...*orderv1.Order)
 	return rows.Err()
 }
 
-func getRecord(ctx context.Context, q storage.Querier, id string) (Record, error) {
-	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
+// getRecord reads an order and its items; suffix ends the order's SELECT (a FOR UPDATE clause
+// in a write transaction).
+func getRecord(ctx context.Context, q storage.Querier, id, suffix string) (Record, error) {
+	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`+suffix, id))
 	if err != nil {
 		return r, err
 	}
@@ -198,7 +200,7 @@ func getRecord(ctx context.Context, q storage.Querier, id string) (Record, error
 
 // Get implements Store.
 func (s *SQLStore) Get(ctx context.Context, id string) (*orderv1.Order, error) {
-	r, err := getRecord(ctx, s.db.Reader(), id)
+	r, err := getRecord(ctx, s.db.Reader(), id, "")
 	return r.Order, err
 }
 
@@ -258,8 +260,11 @@ func (t sqlTx) Append(ctx context.Context, env *eventsv1.Envelope) error {
 	return events.Append(ctx, t.tx, env)
 }
 
+// Record locks the order's row (PostgreSQL: FOR UPDATE) until the transaction ends: a
+// concurrent transaction on the same order (another replica's saga step) waits, then reads what
+// this one committed.
 func (t sqlTx) Record(ctx context.Context, id string) (Record, error) {
-	return getRecord(ctx, t.tx, id)
+	return getRecord(ctx, t.tx, id, t.tx.Dialect().ForUpdate())
 }
 
 func (t sqlTx) Insert(ctx context.Context, o *orderv1.Order) error {
@@ -287,7 +292,13 @@ func (t sqlTx) Save(ctx context.Context, r Record) error {
 	return err
 }
 
+// Idempotency locks the customer's key (storage.Tx.Lock) until the transaction ends, whether
+// a record exists or not: two requests with one key run one after the other, and the second
+// finds the order of the first.
 func (t sqlTx) Idempotency(ctx context.Context, customerID, key string) (IdempotencyRecord, error) {
+	if err := t.tx.Lock(ctx, fmt.Sprintf("order.idempotency:%d:%s:%s", len(customerID), customerID, key)); err != nil {
+		return IdempotencyRecord{CustomerID: customerID, Key: key}, err
+	}
 	return getIdempotency(ctx, t.tx, customerID, key)
 }
 

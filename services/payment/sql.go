@@ -138,12 +138,20 @@ func (t sqlTx) Append(ctx context.Context, env *eventsv1.Envelope) error {
 	return events.Append(ctx, t.tx, env)
 }
 
+// Payment locks the payment's row (PostgreSQL: FOR UPDATE) until the transaction ends.
 func (t sqlTx) Payment(ctx context.Context, id string) (*paymentv1.Payment, error) {
-	return scanPayment(t.tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ?`, id))
+	return scanPayment(t.tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ?`+t.tx.Dialect().ForUpdate(), id))
 }
 
+// PaymentOfOrder locks the order's payment side (storage.Tx.Lock), whether a payment exists or
+// not, and the payment's row: OrderCreated and OrderCancelled of one order handled at once by
+// two replicas run one after the other, and the second sees the payment or tombstone of the
+// first.
 func (t sqlTx) PaymentOfOrder(ctx context.Context, orderID string) (*paymentv1.Payment, error) {
-	return scanPayment(t.tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE order_id = ?`, orderID))
+	if err := t.tx.Lock(ctx, "payment.order:"+orderID); err != nil {
+		return nil, err
+	}
+	return scanPayment(t.tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE order_id = ?`+t.tx.Dialect().ForUpdate(), orderID))
 }
 
 func (t sqlTx) Insert(ctx context.Context, p *paymentv1.Payment) error {

@@ -12,9 +12,12 @@
 //
 // PostgreSQL (OpenPostgres): one pool (Read and Write are the same). The schema is the first
 // of the URL's search_path (created when missing; default public), so that several services
-// share one database, each in its own schema. InTx runs SERIALIZABLE transactions and runs one
-// again when it fails on a serialization failure or a deadlock (40001, 40P01), up to
-// Config.TxAttempts times: replicas writing the same rows concurrently lose no update.
+// share one database, each in its own schema. InTx runs READ COMMITTED transactions, many at a
+// time; a transaction that reads then writes something locks it first (Tx.Lock, a
+// transaction-level advisory lock on a key such as the order id, which also covers rows not
+// inserted yet; or SELECT ... FOR UPDATE), so that replicas writing the same rows concurrently
+// lose no update. A transaction failing on a deadlock or a serialization failure (40P01,
+// 40001) runs again, up to Config.TxAttempts times.
 //
 // Migrations are an ordered list of SQL scripts per dialect (Migrations); script i is schema
 // version i+1 of that dialect. Migrate records each applied version in schema_migrations and

@@ -31,7 +31,7 @@ const (
 // schema of the URL's search_path when it is missing (default "public", which exists), and
 // applies migrations under an advisory lock (see Migrate), so that replicas starting together
 // migrate once. Read and Write are the same pool (Config.MaxConns connections); InTx runs
-// SERIALIZABLE transactions with retries. A connection attempt gives up after the URL's
+// READ COMMITTED transactions, retried on deadlocks (see InTx and Tx.Lock). A connection attempt gives up after the URL's
 // connect_timeout (default DefaultConnectTimeout, 10s). The server probes idle connections
 // (tcp_keepalives_idle 30s, interval 10s, count 3, unless the URL sets them), so that the
 // advisory locks of a replica that vanished are freed within about a minute. Close the DB when

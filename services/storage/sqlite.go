@@ -30,8 +30,8 @@ type Config struct {
 	// MaxConns caps the connection pool; at least 2. Default: DefaultMaxConns (10).
 	// PostgreSQL only.
 	MaxConns int
-	// TxAttempts is how many times InTx runs a transaction that failed on a serialization
-	// failure or a deadlock before it gives up. Default: DefaultTxAttempts (10). PostgreSQL only.
+	// TxAttempts is how many times InTx runs a transaction that failed on a deadlock or a
+	// serialization failure before it gives up. Default: DefaultTxAttempts (10). PostgreSQL only.
 	TxAttempts int
 }
 
@@ -119,19 +119,20 @@ func (db *DB) Close() error {
 //
 // SQLite: BEGIN IMMEDIATE on the single writer, so transactions run one at a time; fn runs once.
 //
-// PostgreSQL: SERIALIZABLE, so that transactions of several replicas on the same rows behave as
-// if they ran one after the other (no lost update, also on insert-or-update paths). A
-// transaction that fails on a serialization failure or a deadlock (IsRetryable), in fn or at
-// commit, rolls back and runs again, up to Config.TxAttempts times in all, after a short random
-// backoff: fn must therefore have no effect outside tx that a second run would repeat (reset
-// what it sets at its start).
+// PostgreSQL: READ COMMITTED, several at a time, within one replica and across replicas. A
+// transaction that reads something and writes on what it read must therefore lock it first,
+// so that a concurrent one waits and then reads the committed result (no lost update): Tx.Lock
+// for a key of its own (an aggregate, a row that may not exist yet: insert-or-update paths), or
+// SELECT ... FOR UPDATE (Dialect.ForUpdate) for existing rows. A transaction that fails on a
+// deadlock or a serialization failure (IsRetryable), in fn or at commit, rolls back and runs
+// again, up to Config.TxAttempts times in all, after a short random backoff: fn must therefore
+// have no effect outside tx that a second run would repeat (reset what it sets at its start).
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if db.Dialect != Postgres {
 		return db.runTx(ctx, nil, fn)
 	}
-	opts := &sql.TxOptions{Isolation: sql.LevelSerializable}
 	for attempt := 1; ; attempt++ {
-		err := db.runTx(ctx, opts, fn)
+		err := db.runTx(ctx, nil, fn)
 		if err == nil || !IsRetryable(err) || attempt >= db.attempts {
 			if err != nil && IsRetryable(err) {
 				return fmt.Errorf("transaction failed %d times on concurrent updates: %w", attempt, err)

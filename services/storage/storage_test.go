@@ -267,8 +267,9 @@ func TestInTx(t *testing.T) {
 					t.Fatalf("rows after rollback = %d", n)
 				}
 			})
-			// Read-modify-write from both replicas at once, on an existing row (id 100) and on
-			// a row each transaction inserts when missing or updates (id 200): no lost update.
+			// Read-modify-write from both replicas at once, on an existing row (id 100, locked by
+			// SELECT ... FOR UPDATE) and on a row each transaction inserts when missing or
+			// updates (id 200, under Tx.Lock): no lost update.
 			t.Run("concurrent replicas lose no update", func(t *testing.T) {
 				if _, err := db.Write.Exec(`INSERT INTO t (id, n) VALUES (100, 0)`); err != nil {
 					t.Fatal(err)
@@ -279,9 +280,12 @@ func TestInTx(t *testing.T) {
 					for range each {
 						wg.Go(func() {
 							err := h.InTx(ctx, func(tx *storage.Tx) error {
+								if err := tx.Lock(ctx, "t:200"); err != nil {
+									return err
+								}
 								for _, id := range []int{100, 200} {
 									var n int
-									err := tx.QueryRowContext(ctx, `SELECT n FROM t WHERE id = ?`, id).Scan(&n)
+									err := tx.QueryRowContext(ctx, `SELECT n FROM t WHERE id = ?`+tx.Dialect().ForUpdate(), id).Scan(&n)
 									switch {
 									case errors.Is(err, sql.ErrNoRows):
 										_, err = tx.ExecContext(ctx, `INSERT INTO t (id, n) VALUES (?, 1)`, id)
