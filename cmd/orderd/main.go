@@ -1,9 +1,11 @@
 // Command orderd runs the order service (shop.order.v1.OrderService) on its own
-// SQLite database.
+// SQLite database (<data>/order/order.db), or with -database-url on PostgreSQL, where several
+// replicas may share one database.
 //
 //	orderd -listen 127.0.0.1:9101 -data ./data -inventory-addr 127.0.0.1:9103 \
 //	       -passport-jwks ./data/passport-jwks.json
 //	orderd -config orderd.yaml
+//	orderd -database-url postgres://shop@127.0.0.1:5432/shop ...   // tables in schema shop_order
 //
 // -passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys
 // (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is
@@ -30,7 +32,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/acme/shopgate/cmd/internal/svcmain"
@@ -103,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer invConn.Close()
-	store, err := order.OpenSQLite(filepath.Join(cfg.Data, "order", "order.db"))
+	store, err := order.Open(ctx, cfg.Source("order/order.db"))
 	if err != nil {
 		return err
 	}
@@ -123,6 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Name:           "order",
 		ServiceName:    orderv1.OrderService_ServiceDesc.ServiceName,
 		DB:             store.DB(),
+		Dialect:        store.Dialect(),
 		Consumer:       svc.Subscriptions(),
 		Register:       svc.Register,
 		SetNotify:      svc.SetNotify,

@@ -7,11 +7,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/acme/shopgate/cmd/internal/svcmain/svcmaintest"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/internal/testpg"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/passport"
@@ -122,4 +124,49 @@ func TestRun(t *testing.T) {
 		})
 	}
 	t.Run("config errors", func(t *testing.T) { svcmaintest.ConfigErrors(t, run) })
+}
+
+// Two orderd replicas on one PostgreSQL schema, one given -database-url, the other
+// ORDERD__DATABASE_URL: an order created through one is read through the other. A URL that is
+// not PostgreSQL is refused at startup, saying what is expected.
+func TestRunOnPostgres(t *testing.T) {
+	url := testpg.Schema(t, "orderd")
+	inv := inventoryAt(t)
+	alice := metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: "alice", Roles: []string{"customer"}, Auth: "jwt"}))
+	ctx, cancel := context.WithTimeout(alice, 10*time.Second)
+	defer cancel()
+	addrA, stopA := start(t, "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv, "-database-url", url)
+	t.Setenv("ORDERD__DATABASE_URL", url)
+	addrB, stopB := start(t, "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv)
+	client := func(addr string) orderv1.OrderServiceClient {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return orderv1.NewOrderServiceClient(conn)
+	}
+	o, err := client(addrA).CreateOrder(ctx, &orderv1.CreateOrderRequest{Items: []*orderv1.OrderLine{{Sku: "sku-apple", Quantity: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := client(addrB).GetOrder(ctx, &orderv1.GetOrderRequest{Id: o.GetId()})
+	if err != nil || got.GetTotalCents() != 240 {
+		t.Fatalf("the other replica reads %v, %v", got, err)
+	}
+	if err := stopA(); err != nil {
+		t.Fatalf("replica A: %v", err)
+	}
+	if err := stopB(); err != nil {
+		t.Fatalf("replica B: %v", err)
+	}
+	t.Run("bad url", func(t *testing.T) {
+		for _, bad := range []string{"mysql://127.0.0.1/shop", "postgres://127.0.0.1:notaport/shop"} {
+			err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv,
+				"-passport-jwks", passporttest.WriteJWKS(t), "-database-url", bad}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "opening order store") {
+				t.Fatalf("-database-url %s: %v, want a clear error", bad, err)
+			}
+		}
+	})
 }

@@ -171,10 +171,7 @@ func TestListItemsPagination(t *testing.T) {
 
 func TestRestartPersistence(t *testing.T) {
 	path := t.TempDir() + "/inventory.db"
-	store, err := inventory.OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, path)
 	if err := inventory.SeedDemo(context.Background(), store); err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ type Reservation struct {
 	Lines   []Line
 }
 
-// Store is the inventory's storage. SQLiteStore implements it.
+// Store is the inventory's storage. SQLStore (SQLite or PostgreSQL) implements it.
 type Store interface {
 	// GetItem returns one item, or ErrNotFound.
 	GetItem(ctx context.Context, sku string) (*inventoryv1.Item, error)
