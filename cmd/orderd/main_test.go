@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/acme/shopgate/services/pgnotify/pgnotifytest"
 	"io"
 	"log/slog"
 	"net"
@@ -135,9 +136,16 @@ func TestRunOnPostgres(t *testing.T) {
 	alice := metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: "alice", Roles: []string{"customer"}, Auth: "jwt"}))
 	ctx, cancel := context.WithTimeout(alice, 10*time.Second)
 	defer cancel()
-	addrA, stopA := start(t, "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv, "-database-url", url)
+	// -watch-notify-url defaults to the PostgreSQL -database-url: both replicas LISTEN.
+	ch := pgnotifytest.Channel(t)
+	addrA, stopA := start(t, "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv, "-database-url", url, "-watch-notify-channel", ch)
 	t.Setenv("ORDERD__DATABASE_URL", url)
-	addrB, stopB := start(t, "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv)
+	addrB, stopB := start(t, "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv, "-watch-notify-channel", ch)
+	var listening int
+	pgnotifytest.QueryRow(t, url, `SELECT count(*) FROM pg_stat_activity WHERE query = $1`, []any{`LISTEN "` + ch + `"`}, &listening)
+	if listening != 2 {
+		t.Fatalf("%d replicas LISTEN on %s, want 2 (-watch-notify-url defaults to -database-url)", listening, ch)
+	}
 	client := func(addr string) orderv1.OrderServiceClient {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
