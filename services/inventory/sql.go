@@ -156,6 +156,13 @@ func (t sqlTx) PutItem(ctx context.Context, it *inventoryv1.Item) error {
 	return err
 }
 
+func (t sqlTx) AddItem(ctx context.Context, it *inventoryv1.Item) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO items (sku, name, price_cents, currency, available, reserved)
+		VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (sku) DO NOTHING`,
+		it.GetSku(), it.GetName(), it.GetPriceCents(), it.GetCurrency(), it.GetAvailable())
+	return err
+}
+
 func (t sqlTx) Move(ctx context.Context, sku string, available, reserved int32) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE items SET available = available + ?, reserved = reserved + ?
 		WHERE sku = ? AND available + ? >= 0 AND reserved + ? >= 0`, available, reserved, sku, available, reserved)
