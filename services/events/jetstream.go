@@ -103,12 +103,16 @@ func (b *JetStream) ensureStream(ctx context.Context) error {
 }
 
 // retry calls fn until it succeeds or ctx is done, waiting between calls from first up to 2s.
+// An error no retry can cure (unretryable) is returned at once.
 func retry(ctx context.Context, first time.Duration, fn func() error) error {
 	wait := first
 	for {
 		err := fn()
 		if err == nil {
 			return nil
+		}
+		if unretryable(err) {
+			return err
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -119,6 +123,27 @@ func retry(ctx context.Context, first time.Duration, fn func() error) error {
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
+}
+
+// JetStream API error codes that no retry cures: the stream's configuration is refused as such
+// (replicas on a single server, an invalid setting). A cluster still forming answers others
+// ("insufficient resources", "no suitable peers"), which pass.
+const (
+	jsErrCodeReplicasNotSupported jetstream.ErrorCode = 10074 // replicas > 1 not supported in non-clustered mode
+	jsErrCodeStreamInvalidConfig  jetstream.ErrorCode = 10052
+)
+
+// unretryable reports whether err is a JetStream refusal that retrying cannot change.
+func unretryable(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jsErrCodeReplicasNotSupported, jsErrCodeStreamInvalidConfig, jetstream.JSErrCodeBadRequest:
+		return true
+	}
+	return false
 }
 
 // Subject returns the subject of an event type on this broker.
