@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the services the tests talk to are up: Redis on 127.0.0.1:6379 and NATS with
-# JetStream on 127.0.0.1:4222. Starts a stopped one with the machine's own packages; installs
+# Makes sure the services the tests talk to are up: Redis on 127.0.0.1:6379, NATS with
+# JetStream on 127.0.0.1:4222 and PostgreSQL on 127.0.0.1:5432 (database test). Starts a stopped one with the machine's own packages; installs
 # the Debian package when the binary is missing. Only loopback addresses are used.
 set -uo pipefail
 
@@ -36,5 +36,19 @@ if up 4222; then echo "nats: up"; else
       -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log >/dev/null 2>&1 || true
   fi
   wait_up 4222 && echo "nats: started" || echo "nats: NOT available (tests that need it will fail under CI=true)"
+fi
+if up 5432; then echo "postgresql: up"; else
+  if [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+    for v in $(ls /etc/postgresql); do
+      pg_ctlcluster --skip-systemctl-redirect "$v" main start >/dev/null 2>&1 || true
+    done
+  fi
+  wait_up 5432 && echo "postgresql: started" || echo "postgresql: NOT available (tests that need it will fail under CI=true)"
+fi
+if up 5432 && command -v psql >/dev/null 2>&1; then
+  # The tests use the database test (trust auth on loopback); create it when missing.
+  if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" 2>/dev/null | grep -q 1; then
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE test" >/dev/null 2>&1 && echo "postgresql: database test created"
+  fi
 fi
 exit 0

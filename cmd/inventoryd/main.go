@@ -1,8 +1,10 @@
 // Command inventoryd runs the inventory service (shop.inventory.v1.InventoryService) on its own
-// SQLite database.
+// SQLite database (<data>/inventory/inventory.db), or with -database-url on PostgreSQL, where
+// several replicas may share one database.
 //
 //	inventoryd -listen 127.0.0.1:9103 -data ./data -seed -passport-jwks ./data/passport-jwks.json
 //	inventoryd -config inventoryd.yaml
+//	inventoryd -database-url postgres://shop@127.0.0.1:5432/shop ...   // tables in schema shop_inventory
 //
 // -passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys
 // (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is
@@ -23,7 +25,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/acme/shopgate/cmd/internal/svcmain"
@@ -73,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopTracing()
-	store, err := inventory.OpenSQLite(filepath.Join(cfg.Data, "inventory", "inventory.db"))
+	store, err := inventory.Open(ctx, cfg.Source("inventory/inventory.db"))
 	if err != nil {
 		return err
 	}
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Name:           "inventory",
 		ServiceName:    inventoryv1.InventoryService_ServiceDesc.ServiceName,
 		DB:             store.DB(),
+		Dialect:        store.Dialect(),
 		Consumer:       svc.Subscriptions(),
 		Register:       svc.Register,
 		SetNotify:      svc.SetNotify,

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"github.com/acme/shopgate/services/pgnotify/pgnotifytest"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/acme/shopgate/cmd/internal/svcmain/svcmaintest"
 	orderv1 "github.com/acme/shopgate/gen/shop/order/v1"
+	"github.com/acme/shopgate/internal/testpg"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/passport"
@@ -122,4 +125,56 @@ func TestRun(t *testing.T) {
 		})
 	}
 	t.Run("config errors", func(t *testing.T) { svcmaintest.ConfigErrors(t, run) })
+}
+
+// Two orderd replicas on one PostgreSQL schema, one given -database-url, the other
+// ORDERD__DATABASE_URL: an order created through one is read through the other. A URL that is
+// not PostgreSQL is refused at startup, saying what is expected.
+func TestRunOnPostgres(t *testing.T) {
+	url := testpg.Schema(t, "orderd")
+	inv := inventoryAt(t)
+	alice := metadata.NewOutgoingContext(context.Background(), passporttest.Metadata(passport.Caller{Subject: "alice", Roles: []string{"customer"}, Auth: "jwt"}))
+	ctx, cancel := context.WithTimeout(alice, 10*time.Second)
+	defer cancel()
+	// -watch-notify-url defaults to the PostgreSQL -database-url: both replicas LISTEN.
+	ch := pgnotifytest.Channel(t)
+	addrA, stopA := start(t, "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv, "-database-url", url, "-watch-notify-channel", ch)
+	t.Setenv("ORDERD__DATABASE_URL", url)
+	addrB, stopB := start(t, "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv, "-watch-notify-channel", ch)
+	var listening int
+	pgnotifytest.QueryRow(t, url, `SELECT count(*) FROM pg_stat_activity WHERE query = $1`, []any{`LISTEN "` + ch + `"`}, &listening)
+	if listening != 2 {
+		t.Fatalf("%d replicas LISTEN on %s, want 2 (-watch-notify-url defaults to -database-url)", listening, ch)
+	}
+	client := func(addr string) orderv1.OrderServiceClient {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return orderv1.NewOrderServiceClient(conn)
+	}
+	o, err := client(addrA).CreateOrder(ctx, &orderv1.CreateOrderRequest{Items: []*orderv1.OrderLine{{Sku: "sku-apple", Quantity: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := client(addrB).GetOrder(ctx, &orderv1.GetOrderRequest{Id: o.GetId()})
+	if err != nil || got.GetTotalCents() != 240 {
+		t.Fatalf("the other replica reads %v, %v", got, err)
+	}
+	if err := stopA(); err != nil {
+		t.Fatalf("replica A: %v", err)
+	}
+	if err := stopB(); err != nil {
+		t.Fatalf("replica B: %v", err)
+	}
+	t.Run("bad url", func(t *testing.T) {
+		for _, bad := range []string{"mysql://127.0.0.1/shop", "postgres://127.0.0.1:notaport/shop"} {
+			err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-data", t.TempDir(), "-inventory-addr", inv,
+				"-passport-jwks", passporttest.WriteJWKS(t), "-database-url", bad}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "opening order store") {
+				t.Fatalf("-database-url %s: %v, want a clear error", bad, err)
+			}
+		}
+	})
 }

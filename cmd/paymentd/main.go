@@ -1,8 +1,10 @@
 // Command paymentd runs the payment service (shop.payment.v1.PaymentService) on its own
-// SQLite database.
+// SQLite database (<data>/payment/payment.db), or with -database-url on PostgreSQL, where several
+// replicas may share one database.
 //
 //	paymentd -listen 127.0.0.1:9102 -data ./data -passport-jwks ./data/passport-jwks.json
 //	paymentd -config paymentd.yaml
+//	paymentd -database-url postgres://shop@127.0.0.1:5432/shop ...   // tables in schema shop_payment
 //
 // -passport-jwks (passport_jwks) is required: the JWKS file of the gateway's passport keys
 // (`gateway passport-keys jwks`), read again every 5s; a call without a valid passport is
@@ -23,7 +25,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/acme/shopgate/cmd/internal/svcmain"
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopTracing()
-	store, err := payment.OpenSQLite(filepath.Join(cfg.Data, "payment", "payment.db"))
+	store, err := payment.Open(ctx, cfg.Source("payment/payment.db"))
 	if err != nil {
 		return err
 	}
@@ -75,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Name:           "payment",
 		ServiceName:    paymentv1.PaymentService_ServiceDesc.ServiceName,
 		DB:             store.DB(),
+		Dialect:        store.Dialect(),
 		Consumer:       svc.Subscriptions(),
 		Register:       svc.Register,
 		SetNotify:      svc.SetNotify,

@@ -12,10 +12,17 @@ import (
 	"github.com/acme/shopgate/internal/tlsfiles"
 )
 
-// Config configures a JetStream broker connection. Its zero value means the defaults.
+// Config configures a broker connection: the JetStream one (Dial, (*Embedded).Connect) or the
+// Kafka one (DialKafka, which reads Kafka). Name, the retry and dead-letter policy
+// (MaxAttempts, BackOff, HandlerTimeout), AckWait (Kafka: the group's session timeout, at least
+// 6s), ReconnectWait, RequestTimeout, Logger, TLS, Registerer and MaxAge apply to both; Stream, SubjectPrefix, MaxAckPending, Duplicates and
+// Replicas to JetStream only. Its zero value means the defaults.
 type Config struct {
 	// Name names the connection in the server's monitoring ("orderd"). Default "shopgate".
 	Name string
+	// Kafka configures the Kafka broker (topic, partitions, replication factor, SASL); ignored
+	// by JetStream. Default: KafkaConfig's defaults.
+	Kafka KafkaConfig
 	// Stream is the JetStream stream holding the events. Default "SHOP_EVENTS".
 	Stream string
 	// SubjectPrefix starts every subject of the stream; an event's subject is the prefix followed
@@ -37,7 +44,8 @@ type Config struct {
 	MaxAckPending int
 	// Duplicates is the stream's deduplication window for message ids. Default 10m.
 	Duplicates time.Duration
-	// MaxAge drops stream messages older than it. Default 7 days.
+	// MaxAge drops stream messages older than it (Kafka: the retention.ms of the topics it
+	// creates). Default 7 days.
 	MaxAge time.Duration
 	// Replicas is the replication factor of the stream on a NATS cluster; its consumers
 	// inherit it. 3 on a cluster of three keeps the events written and delivered while one

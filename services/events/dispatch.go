@@ -51,8 +51,13 @@ type Consumer struct {
 	// so the events the handler records are its children. Start sets it from
 	// RuntimeConfig.TracerProvider. Default nil: no span.
 	TracerProvider trace.TracerProvider
-	// MessagingSystem is the spans' messaging.system. Default DefaultMessagingSystem (nats).
+	// MessagingSystem is the spans' messaging.system. Default: the broker's, in Consume
+	// ("nats", "kafka"); else DefaultMessagingSystem (nats).
 	MessagingSystem string
+
+	// destination names where a type's events are read from, in the spans; Consume sets it
+	// from the broker. Default: SubjectPrefix + type.
+	destination func(eventType string) string
 }
 
 // Types lists the event types the subscription consumes, sorted.
@@ -87,8 +92,12 @@ func (s Consumer) Handler() Handler {
 	if tracer == nil {
 		return handle
 	}
+	dest := s.destination
+	if dest == nil {
+		dest = func(t string) string { return SubjectPrefix + t }
+	}
 	return func(ctx context.Context, msg Message) (err error) {
-		ctx, span := tracer.startProcess(ctx, s.Name, msg)
+		ctx, span := tracer.startProcess(ctx, s.Name, dest(msg.Type), msg)
 		defer func() { end(span, err) }()
 		return handle(ctx, msg)
 	}
@@ -100,5 +109,10 @@ func Consume(ctx context.Context, broker Broker, c Consumer) (Subscription, erro
 	if c.Name == "" || len(c.Routes) == 0 {
 		return nil, fmt.Errorf("consuming: consumer %q has no name or no routes", c.Name)
 	}
+	system, dest := describe(broker)
+	if c.MessagingSystem == "" {
+		c.MessagingSystem = system
+	}
+	c.destination = dest
 	return broker.Subscribe(ctx, c.Name, c.Types(), c.Handler())
 }

@@ -8,21 +8,33 @@
 //
 // The transport:
 //
-//   - Broker is the small interface the rest needs: Publish (stored and acknowledged, deduplicated
-//     by message id = event id), Subscribe (a durable consumer shared by every instance of a
-//     service) and Close. JetStream implements it on NATS JetStream: Dial connects to an external
-//     server or cluster by URL; StartEmbedded runs a server inside the process (file storage, no
-//     TCP port unless asked for) whose Connect hands out in-process connections. The stream
-//     (Config.Stream, subjects Config.SubjectPrefix + event type) is created or updated at
-//     connection; the client reconnects forever and the relay and consumers resume by themselves.
+//   - Broker is the small interface the rest needs: Publish (stored and acknowledged), Subscribe
+//     (a durable consumer shared by every instance of a service) and Close. Two adapters
+//     implement it. JetStream on NATS JetStream: Dial connects to an external server or cluster
+//     by URL; StartEmbedded runs a server inside the process (file storage, no TCP port unless
+//     asked for) whose Connect hands out in-process connections; the stream (Config.Stream,
+//     subjects Config.SubjectPrefix + event type) is created or updated at connection and
+//     deduplicates by message id (the event id). Kafka on Apache Kafka (franz-go; DialKafka,
+//     -broker-url kafka://host:port,...): one topic (KafkaConfig.Topic, "shop.events") keyed by
+//     order id, so that the events of one order keep their order across event types; a
+//     consumer group per service; offsets committed only behind handled records; topics
+//     created when missing with KafkaConfig.Partitions (12) and ReplicationFactor (3). Both
+//     clients reconnect forever and the relay and consumers resume by themselves.
+//   - Above the interface, shared by the adapters: the retry and dead-letter policy (one
+//     dispatcher decides ack, retry after backoff or dead-letter for every delivery), the
+//     attempt count (Message.Attempt) and the partition key (Message.Key, the order id).
 //   - Relay publishes a service's outbox: committed rows in commit order, marked published after
 //     the broker's ack; Notify wakes it at once after a commit, a poll interval is the safety net;
 //     failed rounds back off; old published rows are pruned after a retention (24h), and inbox
 //     entries once no redelivery can bring their event back (8 days).
 //   - A consumer acknowledges a message only after its handler returned nil; a failure is
-//     redelivered with backoff, and after Config.MaxAttempts (5) the message goes to the
-//     dead-letter subject <prefix>deadletter.<consumer>.<type>, with a log line and the
-//     events_dead_letter_total counter. An error wrapping ErrPermanent dead-letters at once.
+//     redelivered with backoff (Config.BackOff: 100ms, 500ms, 2s, 5s), and after
+//     Config.MaxAttempts (5) the message goes to the dead-letter destination (JetStream: subject
+//     <prefix>deadletter.<consumer>.<type>; Kafka: topic <topic>.deadletter.<consumer>), with the
+//     HeaderDeadLetter* headers, a log line and the events_dead_letter_total counter. An error
+//     wrapping ErrPermanent dead-letters at once. On Kafka a failing record is retried in place,
+//     holding back the records after it in its partition (the order of an order's events wins
+//     over throughput).
 //   - Consumer and On map event types to a service's Handle* methods (each service's
 //     subscriptions.go); Consume runs them on a Broker. On decodes the payload into the
 //     handler's own event type once (a payload of another type fails permanently) and puts the
@@ -36,8 +48,8 @@
 //     W3C context in the message's headers (Message.Headers, NATS headers); the consumer
 //     handles each delivery in a consumer span, the producer span's child, which the handler's
 //     ctx carries, so that TraceContextFrom (and the events the handler records) name it.
-//     Messaging conventions: messaging.system nats, messaging.destination.name the subject
-//     with the default prefix, messaging.operation.type send or process, messaging.message.id
+//     Messaging conventions: messaging.system nats or kafka, messaging.destination.name the
+//     subject with the default prefix or the topic, messaging.operation.type send or process, messaging.message.id
 //     the event id.
 //   - Start (Runtime) wires all of it for one service process; RuntimeConfig.RegisterFlags gives
 //     the mains their -broker-url, -relay and related flags.

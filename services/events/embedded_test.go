@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,5 +133,26 @@ func TestStartEmbeddedRejectsBadConfig(t *testing.T) {
 				t.Fatal("StartEmbedded accepted it")
 			}
 		})
+	}
+}
+
+// A stream setting that a server refuses as such (three replicas on a single server) fails the
+// connection at once with the server's reason, instead of being retried until the deadline.
+func TestReplicasOnASingleServerFailAtOnce(t *testing.T) {
+	e, err := events.StartEmbedded(t.TempDir(), events.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	b, err := e.Connect(ctx, events.Config{Replicas: 3})
+	if err == nil {
+		_ = b.Close()
+		t.Fatal("a three-replica stream on a single server was accepted")
+	}
+	if !strings.Contains(err.Error(), "replicas") || ctx.Err() != nil {
+		t.Fatalf("after %v: %v; want the server's refusal before the deadline", time.Since(start), err)
 	}
 }

@@ -4,21 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
-
-// Dead-letter message headers: where the message came from and why it was given up.
-const (
-	HeaderDeadLetterSubject  = "Shop-Dead-Letter-Subject"
-	HeaderDeadLetterConsumer = "Shop-Dead-Letter-Consumer"
-	HeaderDeadLetterError    = "Shop-Dead-Letter-Error"
-	HeaderDeadLetterAttempts = "Shop-Dead-Letter-Attempts"
 )
 
 // JetStream is the Broker on a NATS JetStream stream, created or updated at connection with file
@@ -112,12 +103,16 @@ func (b *JetStream) ensureStream(ctx context.Context) error {
 }
 
 // retry calls fn until it succeeds or ctx is done, waiting between calls from first up to 2s.
+// An error no retry can cure (unretryable) is returned at once.
 func retry(ctx context.Context, first time.Duration, fn func() error) error {
 	wait := first
 	for {
 		err := fn()
 		if err == nil {
 			return nil
+		}
+		if unretryable(err) {
+			return err
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -130,13 +125,40 @@ func retry(ctx context.Context, first time.Duration, fn func() error) error {
 	}
 }
 
+// JetStream API error codes that no retry cures: the stream's configuration is refused as such
+// (replicas on a single server, an invalid setting). A cluster still forming answers others
+// ("insufficient resources", "no suitable peers"), which pass.
+const (
+	jsErrCodeReplicasNotSupported jetstream.ErrorCode = 10074 // replicas > 1 not supported in non-clustered mode
+	jsErrCodeStreamInvalidConfig  jetstream.ErrorCode = 10052
+)
+
+// unretryable reports whether err is a JetStream refusal that retrying cannot change.
+func unretryable(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jsErrCodeReplicasNotSupported, jsErrCodeStreamInvalidConfig, jetstream.JSErrCodeBadRequest:
+		return true
+	}
+	return false
+}
+
 // Subject returns the subject of an event type on this broker.
 func (b *JetStream) Subject(eventType string) string { return b.cfg.SubjectPrefix + eventType }
 
 // DeadLetterSubject returns where consumer's given-up messages of eventType go.
 func (b *JetStream) DeadLetterSubject(consumer, eventType string) string {
-	return b.cfg.SubjectPrefix + "deadletter." + consumer + "." + eventType
+	return b.cfg.SubjectPrefix + DeadLetterName(consumer) + "." + eventType
 }
+
+func (b *JetStream) messagingSystem() string { return "nats" }
+
+// destination is the subject with the default prefix (a span names the event type's subject
+// the same way whatever prefix a test gives the stream).
+func (b *JetStream) destination(eventType string) string { return SubjectPrefix + eventType }
 
 // Stream returns the stream's name.
 func (b *JetStream) Stream() string { return b.cfg.Stream }
@@ -178,8 +200,10 @@ func (b *JetStream) Subscribe(ctx context.Context, consumer string, types []stri
 		subjects[i] = b.Subject(t)
 		typeOf[subjects[i]] = t
 	}
-	s := &jsSubscription{b: b, consumer: consumer, typeOf: typeOf, h: h}
+	s := &jsSubscription{b: b, typeOf: typeOf}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.p = &dispatcher{consumer: consumer, cfg: b.cfg, metrics: b.metrics, h: h, ctx: s.ctx,
+		deadLetter: func(ctx context.Context, dl Message) error { return b.publishDeadLetter(ctx, consumer, dl) }}
 	// One durable consumer for the service filtering on all its subjects; a server older than
 	// 2.10 takes one filter per consumer, so there the service gets one durable per event type.
 	filters := [][]string{subjects}
@@ -266,14 +290,19 @@ func (b *JetStream) createConsumer(ctx context.Context, name string, subjects []
 }
 
 type jsSubscription struct {
-	b        *JetStream
-	consumer string
-	typeOf   map[string]string // subject -> event type
-	h        Handler
-	ctx      context.Context // cancelled by Stop: interrupts the handler in progress
-	cancel   context.CancelFunc
-	ccs      []jetstream.ConsumeContext
-	once     sync.Once
+	b      *JetStream
+	typeOf map[string]string // subject -> event type
+	p      *dispatcher
+	ctx    context.Context // cancelled by Stop: interrupts the handler in progress
+	cancel context.CancelFunc
+	ccs    []jetstream.ConsumeContext
+	once   sync.Once
+
+	// ConsumeContext.Closed may report closed while a callback still runs (it checks the
+	// subscription's validity, which Stop removes at once): Stop also waits for these.
+	mu       sync.Mutex
+	stopped  bool
+	inflight sync.WaitGroup
 }
 
 // Stop implements Subscription.
@@ -283,63 +312,48 @@ func (s *jsSubscription) Stop() {
 			cc.Stop()
 		}
 		for _, cc := range s.ccs {
-			<-cc.Closed() // the callback in progress has returned
+			<-cc.Closed()
 		}
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
+		s.inflight.Wait() // the callback in progress has returned
 		s.cancel()
 	})
 }
 
-// handle runs the handler on one delivery and acknowledges, redelivers or dead-letters it.
+// handle hands one delivery to the shared policy (dispatcher), which acknowledges, redelivers
+// (NakWithDelay: the server counts the attempts) or dead-letters it (then Term).
 func (s *jsSubscription) handle(m jetstream.Msg) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		_ = m.Nak() // stopped: leave it to another instance, now
+		return
+	}
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	defer s.inflight.Done()
 	attempt := 1
 	if md, err := m.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
 	}
-	eventType := s.typeOf[m.Subject()]
-	ctx, cancel := context.WithTimeout(s.ctx, s.b.cfg.HandlerTimeout)
-	err := s.h(ctx, Message{Type: eventType, ID: m.Headers().Get(jetstream.MsgIDHeader), Data: m.Data(), Attempt: attempt,
-		Headers: messageHeaders(m.Headers())})
-	cancel()
-	log := s.b.cfg.Logger
-	switch {
-	case err == nil:
-		if aerr := m.Ack(); aerr != nil {
-			log.Warn("acknowledging event", "consumer", s.consumer, "type", eventType, "err", aerr)
-		}
-		s.b.metrics.messages.WithLabelValues(s.consumer, "ok").Inc()
-	case s.ctx.Err() != nil:
-		// Stopping: leave the message to another instance, now.
-		_ = m.Nak()
-	case attempt >= s.b.cfg.MaxAttempts || errors.Is(err, ErrPermanent):
-		if derr := s.deadLetter(m, eventType, attempt, err); derr != nil {
-			log.Error("dead-lettering event failed; will retry", "consumer", s.consumer, "type", eventType, "err", derr)
-			_ = m.NakWithDelay(s.b.cfg.backoff(attempt))
-			return
-		}
-		_ = m.Term()
-		s.b.metrics.messages.WithLabelValues(s.consumer, "dead_letter").Inc()
-		s.b.metrics.deadLetter.WithLabelValues(s.consumer, eventType).Inc()
-		log.Error("event moved to dead-letter subject", "consumer", s.consumer, "type", eventType,
-			"event_id", m.Headers().Get(jetstream.MsgIDHeader), "attempts", attempt, "err", err)
-	default:
-		_ = m.NakWithDelay(s.b.cfg.backoff(attempt))
-		s.b.metrics.messages.WithLabelValues(s.consumer, "retry").Inc()
-		log.Warn("event handler failed; will redeliver", "consumer", s.consumer, "type", eventType,
-			"attempt", attempt, "err", err)
-	}
+	s.p.deliver(delivery{
+		msg: Message{Type: s.typeOf[m.Subject()], ID: m.Headers().Get(jetstream.MsgIDHeader), Data: m.Data(),
+			Attempt: attempt, Headers: messageHeaders(m.Headers())},
+		source:  m.Subject(),
+		ack:     m.Ack,
+		retry:   m.NakWithDelay,
+		term:    m.Term,
+		release: m.Nak,
+	})
 }
 
-func (s *jsSubscription) deadLetter(m jetstream.Msg, eventType string, attempt int, cause error) error {
-	id := m.Headers().Get(jetstream.MsgIDHeader)
-	dl := &nats.Msg{Subject: s.b.DeadLetterSubject(s.consumer, eventType), Data: m.Data(), Header: nats.Header{}}
-	dl.Header.Set(jetstream.MsgIDHeader, "deadletter:"+s.consumer+":"+id)
-	dl.Header.Set(HeaderDeadLetterSubject, m.Subject())
-	dl.Header.Set(HeaderDeadLetterConsumer, s.consumer)
-	dl.Header.Set(HeaderDeadLetterAttempts, strconv.Itoa(attempt))
-	dl.Header.Set(HeaderDeadLetterError, cause.Error())
-	ctx, cancel := context.WithTimeout(context.Background(), s.b.cfg.RequestTimeout)
-	defer cancel()
-	_, err := s.b.js.PublishMsg(ctx, dl)
+// publishDeadLetter publishes consumer's dead-letter copy dl to DeadLetterSubject.
+func (b *JetStream) publishDeadLetter(ctx context.Context, consumer string, dl Message) error {
+	m := natsMsg(b.DeadLetterSubject(consumer, dl.Type), dl)
+	m.Header.Set(jetstream.MsgIDHeader, dl.ID)
+	_, err := b.js.PublishMsg(ctx, m)
 	return err
 }
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
 
 	eventsv1 "github.com/acme/shopgate/gen/shop/events/v1"
+	"github.com/acme/shopgate/services/storage"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -46,7 +48,33 @@ UPDATE outbox SET event_type = substr(event_type, length('` + SubjectPrefix + `'
 ALTER TABLE outbox ADD COLUMN partition_key TEXT NOT NULL DEFAULT '';
 `
 
-// Execer is what Append and MarkProcessed need of a transaction (*sql.Tx).
+// PostgresSchema creates the outbox and inbox tables on PostgreSQL, as Schema and
+// OutboxMigration leave them on SQLite: every service's PostgreSQL migrations start with it.
+// seq is an identity column: its values are taken in insert order but become visible in commit
+// order, which is why the relay marks exactly the rows it published.
+const PostgresSchema = `
+CREATE TABLE IF NOT EXISTS outbox (
+	seq           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	event_id      TEXT   NOT NULL UNIQUE,
+	event_type    TEXT   NOT NULL,
+	partition_key TEXT   NOT NULL DEFAULT '',
+	envelope      BYTEA  NOT NULL,
+	created_at    BIGINT NOT NULL,
+	published_at  BIGINT
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS inbox (
+	consumer     TEXT   NOT NULL,
+	event_id     TEXT   NOT NULL,
+	processed_at BIGINT NOT NULL,
+	PRIMARY KEY (consumer, event_id)
+);
+CREATE INDEX IF NOT EXISTS inbox_processed ON inbox (processed_at);
+`
+
+// Execer is what Append and MarkProcessed need of a transaction: a *storage.Tx (which rebinds
+// their '?' placeholders for the database's dialect), or a *sql.Tx on SQLite.
 type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
@@ -129,9 +157,44 @@ type outboxRow struct {
 // claim makes the relay round exclusive among the relays of one outbox (several replicas of a
 // service on one database) and returns what ends the claim. ok is false when another relay holds
 // it: this round publishes nothing. On SQLite, whose writers are serialised, every round may run.
+//
+// On PostgreSQL the claim is a session advisory lock keyed by the outbox's schema and the
+// relay's name, taken without waiting (pg_try_advisory_lock) on a connection held for the round
+// and released after it; if the process dies, its session ends and the lock with it. A relay
+// that finds the lock held wakes itself again after MinBackoff, so that a row its own replica
+// just committed does not wait for the next poll when the holder has finished its round.
 func (r *Relay) claim(ctx context.Context) (release func(), ok bool, err error) {
-	return func() {}, true, nil
+	if r.cfg.Dialect != storage.Postgres {
+		return func() {}, true, nil
+	}
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("claiming the outbox: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(`+relayLockKey+`)`, r.cfg.Name).Scan(&ok); err != nil {
+		_ = conn.Close()
+		return nil, false, fmt.Errorf("claiming the outbox: %w", err)
+	}
+	if !ok {
+		_ = conn.Close()
+		time.AfterFunc(r.cfg.MinBackoff, r.Notify)
+		return nil, false, nil
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		var unlocked bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock(`+relayLockKey+`)`, r.cfg.Name).Scan(&unlocked); err != nil || !unlocked {
+			// Never give a session that may still hold the lock back to the pool: closing it
+			// releases the lock.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		_ = conn.Close()
+	}, true, nil
 }
+
+// relayLockKey is the advisory lock key of a relay: its name ($1) in the outbox's schema.
+const relayLockKey = `hashtextextended('shopgate.relay:' || current_schema() || ':' || $1, 0)`
 
 // markPublished marks exactly rows as published, by their seq. Not the range from the first
 // to the last: under concurrent writers a row can commit inside that range after the read

@@ -49,7 +49,7 @@ type RelayConfig struct {
 	// the child of the trace context the event's envelope recorded, and sends the span's
 	// context in the message's headers. Default nil: no span, no headers.
 	TracerProvider trace.TracerProvider
-	// MessagingSystem is the spans' messaging.system. Default DefaultMessagingSystem (nats).
+	// MessagingSystem is the spans' messaging.system. Default: the broker's ("nats", "kafka").
 	MessagingSystem string
 	// DuplicateForTesting publishes every row a second time under another message id, so that
 	// the broker delivers every event twice; tests use it to prove the consumers' idempotency.
@@ -112,6 +112,7 @@ type Relay struct {
 	cfg    RelayConfig
 
 	tracer    *eventTracer // nil: tracing off
+	dest      func(eventType string) string
 	wake      chan struct{}
 	published prometheus.Counter
 	errs      prometheus.Counter
@@ -131,8 +132,12 @@ func NewRelay(db *sql.DB, broker Broker, cfg RelayConfig) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating relay: %w", err)
 	}
+	system, dest := describe(broker)
+	if cfg.MessagingSystem == "" {
+		cfg.MessagingSystem = system
+	}
 	r := &Relay{db: db, broker: broker, cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		tracer: newEventTracer(cfg.TracerProvider, cfg.MessagingSystem)}
+		tracer: newEventTracer(cfg.TracerProvider, cfg.MessagingSystem), dest: dest}
 	labels := prometheus.Labels{"relay": cfg.Name}
 	r.published = prometheus.NewCounter(prometheus.CounterOpts{Name: "events_relay_published_total",
 		Help: "Outbox rows published and acknowledged by the broker.", ConstLabels: labels})
@@ -238,15 +243,7 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	done := 0
-	var pubErr error
-	for _, row := range rows {
-		msg := Message{Type: row.eventType, ID: row.eventID, Key: row.key, Data: row.body}
-		if pubErr = r.publish(ctx, SubjectPrefix+row.eventType, msg); pubErr != nil {
-			break
-		}
-		done++
-	}
+	done, pubErr := r.publishRows(ctx, rows)
 	if done > 0 {
 		if err := r.markPublished(context.WithoutCancel(ctx), rows[:done]); err != nil {
 			return 0, err
@@ -257,6 +254,46 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 		return done, pubErr
 	}
 	return done, nil
+}
+
+// publishRows publishes rows in order and returns how many, from the first, the broker
+// acknowledged, and the first failure. A broker that publishes batches (batchPublisher) gets
+// them all at once; else they go one by one, stopping at the first failure.
+func (r *Relay) publishRows(ctx context.Context, rows []outboxRow) (int, error) {
+	msgs := make([]Message, len(rows))
+	for i, row := range rows {
+		msgs[i] = Message{Type: row.eventType, ID: row.eventID, Key: row.key, Data: row.body}
+	}
+	bp, ok := r.broker.(batchPublisher)
+	if !ok || r.cfg.DuplicateForTesting || len(msgs) == 1 {
+		for i, msg := range msgs {
+			if err := r.publish(ctx, r.dest(msg.Type), msg); err != nil {
+				return i, err
+			}
+		}
+		return len(msgs), nil
+	}
+	var spans []trace.Span
+	if r.tracer != nil {
+		spans = make([]trace.Span, len(msgs))
+		for i := range msgs {
+			_, spans[i] = r.tracer.startPublish(ctx, r.dest(msgs[i].Type), &msgs[i])
+		}
+	}
+	errs := bp.PublishBatch(ctx, msgs)
+	done := -1
+	for i, err := range errs {
+		if spans != nil {
+			end(spans[i], err)
+		}
+		if err != nil && done < 0 {
+			done = i
+		}
+	}
+	if done < 0 {
+		return len(msgs), nil
+	}
+	return done, errs[done]
 }
 
 // publish publishes msg (twice with DuplicateForTesting), in its producer span when tracing.

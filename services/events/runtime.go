@@ -16,8 +16,9 @@ import (
 // RuntimeConfig configures the events side of one service (Start). Its zero value means: an
 // embedded broker under DefaultBrokerDir, the relay on, the Config and RelayConfig defaults.
 type RuntimeConfig struct {
-	// URL is the NATS server or cluster to use ("nats://127.0.0.1:4222"). Default "": a broker
-	// embedded in this process (Embedded, or one started under Dir), which only makes sense
+	// URL is the broker to use: a NATS server or cluster ("nats://127.0.0.1:4222", JetStream)
+	// or a Kafka cluster ("kafka://10.0.0.1:9092,10.0.0.2:9092", DialKafka, configured by
+	// Broker.Kafka). Default "": a NATS JetStream broker embedded in this process (Embedded, or one started under Dir), which only makes sense
 	// when one process runs every service or the others connect to its Listen address.
 	URL string
 	// Embedded is a broker this process already runs (the single-process stack shares one
@@ -47,10 +48,11 @@ type RuntimeConfig struct {
 // RegisterFlags defines the command-line flags of c on fs: -broker-url, -broker-dir,
 // -broker-listen, -broker-stream, -broker-subject-prefix, -broker-tls-ca, -broker-tls-cert,
 // -broker-tls-key, -broker-tls-server-name, -broker-replicas, -broker-user,
-// -broker-password-file, -broker-token-file, -broker-creds, -broker-nkey, -events-ack-wait,
+// -broker-password-file, -broker-token-file, -broker-creds, -broker-nkey, -broker-topic,
+// -broker-partitions, -broker-replication-factor, -broker-sasl-mechanism, -events-ack-wait,
 // -events-max-attempts, -relay and -relay-duplicate-for-testing.
 func (c *RuntimeConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.URL, "broker-url", c.URL, "NATS URL of the event broker; empty: embed a broker in this process")
+	fs.StringVar(&c.URL, "broker-url", c.URL, "event broker: nats://host:port[,...] (NATS JetStream) or kafka://host:port[,...] (Kafka); empty: embed a NATS broker in this process")
 	fs.StringVar(&c.Dir, "broker-dir", c.Dir, "data directory of the embedded broker (default "+DefaultBrokerDir+")")
 	fs.StringVar(&c.Listen, "broker-listen", c.Listen, "TCP address on which the embedded broker also serves other processes; empty: none")
 	fs.StringVar(&c.Broker.Stream, "broker-stream", c.Broker.Stream, "JetStream stream of the events (default SHOP_EVENTS)")
@@ -67,13 +69,14 @@ func (c *RuntimeConfig) RegisterFlags(fs *flag.FlagSet) {
 	})
 	registerTLSFlags(fs, &c.TLS)
 	registerAuthFlags(fs, &c.Broker)
+	registerKafkaFlags(fs, &c.Broker.Kafka)
 	fs.BoolVar(&c.Relay.DuplicateForTesting, "relay-duplicate-for-testing", c.Relay.DuplicateForTesting, "publish every event twice (tests of idempotency only)")
 }
 
 // Runtime is the events side of one running service: its broker connection, its outbox relay
 // and its consumer. Close stops them.
 type Runtime struct {
-	broker   *JetStream
+	broker   Broker
 	embedded *Embedded // started by Start, closed by Close
 	relay    *Relay
 	sub      Subscription
@@ -90,7 +93,7 @@ func Start(ctx context.Context, db *sql.DB, consumer Consumer, cfg RuntimeConfig
 		if cfg.Broker.TLS, err = brokerTLS(cfg.TLS, cfg.Broker); err != nil {
 			return nil, fmt.Errorf("starting events: %w", err)
 		}
-		rt.broker, err = Dial(ctx, cfg.URL, cfg.Broker)
+		rt.broker, err = dialURL(ctx, cfg.URL, cfg.Broker)
 	case cfg.TLS.Enabled():
 		return nil, errors.New("starting events: -broker-tls-* apply to -broker-url: an embedded broker is reached in-process, without TLS")
 	default:
@@ -105,7 +108,7 @@ func Start(ctx context.Context, db *sql.DB, consumer Consumer, cfg RuntimeConfig
 			}
 			rt.embedded = e
 		}
-		rt.broker, err = e.Connect(ctx, cfg.Broker)
+		rt.broker, err = nilIfFailed(e.Connect(ctx, cfg.Broker))
 	}
 	if err != nil {
 		rt.Close()
@@ -133,6 +136,9 @@ func Start(ctx context.Context, db *sql.DB, consumer Consumer, cfg RuntimeConfig
 	}
 	return rt, nil
 }
+
+// Broker returns the running broker connection (a *JetStream or a *Kafka).
+func (rt *Runtime) Broker() Broker { return rt.broker }
 
 // Notify wakes the relay; give it to the service's SetNotify.
 func (rt *Runtime) Notify() { rt.relay.Notify() }

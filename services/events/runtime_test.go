@@ -21,6 +21,13 @@ func TestRuntimeConfigFlags(t *testing.T) {
 			func(c events.RuntimeConfig) bool {
 				return c.URL == "nats://127.0.0.1:4222" && c.Broker.Stream == "S1" && c.Broker.SubjectPrefix == "t1."
 			}},
+		{"kafka", []string{"-broker-url", "kafka://a:9092,b:9092", "-broker-topic", "shop.orders", "-broker-partitions", "24",
+			"-broker-replication-factor", "1", "-broker-sasl-mechanism", "SCRAM-SHA-512"},
+			func(c events.RuntimeConfig) bool {
+				k := c.Broker.Kafka
+				return c.URL == "kafka://a:9092,b:9092" && k.Topic == "shop.orders" && k.Partitions == 24 &&
+					k.ReplicationFactor == 1 && k.SASLMechanism == "SCRAM-SHA-512"
+			}},
 		{"relay off", []string{"-relay=false"}, func(c events.RuntimeConfig) bool { return c.NoRelay }},
 		{"relay on", []string{"-relay"}, func(c events.RuntimeConfig) bool { return !c.NoRelay }},
 		{"duplicates, attempts, ack wait", []string{"-relay-duplicate-for-testing", "-events-max-attempts", "3", "-events-ack-wait", "2s"},

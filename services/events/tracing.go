@@ -31,6 +31,23 @@ const (
 	keyAttempt     = attribute.Key("messaging.delivery.attempt") // not in semconv: the broker's delivery count
 )
 
+// describer is what an adapter tells the spans about itself; every Broker here implements it.
+type describer interface {
+	// messagingSystem is the spans' messaging.system ("nats", "kafka").
+	messagingSystem() string
+	// destination is where events of eventType are published (a subject, a topic).
+	destination(eventType string) string
+}
+
+// describe returns b's messaging system and destination function, the defaults (nats, the
+// default subject) when b does not implement describer.
+func describe(b Broker) (string, func(string) string) {
+	if d, ok := b.(describer); ok {
+		return d.messagingSystem(), d.destination
+	}
+	return DefaultMessagingSystem, func(t string) string { return SubjectPrefix + t }
+}
+
 // eventTracer makes the producer and consumer spans; nil means tracing off.
 type eventTracer struct {
 	t      trace.Tracer
@@ -66,12 +83,11 @@ func (t *eventTracer) startPublish(ctx context.Context, subject string, msg *Mes
 }
 
 // startProcess starts the consumer span of a delivered msg, a child of the producer span
-// its headers carry, for consumer.
-func (t *eventTracer) startProcess(ctx context.Context, consumer string, msg Message) (context.Context, trace.Span) {
+// its headers carry, for consumer; it was read from subject (or topic).
+func (t *eventTracer) startProcess(ctx context.Context, consumer, subject string, msg Message) (context.Context, trace.Span) {
 	if len(msg.Headers) > 0 {
 		ctx = wire.Propagator.Extract(ctx, propagation.MapCarrier(msg.Headers))
 	}
-	subject := SubjectPrefix + msg.Type
 	return t.t.Start(ctx, "process "+subject, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(t.system, keyDestination.String(subject), keyOpType.String("process"),
 			keyOpName.String("process"), keyMessageID.String(msg.ID), keyConsumer.String(consumer),

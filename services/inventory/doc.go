@@ -14,6 +14,7 @@
 // together; an event seen before changes nothing. Stock never goes negative: the handler checks
 // it and the table's CHECK constraints enforce it.
 //
-// Storage sits behind Store and Tx; SQLiteStore (modernc.org/sqlite) is the implementation.
-// SQLiteStore.DB exposes the database for the events relay (outbox table).
+// Storage sits behind Store and Tx; SQLStore is the implementation, on an embedded SQLite file
+// (OpenSQLite) or PostgreSQL (Open with a storage.Source URL; see services/storage).
+// SQLStore.DB and SQLStore.Dialect expose the database for the events relay (outbox table).
 package inventory

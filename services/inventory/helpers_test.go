@@ -24,12 +24,13 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type harness struct {
 	path   string
-	store  *inventory.SQLiteStore
+	store  *inventory.SQLStore
 	svc    *inventory.Service
 	client inventoryv1.InventoryServiceClient
 }
 
-// newHarness serves a fresh inventory service over bufconn on a real SQLite file.
+// newHarness serves a fresh inventory service over bufconn on a real SQLite file (a
+// PostgreSQL schema under TestPostgres).
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "inventory.db")
@@ -38,10 +39,7 @@ func newHarness(t testing.TB) *harness {
 
 func startAt(t testing.TB, path string) *harness {
 	t.Helper()
-	store, err := inventory.OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, path)
 	svc := inventory.New(store, inventory.Options{Logger: quiet})
 	srv := grpcserver.New(grpcserver.Options{Logger: quiet, Passport: passporttest.Verifier()})
 	svc.Register(srv)

@@ -12,6 +12,7 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/events/eventstest"
+	"github.com/acme/shopgate/services/inventory"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -30,6 +31,22 @@ func (h *harness) outbox(t *testing.T, orderID string) []string {
 func (h *harness) envelopes(t *testing.T, orderID string) []*eventsv1.Envelope {
 	t.Helper()
 	envs := eventstest.Outbox(t, h.store.DB(), orderID)
+	return checkSource(t, envs)
+}
+
+// eventsOf returns the types of the events store recorded for orderID, oldest first.
+func eventsOf(t *testing.T, store *inventory.SQLStore, orderID string) []string {
+	t.Helper()
+	var types []string
+	for _, env := range checkSource(t, eventstest.Outbox(t, store.DB(), orderID)) {
+		types = append(types, env.GetType())
+	}
+	return types
+}
+
+// checkSource fails t unless every envelope comes from inventory.
+func checkSource(t *testing.T, envs []*eventsv1.Envelope) []*eventsv1.Envelope {
+	t.Helper()
 	for _, env := range envs {
 		if env.GetSource() != "inventory" {
 			t.Fatalf("source %q", env.GetSource())
@@ -252,7 +269,7 @@ func TestStockConstraints(t *testing.T) {
 		`UPDATE items SET price_cents = -1 WHERE sku = 'sku-apple'`,
 	} {
 		t.Run(stmt, func(t *testing.T) {
-			if _, err := h.store.DB().Exec(stmt); err == nil || !strings.Contains(err.Error(), "CHECK") {
+			if _, err := h.store.DB().Exec(stmt); err == nil || !strings.Contains(strings.ToUpper(err.Error()), "CHECK") {
 				t.Fatalf("got %v, want a CHECK constraint failure", err)
 			}
 		})

@@ -19,7 +19,9 @@ func DemoItems() []*inventoryv1.Item {
 }
 
 // SeedDemo adds DemoItems when the catalogue is empty (the dev stack calls it); a catalogue
-// with any item is left alone.
+// with any item is left alone. An item is only ever added, never replaced: replicas started
+// together with -seed may both find the catalogue empty, and the later one must not put back
+// the stock the first one's orders already took.
 func SeedDemo(ctx context.Context, store Store) error {
 	err := store.Update(ctx, func(tx Tx) error {
 		items, err := store.ListItems(ctx, "", 1)
@@ -27,7 +29,7 @@ func SeedDemo(ctx context.Context, store Store) error {
 			return err
 		}
 		for _, it := range DemoItems() {
-			if err := tx.PutItem(ctx, it); err != nil {
+			if err := tx.AddItem(ctx, it); err != nil {
 				return err
 			}
 		}

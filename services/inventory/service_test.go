@@ -171,10 +171,7 @@ func TestListItemsPagination(t *testing.T) {
 
 func TestRestartPersistence(t *testing.T) {
 	path := t.TempDir() + "/inventory.db"
-	store, err := inventory.OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, path)
 	if err := inventory.SeedDemo(context.Background(), store); err != nil {
 		t.Fatal(err)
 	}
@@ -204,4 +201,27 @@ func TestRestartPersistence(t *testing.T) {
 			t.Fatalf("seed overwrote an item: available %d", got.GetAvailable())
 		}
 	})
+}
+
+// AddItem, which the seed uses, adds a missing item and never replaces one: a replica seeding
+// late must not put back stock that orders took meanwhile.
+func TestAddItemNeverReplaces(t *testing.T) {
+	store := openStore(t, t.TempDir()+"/inventory.db")
+	t.Cleanup(func() { _ = store.Close() })
+	ctx := context.Background()
+	apple := inventory.DemoItems()[0]
+	taken := proto.Clone(apple).(*inventoryv1.Item)
+	taken.Available = 7
+	for _, step := range []struct {
+		item *inventoryv1.Item
+		want int32
+	}{{taken, 7}, {apple, 7}} {
+		if err := store.Update(ctx, func(tx inventory.Tx) error { return tx.AddItem(ctx, step.item) }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := store.GetItem(ctx, apple.GetSku())
+		if err != nil || got.GetAvailable() != step.want {
+			t.Fatalf("after AddItem(available %d): %v, %v; want available %d", step.item.GetAvailable(), got, err, step.want)
+		}
+	}
 }

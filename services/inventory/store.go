@@ -37,7 +37,7 @@ type Reservation struct {
 	Lines   []Line
 }
 
-// Store is the inventory's storage. SQLiteStore implements it.
+// Store is the inventory's storage. SQLStore (SQLite or PostgreSQL) implements it.
 type Store interface {
 	// GetItem returns one item, or ErrNotFound.
 	GetItem(ctx context.Context, sku string) (*inventoryv1.Item, error)
@@ -57,6 +57,8 @@ type Tx interface {
 	Append(ctx context.Context, env *eventsv1.Envelope) error
 	// Item returns one item, or ErrNotFound.
 	Item(ctx context.Context, sku string) (*inventoryv1.Item, error)
+	// AddItem creates the item unless its SKU exists, which it leaves as it is.
+	AddItem(ctx context.Context, item *inventoryv1.Item) error
 	// PutItem creates the item or replaces its name, price, currency and available units;
 	// reserved units are kept as they are.
 	PutItem(ctx context.Context, item *inventoryv1.Item) error

@@ -20,6 +20,7 @@
 // order CONFIRMED (OrderConfirmed); the first failure makes it CANCELLED with a reason
 // (OrderCancelled). An outcome for a final order changes nothing.
 //
-// Storage sits behind Store and Tx; SQLiteStore (modernc.org/sqlite) is the implementation.
-// SQLiteStore.DB exposes the database for the events relay (outbox table).
+// Storage sits behind Store and Tx; SQLStore is the implementation, on an embedded SQLite file
+// (OpenSQLite) or PostgreSQL (Open with a storage.Source URL; see services/storage).
+// SQLStore.DB and SQLStore.Dialect expose the database for the events relay (outbox table).
 package order

@@ -27,17 +27,14 @@ import (
 // is left.
 type flow struct {
 	t        *testing.T
-	payDB    *payment.SQLiteStore
+	payDB    *payment.SQLStore
 	dbs      []*sql.DB
 	handlers map[string][]events.Handler // event type -> the consumers' handlers
 	reverse  bool                        // deliver each round newest first, so cancellations overtake creations
 }
 
 func newFlow(t *testing.T, h *harness) *flow {
-	payStore, err := payment.OpenSQLite(filepath.Join(h.dir, "payment.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	payStore := openPayment(t, filepath.Join(h.dir, "payment.db"))
 	t.Cleanup(func() { _ = payStore.Close() })
 	f := &flow{
 		t: t, payDB: payStore,

@@ -71,24 +71,20 @@ func serve(t testing.TB, register func(grpc.ServiceRegistrar)) (*grpc.ClientConn
 type harness struct {
 	dir           string
 	clock         *clock
-	invStore      *inventory.SQLiteStore
+	invStore      *inventory.SQLStore
 	inv           inventoryv1.InventoryServiceClient
 	stopInventory func()
-	store         *order.SQLiteStore
+	store         *order.SQLStore
 	svc           *order.Service
 	client        orderv1.OrderServiceClient
 }
 
 // newHarness runs the real inventory service (seeded with a few items) and the order service
-// over bufconn, on SQLite files in a temporary folder.
+// over bufconn, on SQLite files in a temporary folder (PostgreSQL schemas under TestPostgres).
 func newHarness(t testing.TB, opts order.Options) *harness {
 	t.Helper()
 	h := &harness{dir: t.TempDir(), clock: newClock()}
-	var err error
-	h.invStore, err = inventory.OpenSQLite(filepath.Join(h.dir, "inventory.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.invStore = openInventory(t, filepath.Join(h.dir, "inventory.db"))
 	t.Cleanup(func() { _ = h.invStore.Close() })
 	invSvc := inventory.New(h.invStore, inventory.Options{Logger: quiet})
 	invConn, stopInv := serve(t, invSvc.Register)
@@ -110,11 +106,7 @@ func newHarness(t testing.TB, opts order.Options) *harness {
 // start opens the order store and serves a new order service on it.
 func (h *harness) start(t testing.TB, opts order.Options) {
 	t.Helper()
-	var err error
-	h.store, err = order.OpenSQLite(filepath.Join(h.dir, "order.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.store = openOrder(t, filepath.Join(h.dir, "order.db"))
 	if opts.Logger == nil {
 		opts.Logger = quiet
 	}

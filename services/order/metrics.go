@@ -19,10 +19,10 @@ type PendingStats struct {
 }
 
 // Pending counts the PENDING orders (one query on a partial index of them).
-func (s *SQLiteStore) Pending(ctx context.Context) (PendingStats, error) {
+func (s *SQLStore) Pending(ctx context.Context) (PendingStats, error) {
 	var n int64
 	var oldest *int64
-	err := s.db.Read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(create_time) FROM orders WHERE status = ?`,
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT COUNT(*), MIN(create_time) FROM orders WHERE status = ?`,
 		int32(orderv1.OrderStatus_ORDER_STATUS_PENDING)).Scan(&n, &oldest)
 	if err != nil {
 		return PendingStats{}, fmt.Errorf("counting pending orders: %w", err)
@@ -34,7 +34,7 @@ func (s *SQLiteStore) Pending(ctx context.Context) (PendingStats, error) {
 	return st, nil
 }
 
-// PendingSource is what PendingCollector reads; SQLiteStore implements it.
+// PendingSource is what PendingCollector reads; SQLStore implements it.
 type PendingSource interface {
 	Pending(ctx context.Context) (PendingStats, error)
 }

@@ -36,7 +36,7 @@ type Cursor struct {
 	ID         string
 }
 
-// Store is the order service's storage. SQLiteStore implements it.
+// Store is the order service's storage. SQLStore (SQLite or PostgreSQL) implements it.
 type Store interface {
 	// Get returns one order, or ErrNotFound.
 	Get(ctx context.Context, id string) (*orderv1.Order, error)

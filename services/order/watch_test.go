@@ -150,10 +150,7 @@ func TestWatchSeesOtherInstance(t *testing.T) {
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	other, err := order.OpenSQLite(h.dir + "/order.db")
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := openOrder(t, h.dir+"/order.db")
 	defer other.Close()
 	second := order.New(other, h.inv, order.Options{Logger: quiet})
 	defer second.Close()

@@ -15,6 +15,7 @@
 // that a late OrderCreated charges nothing. Both use consumer name Consumer; each runs in one
 // write transaction with its inbox row and outcome event.
 //
-// Storage sits behind Store and Tx; SQLiteStore (modernc.org/sqlite) is the implementation.
-// SQLiteStore.DB exposes the database for the events relay (outbox table).
+// Storage sits behind Store and Tx; SQLStore is the implementation, on an embedded SQLite file
+// (OpenSQLite) or PostgreSQL (Open with a storage.Source URL; see services/storage).
+// SQLStore.DB and SQLStore.Dialect expose the database for the events relay (outbox table).
 package payment

@@ -35,7 +35,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type harness struct {
 	path   string
-	store  *payment.SQLiteStore
+	store  *payment.SQLStore
 	svc    *payment.Service
 	client paymentv1.PaymentServiceClient
 	stop   func()
@@ -48,7 +48,7 @@ func newHarness(t *testing.T) *harness {
 
 func startAt(t *testing.T, path string) *harness {
 	t.Helper()
-	store, err := payment.OpenSQLite(path)
+	store, err := payment.Open(context.Background(), source(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}

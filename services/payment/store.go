@@ -11,7 +11,7 @@ import (
 // ErrNotFound is returned by a store when the payment does not exist.
 var ErrNotFound = errors.New("not found")
 
-// Store is the payment service's storage. SQLiteStore implements it.
+// Store is the payment service's storage. SQLStore (SQLite or PostgreSQL) implements it.
 type Store interface {
 	// Get returns one payment, or ErrNotFound.
 	Get(ctx context.Context, id string) (*paymentv1.Payment, error)

@@ -50,3 +50,14 @@ func (d Dialect) Rebind(query string) string {
 	}
 	return string(out)
 }
+
+// ForUpdate is the clause that ends a SELECT whose rows the transaction then updates: " FOR
+// UPDATE" on PostgreSQL (the rows stay locked until the transaction ends, and a concurrent
+// transaction's SELECT ... FOR UPDATE waits and then reads what it committed), "" on SQLite
+// (whose writers run one at a time).
+func (d Dialect) ForUpdate() string {
+	if d == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}

@@ -25,17 +25,30 @@ type Config struct {
 	// BusyTimeout is how long a statement waits for a lock held by another connection or
 	// process before failing with SQLITE_BUSY. Default: DefaultBusyTimeout (5s).
 	BusyTimeout time.Duration
-	// MaxReaders caps the read pool. Default: DefaultMaxReaders (4).
+	// MaxReaders caps the read pool. Default: DefaultMaxReaders (4). SQLite only.
 	MaxReaders int
+	// MaxConns caps the connection pool; at least 2. Default: DefaultMaxConns (10).
+	// PostgreSQL only.
+	MaxConns int
+	// TxAttempts is how many times InTx runs a transaction that failed on a deadlock or a
+	// serialization failure before it gives up. Default: DefaultTxAttempts (10). PostgreSQL only.
+	TxAttempts int
 }
 
-// DB is one SQLite database file opened with a writer and a reader pool.
+// DB is one database: a SQLite file opened with a writer and a reader pool, or a PostgreSQL
+// database (one pool). Its statements are written with '?' placeholders: InTx's Tx and Reader
+// rebind them for Dialect.
 type DB struct {
-	// Write is a single connection; its transactions are BEGIN IMMEDIATE. Use it for every
-	// transaction that writes.
+	// Write is the handle of every transaction that writes. SQLite: a single connection whose
+	// transactions are BEGIN IMMEDIATE. PostgreSQL: the pool.
 	Write *sql.DB
-	// Read is a pool of read-only connections for queries outside a write transaction.
+	// Read is the handle of queries outside a write transaction. SQLite: a pool of read-only
+	// connections. PostgreSQL: the same pool as Write.
 	Read *sql.DB
+	// Dialect is the database's SQL dialect.
+	Dialect Dialect
+
+	attempts int // InTx's attempts on PostgreSQL
 }
 
 // Open opens (creating it and its folder if needed) the database file at path and applies
@@ -75,7 +88,7 @@ func Open(ctx context.Context, path string, migrations []string, cfg Config) (*D
 		_ = w.Close()
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
-	if err := Migrate(ctx, w, migrations); err != nil {
+	if err := Migrate(ctx, w, SQLite, migrations); err != nil {
 		_ = w.Close()
 		return nil, err
 	}
@@ -90,22 +103,54 @@ func Open(ctx context.Context, path string, migrations []string, cfg Config) (*D
 	}
 	r.SetMaxOpenConns(cfg.MaxReaders)
 	r.SetMaxIdleConns(cfg.MaxReaders)
-	return &DB{Write: w, Read: r}, nil
+	return &DB{Write: w, Read: r, Dialect: SQLite}, nil
 }
 
-// Close closes both pools.
+// Close closes the pools.
 func (db *DB) Close() error {
+	if db.Read == db.Write {
+		return db.Write.Close()
+	}
 	return errors.Join(db.Read.Close(), db.Write.Close())
 }
 
-// InTx runs fn in one write transaction (BEGIN IMMEDIATE) and commits it when fn returns nil;
-// otherwise it rolls back and returns fn's error.
-func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.Write.BeginTx(ctx, nil)
+// InTx runs fn in one write transaction and commits it when fn returns nil; otherwise it rolls
+// back and returns fn's error.
+//
+// SQLite: BEGIN IMMEDIATE on the single writer, so transactions run one at a time; fn runs once.
+//
+// PostgreSQL: READ COMMITTED, several at a time, within one replica and across replicas. A
+// transaction that reads something and writes on what it read must therefore lock it first,
+// so that a concurrent one waits and then reads the committed result (no lost update): Tx.Lock
+// for a key of its own (an aggregate, a row that may not exist yet: insert-or-update paths), or
+// SELECT ... FOR UPDATE (Dialect.ForUpdate) for existing rows. A transaction that fails on a
+// deadlock or a serialization failure (IsRetryable), in fn or at commit, rolls back and runs
+// again, up to Config.TxAttempts times in all, after a short random backoff: fn must therefore
+// have no effect outside tx that a second run would repeat (reset what it sets at its start).
+func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	if db.Dialect != Postgres {
+		return db.runTx(ctx, nil, fn)
+	}
+	for attempt := 1; ; attempt++ {
+		err := db.runTx(ctx, nil, fn)
+		if err == nil || !IsRetryable(err) || attempt >= db.attempts {
+			if err != nil && IsRetryable(err) {
+				return fmt.Errorf("transaction failed %d times on concurrent updates: %w", attempt, err)
+			}
+			return err
+		}
+		if werr := retryWait(ctx, attempt+1); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
+}
+
+func (db *DB) runTx(ctx context.Context, opts *sql.TxOptions, fn func(*Tx) error) error {
+	tx, err := db.Write.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(&Tx{tx: tx, d: db.Dialect}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

@@ -14,14 +14,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/acme/shopgate/internal/buildinfo"
 	"github.com/acme/shopgate/services/events"
 	"github.com/acme/shopgate/services/grpcserver"
 	"github.com/acme/shopgate/services/passport"
+	"github.com/acme/shopgate/services/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -42,9 +45,17 @@ const (
 type Config struct {
 	// Listen is the gRPC listen address. Default: the service's own port on 127.0.0.1.
 	Listen string `yaml:"listen"`
-	// Data is the data folder; the database is <data>/<service>/<service>.db and an embedded
-	// broker keeps its files under <data>/broker. Default: DefaultData.
+	// Data is the data folder; the database is <data>/<service>/<service>.db (unless
+	// DatabaseURL is set) and an embedded broker keeps its files under <data>/broker. Default:
+	// DefaultData.
 	Data string `yaml:"data"`
+	// DatabaseURL is the PostgreSQL database of the service (flag -database-url), e.g.
+	// "postgres://shop@db:5432/shop": the service keeps its tables in the first schema of the
+	// URL's search_path, created when missing; without one, in the schema shop_<service>
+	// (shop_order), so that the services may share one URL. The replicas of a service share its
+	// URL. The password is better given by PGPASSWORD or ~/.pgpass than in the URL. Default "":
+	// the SQLite file under Data.
+	DatabaseURL string `yaml:"database_url"`
 	// MetricsListen is the HTTP address serving /metrics. Default "": none.
 	MetricsListen string `yaml:"metrics_listen"`
 	// ShutdownTimeout is how long in-flight calls may finish at shutdown. Default:
@@ -70,10 +81,41 @@ func Defaults(listen string) Config {
 }
 
 // Flags defines c's flags on fs, each bound to its field with the field's value as default.
+// database is the SQLite file's path under the data folder ("order/order.db").
 func (c *Config) Flags(fs *flag.FlagSet, database string) {
 	c.ServerFlags(fs)
-	fs.StringVar(&c.Data, "data", c.Data, "data folder; the database is <data>/"+database)
+	fs.StringVar(&c.Data, "data", c.Data, "data folder; the database is <data>/"+database+" unless -database-url is set")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL,
+		"PostgreSQL URL of the database, e.g. postgres://user@host:5432/shop; the tables go in the schema of its search_path, default "+
+			schemaOf(database)+" (created if missing); password best in PGPASSWORD; empty: the SQLite file <data>/"+database)
 	c.Events.RegisterFlags(fs)
+}
+
+// Source is where the service's database is: DatabaseURL when set (with search_path set to
+// shop_<service> when the URL has none: "order/order.db" gives shop_order), else the SQLite
+// file <Data>/<database> ("order/order.db").
+func (c Config) Source(database string) storage.Source {
+	src := storage.Source{URL: c.DatabaseURL, Path: filepath.Join(c.Data, database)}
+	if !storage.IsPostgres(src.URL) {
+		return src // SQLite, or a bad URL that opening refuses
+	}
+	u, err := url.Parse(src.URL)
+	if err != nil {
+		return src // opening reports it
+	}
+	q := u.Query()
+	if q.Get("search_path") == "" && q.Get("options") == "" {
+		q.Set("search_path", schemaOf(database))
+		u.RawQuery = q.Encode()
+		src.URL = u.String()
+	}
+	return src
+}
+
+// schemaOf is the default PostgreSQL schema of the service whose SQLite file is database:
+// "order/order.db" gives "shop_order".
+func schemaOf(database string) string {
+	return "shop_" + strings.TrimSuffix(filepath.Base(database), ".db")
 }
 
 // ServerFlags defines the flags of a service without data or events (a front server such as
@@ -148,6 +190,9 @@ type Service struct {
 	// DB holds the service's outbox and inbox. nil for a service without events (a front
 	// server): no events runtime is started, and Consumer and SetNotify are not used.
 	DB *sql.DB
+	// Dialect is DB's SQL dialect, for the outbox relay (on PostgreSQL its rounds are
+	// exclusive among the service's replicas). Default storage.SQLite.
+	Dialect storage.Dialect
 	// Consumer is the service's event consumer (its Subscriptions()).
 	Consumer events.Consumer
 	// Register registers the service on the gRPC server.
@@ -199,6 +244,7 @@ func Start(ctx context.Context, svc Service, lis net.Listener, ev events.Runtime
 	ev.Broker.Logger, ev.Relay.Logger = log, log
 	ev.Broker.Registerer, ev.Relay.Registerer = reg, reg
 	ev.TracerProvider = svc.TracerProvider
+	ev.Relay.Dialect = svc.Dialect
 	var rt *events.Runtime
 	if svc.DB != nil {
 		var err error

@@ -5,42 +5,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
+	"github.com/acme/shopgate/internal/testpg"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// EnvURL names the variable that overrides DefaultURL.
-const EnvURL = "SHOPGATE_TEST_POSTGRES_URL"
-
-// DefaultURL is the test server: PostgreSQL on 127.0.0.1:5432, trust auth, database test.
-const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// URL returns the test server's URL ($SHOPGATE_TEST_POSTGRES_URL, default DefaultURL) once it
-// answers; when it does not, t is skipped, or failed when CI=true.
+// URL returns the test server's URL (internal/testpg: $SHOPGATE_TEST_POSTGRES_URL, default
+// postgres://postgres@127.0.0.1:5432/test) once it answers; when it does not, t is skipped, or
+// failed when CI=true.
 func URL(t testing.TB) string {
 	t.Helper()
-	url := os.Getenv(EnvURL)
-	if url == "" {
-		url = DefaultURL
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err == nil {
-		err = conn.Ping(ctx)
-		_ = conn.Close(ctx)
-	}
-	if err != nil {
-		msg := "PostgreSQL is not reachable at " + url + " (set " + EnvURL + "): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return url
+	return testpg.Need(t)
 }
 
 // Channel returns a channel name no other test uses.

@@ -15,9 +15,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Migrations is the order database schema, one script per version.
-var Migrations = []string{
-	events.Schema + `
+// Migrations is the order database schema, one script per version in each dialect.
+var Migrations = storage.Migrations{
+	SQLite: []string{
+		events.Schema + `
 CREATE TABLE orders (
 	id               TEXT    PRIMARY KEY,
 	customer_id      TEXT    NOT NULL,
@@ -52,31 +53,86 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
 `,
-	// Version 2: the pending orders, for the orders_pending gauges (Pending) at each scrape.
-	`CREATE INDEX orders_pending ON orders (create_time) WHERE status = 1;`,
-	// Version 3: the outbox stores the event type and the partition key.
-	events.OutboxMigration,
+		// Version 2: the pending orders, for the orders_pending gauges (Pending) at each scrape.
+		`CREATE INDEX orders_pending ON orders (create_time) WHERE status = 1;`,
+		// Version 3: the outbox stores the event type and the partition key.
+		events.OutboxMigration,
+	},
+	// Text keys compare bytewise (COLLATE "C"), as on SQLite: the list order and its cursors
+	// do not depend on the server's locale.
+	Postgres: []string{
+		events.PostgresSchema + `
+CREATE TABLE orders (
+	id               TEXT    COLLATE "C" PRIMARY KEY,
+	customer_id      TEXT    COLLATE "C" NOT NULL,
+	currency         TEXT    NOT NULL,
+	total_cents      BIGINT  NOT NULL CHECK (total_cents >= 0),
+	status           INTEGER NOT NULL CHECK (status IN (1, 2, 3)),
+	status_reason    TEXT    NOT NULL DEFAULT '',
+	payment_id       TEXT    NOT NULL DEFAULT '',
+	payment_method   TEXT    NOT NULL,
+	stock_reserved   BOOLEAN NOT NULL DEFAULT FALSE,
+	payment_captured BOOLEAN NOT NULL DEFAULT FALSE,
+	create_time      BIGINT  NOT NULL,
+	update_time      BIGINT  NOT NULL
+);
+CREATE INDEX orders_by_customer ON orders (customer_id, create_time DESC, id DESC);
+CREATE INDEX orders_by_time ON orders (create_time DESC, id DESC);
+CREATE INDEX orders_pending ON orders (create_time) WHERE status = 1;
+CREATE TABLE order_items (
+	order_id         TEXT    COLLATE "C" NOT NULL REFERENCES orders (id),
+	line             INTEGER NOT NULL,
+	sku              TEXT    NOT NULL,
+	quantity         INTEGER NOT NULL CHECK (quantity BETWEEN 1 AND 1000),
+	unit_price_cents BIGINT  NOT NULL CHECK (unit_price_cents >= 0),
+	PRIMARY KEY (order_id, line)
+);
+CREATE TABLE idempotency_keys (
+	customer_id  TEXT   COLLATE "C" NOT NULL,
+	key          TEXT   COLLATE "C" NOT NULL,
+	request_hash BYTEA  NOT NULL,
+	order_id     TEXT   COLLATE "C" NOT NULL REFERENCES orders (id),
+	expires_at   BIGINT NOT NULL,
+	PRIMARY KEY (customer_id, key)
+);
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+`,
+	},
 }
 
-// SQLiteStore is the Store on an embedded SQLite file.
-type SQLiteStore struct {
+// SQLStore is the Store on a SQL database: an embedded SQLite file or PostgreSQL (storage).
+type SQLStore struct {
 	db *storage.DB
 }
 
-// OpenSQLite opens (creating and migrating) the order database at path.
-func OpenSQLite(path string) (*SQLiteStore, error) {
-	db, err := storage.Open(context.Background(), path, Migrations, storage.Config{})
+// SQLiteStore is the former name of SQLStore.
+//
+// Deprecated: use SQLStore.
+type SQLiteStore = SQLStore
+
+// Open opens (creating and migrating) the order database of src: PostgreSQL when src.URL is
+// set, else the SQLite file src.Path.
+func Open(ctx context.Context, src storage.Source) (*SQLStore, error) {
+	db, err := storage.OpenSource(ctx, src, Migrations, storage.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("opening order store: %w", err)
 	}
-	return &SQLiteStore{db: db}, nil
+	return &SQLStore{db: db}, nil
+}
+
+// OpenSQLite opens (creating and migrating) the order database at path.
+func OpenSQLite(path string) (*SQLStore, error) {
+	return Open(context.Background(), storage.Source{Path: path})
 }
 
 // DB returns the database's write handle, for the events relay (the outbox table).
-func (s *SQLiteStore) DB() *sql.DB { return s.db.Write }
+func (s *SQLStore) DB() *sql.DB { return s.db.Write }
+
+// Dialect returns the database's dialect, for the events relay.
+func (s *SQLStore) Dialect() storage.Dialect { return s.db.Dialect }
 
 // Close closes the database.
-func (s *SQLiteStore) Close() error { return s.db.Close() }
+func (s *SQLStore) Close() error { return s.db.Close() }
 
 const orderColumns = `id, customer_id, currency, total_cents, status, status_reason, payment_id,
 	payment_method, stock_reserved, payment_captured, create_time, update_time`
@@ -132,8 +188,10 @@ func loadItems(ctx context.Context, q storage.Querier, orders ...*orderv1.Order)
 	return rows.Err()
 }
 
-func getRecord(ctx context.Context, q storage.Querier, id string) (Record, error) {
-	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
+// getRecord reads an order and its items; suffix ends the order's SELECT (a FOR UPDATE clause
+// in a write transaction).
+func getRecord(ctx context.Context, q storage.Querier, id, suffix string) (Record, error) {
+	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`+suffix, id))
 	if err != nil {
 		return r, err
 	}
@@ -141,13 +199,13 @@ func getRecord(ctx context.Context, q storage.Querier, id string) (Record, error
 }
 
 // Get implements Store.
-func (s *SQLiteStore) Get(ctx context.Context, id string) (*orderv1.Order, error) {
-	r, err := getRecord(ctx, s.db.Read, id)
+func (s *SQLStore) Get(ctx context.Context, id string) (*orderv1.Order, error) {
+	r, err := getRecord(ctx, s.db.Reader(), id, "")
 	return r.Order, err
 }
 
 // List implements Store.
-func (s *SQLiteStore) List(ctx context.Context, customerID string, after *Cursor, limit int) ([]*orderv1.Order, error) {
+func (s *SQLStore) List(ctx context.Context, customerID string, after *Cursor, limit int) ([]*orderv1.Order, error) {
 	q := `SELECT ` + orderColumns + ` FROM orders WHERE 1 = 1`
 	var args []any
 	if customerID != "" {
@@ -160,14 +218,14 @@ func (s *SQLiteStore) List(ctx context.Context, customerID string, after *Cursor
 	}
 	q += ` ORDER BY create_time DESC, id DESC LIMIT ?`
 	args = append(args, limit)
-	out, err := storage.QueryAll(ctx, s.db.Read, func(row storage.Scanner) (*orderv1.Order, error) {
+	out, err := storage.QueryAll(ctx, s.db.Reader(), func(row storage.Scanner) (*orderv1.Order, error) {
 		r, err := scanRecord(row)
 		return r.Order, err
 	}, q, args...)
 	if err != nil {
 		return nil, err
 	}
-	return out, loadItems(ctx, s.db.Read, out...) // after the rows are closed: one read connection at a time
+	return out, loadItems(ctx, s.db.Reader(), out...) // after the rows are closed: one read connection at a time
 }
 
 func getIdempotency(ctx context.Context, q storage.Querier, customerID, key string) (IdempotencyRecord, error) {
@@ -183,33 +241,36 @@ func getIdempotency(ctx context.Context, q storage.Querier, customerID, key stri
 }
 
 // Idempotency implements Store.
-func (s *SQLiteStore) Idempotency(ctx context.Context, customerID, key string) (IdempotencyRecord, error) {
-	return getIdempotency(ctx, s.db.Read, customerID, key)
+func (s *SQLStore) Idempotency(ctx context.Context, customerID, key string) (IdempotencyRecord, error) {
+	return getIdempotency(ctx, s.db.Reader(), customerID, key)
 }
 
 // Update implements Store.
-func (s *SQLiteStore) Update(ctx context.Context, fn func(Tx) error) error {
-	return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(sqliteTx{tx}) })
+func (s *SQLStore) Update(ctx context.Context, fn func(Tx) error) error {
+	return s.db.InTx(ctx, func(tx *storage.Tx) error { return fn(sqlTx{tx}) })
 }
 
-type sqliteTx struct{ tx *sql.Tx }
+type sqlTx struct{ tx *storage.Tx }
 
-func (t sqliteTx) MarkProcessed(ctx context.Context, eventID string) (bool, error) {
+func (t sqlTx) MarkProcessed(ctx context.Context, eventID string) (bool, error) {
 	return events.MarkProcessed(ctx, t.tx, Consumer, eventID)
 }
 
-func (t sqliteTx) Append(ctx context.Context, env *eventsv1.Envelope) error {
+func (t sqlTx) Append(ctx context.Context, env *eventsv1.Envelope) error {
 	return events.Append(ctx, t.tx, env)
 }
 
-func (t sqliteTx) Record(ctx context.Context, id string) (Record, error) {
-	return getRecord(ctx, t.tx, id)
+// Record locks the order's row (PostgreSQL: FOR UPDATE) until the transaction ends: a
+// concurrent transaction on the same order (another replica's saga step) waits, then reads what
+// this one committed.
+func (t sqlTx) Record(ctx context.Context, id string) (Record, error) {
+	return getRecord(ctx, t.tx, id, t.tx.Dialect().ForUpdate())
 }
 
-func (t sqliteTx) Insert(ctx context.Context, o *orderv1.Order) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)`,
+func (t sqlTx) Insert(ctx context.Context, o *orderv1.Order) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.GetId(), o.GetCustomerId(), o.GetCurrency(), o.GetTotalCents(), int32(o.GetStatus()), o.GetStatusReason(),
-		o.GetPaymentId(), o.GetPaymentMethod(), o.GetCreateTime().AsTime().UnixNano(), o.GetUpdateTime().AsTime().UnixNano())
+		o.GetPaymentId(), o.GetPaymentMethod(), false, false, o.GetCreateTime().AsTime().UnixNano(), o.GetUpdateTime().AsTime().UnixNano())
 	if err != nil {
 		return err
 	}
@@ -222,7 +283,7 @@ func (t sqliteTx) Insert(ctx context.Context, o *orderv1.Order) error {
 	return nil
 }
 
-func (t sqliteTx) Save(ctx context.Context, r Record) error {
+func (t sqlTx) Save(ctx context.Context, r Record) error {
 	o := r.Order
 	_, err := t.tx.ExecContext(ctx, `UPDATE orders SET status = ?, status_reason = ?, payment_id = ?, stock_reserved = ?,
 		payment_captured = ?, update_time = ? WHERE id = ?`,
@@ -231,11 +292,17 @@ func (t sqliteTx) Save(ctx context.Context, r Record) error {
 	return err
 }
 
-func (t sqliteTx) Idempotency(ctx context.Context, customerID, key string) (IdempotencyRecord, error) {
+// Idempotency locks the customer's key (storage.Tx.Lock) until the transaction ends, whether
+// a record exists or not: two requests with one key run one after the other, and the second
+// finds the order of the first.
+func (t sqlTx) Idempotency(ctx context.Context, customerID, key string) (IdempotencyRecord, error) {
+	if err := t.tx.Lock(ctx, fmt.Sprintf("order.idempotency:%d:%s:%s", len(customerID), customerID, key)); err != nil {
+		return IdempotencyRecord{CustomerID: customerID, Key: key}, err
+	}
 	return getIdempotency(ctx, t.tx, customerID, key)
 }
 
-func (t sqliteTx) PutIdempotency(ctx context.Context, r IdempotencyRecord) error {
+func (t sqlTx) PutIdempotency(ctx context.Context, r IdempotencyRecord) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO idempotency_keys (customer_id, key, request_hash, order_id, expires_at)
 		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (customer_id, key) DO UPDATE SET request_hash = excluded.request_hash,
@@ -244,7 +311,7 @@ func (t sqliteTx) PutIdempotency(ctx context.Context, r IdempotencyRecord) error
 	return err
 }
 
-func (t sqliteTx) PurgeIdempotency(ctx context.Context, now time.Time) error {
+func (t sqlTx) PurgeIdempotency(ctx context.Context, now time.Time) error {
 	_, err := t.tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at <= ?`, now.UnixNano())
 	return err
 }
