@@ -1,8 +1,8 @@
 package scaleouttest
 
-// The backends TestScaleOut runs on: where the services keep their data and send their
-// events, and where the gateways share their rate limit. Each is a constructor returning a
-// backend; switching engines is adding one.
+// What a scale-out stack runs on: where the services keep their data and send their events,
+// and where the gateways share their rate limit. Each backend is a constructor returning a
+// backend; switching engines is adding one (the distributed ones are in backends_test.go).
 
 import (
 	"context"
@@ -43,7 +43,8 @@ const natsURL = "nats://127.0.0.1:4222"
 // redisAddr is the Redis server this machine runs.
 const redisAddr = "127.0.0.1:6379"
 
-// localBackend is what runs on one machine without PostgreSQL or a cluster: each service's
+// localBackend is what runs on one machine without PostgreSQL or a cluster (BenchmarkSaga's
+// binaries_sqlite_nats, between the single process and the distributed stack): each service's
 // replicas share one SQLite file, the events go through the machine's NATS on a stream and
 // subject prefix of the test's own (deleted at the end), and the gateways share one Redis
 // under a key prefix of the test's own. The broker is not stopped (it is the machine's).

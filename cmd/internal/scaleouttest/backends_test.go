@@ -1,5 +1,3 @@
-//go:build scaleout_dist
-
 package scaleouttest
 
 // The distributed backends of issue 14: PostgreSQL stores (one schema per service, shared by
@@ -26,14 +24,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-func init() {
-	backendCases = []backendCase{
-		{"kafka_postgres", kafkaPostgres},
-		{"nats_r3_postgres", natsR3Postgres},
-	}
-	benchCases = append(benchCases, benchCase{"postgres_kafka", func(t testing.TB) *benchStack { return clusterStack(t, kafkaPostgres(t)) }})
-}
 
 // kafkaPostgres: PostgreSQL, three Kafka brokers (the topic at replication factor 3, the
 // adapter's default), a Redis Cluster of three masters. The broker stopped is broker 1: its

@@ -41,6 +41,7 @@ type benchCase struct {
 var benchCases = []benchCase{
 	{"embedded", embeddedStack},
 	{"binaries_sqlite_nats", func(t testing.TB) *benchStack { return clusterStack(t, localBackend(t)) }},
+	{"postgres_kafka", func(t testing.TB) *benchStack { return clusterStack(t, kafkaPostgres(t)) }},
 }
 
 // embeddedStack is cmd/shop as `make run` starts it (one process: gateway, services, embedded

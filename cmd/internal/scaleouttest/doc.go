@@ -14,14 +14,18 @@
 // service's outbox holding each step's event once per order), and a burst from one client
 // identity split across both gateways must be admitted no more than the shared limit allows.
 //
-// The backends (backend_test.go): kafka_postgres (PostgreSQL stores, a three-broker kfake
-// Kafka cluster in the test process, a Redis Cluster of redis-server processes) and
-// nats_r3_postgres (the same with a three-node NATS cluster and streams at R3); local_sqlite
-// (SQLite files shared by the replicas, the machine's NATS, one Redis) runs where those are not
-// needed. A backend a machine lacks skips its subtest, or fails it when CI=true.
+// The backends (backends_test.go): kafka_postgres (PostgreSQL stores, one schema per service,
+// a three-broker kfake Kafka cluster in the test process on TCP, a Redis Cluster of
+// redis-server processes; Kafka broker 1 is stopped) and nats_r3_postgres (the same with a
+// three-node NATS cluster, the stream and consumers at R3; the stream's leader is killed).
+// At the end each also checks that every consumer group or durable consumer has caught up and
+// that the events are replicated three ways. A part the machine lacks (PostgreSQL at
+// 127.0.0.1:5432, redis-server) skips the subtest, or fails it when CI=true.
 //
 // BenchmarkSaga measures confirmed orders per second end to end, through the gateway: a
 // client places an order (POST /v1/orders) and follows it (GET /v1/orders/{id}:watch) until it
 // is final, with many clients at once. `make bench-saga` runs it on the embedded default
-// (cmd/shop, as `make run` starts it) and on PostgreSQL and Kafka, and prints both side by side.
+// (cmd/shop, as `make run` starts it), on the service binaries with SQLite and the machine's
+// NATS (local backend, backend_test.go), and on PostgreSQL and Kafka, and prints them side by
+// side.
 package scaleouttest

@@ -33,9 +33,10 @@ type backendCase struct {
 	make func(t testing.TB) *backend
 }
 
-// backendCases are TestScaleOut's subtests.
+// backendCases are TestScaleOut's subtests (backends_test.go).
 var backendCases = []backendCase{
-	{"local_sqlite", localBackend},
+	{"kafka_postgres", kafkaPostgres},
+	{"nats_r3_postgres", natsR3Postgres},
 }
 
 // The load of TestScaleOut.
