@@ -35,6 +35,9 @@ type backend struct {
 	// caughtUp checks the broker once the orders are final: every service's consumers have
 	// every event handled, and the events are replicated as configured. nil: no check.
 	caughtUp func() error
+	// published counts the messages the broker holds on the events' stream or topic (dead
+	// letters aside). nil: not counted.
+	published func() (int, error)
 }
 
 // natsURL is the NATS server this machine runs (nats-server 2.9, JetStream on).

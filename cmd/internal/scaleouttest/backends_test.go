@@ -34,6 +34,25 @@ func kafkaPostgres(t testing.TB) *backend {
 	be := postgresRedis(t, "-broker-url", k.URL())
 	be.stopBroker = func() (string, error) { k.StopBroker(1); return "Kafka broker 1 of 3", nil }
 	be.startBroker = func() error { k.RestartBroker(1); return nil }
+	be.published = func() (int, error) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...))
+		if err != nil {
+			return 0, err
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, events.DefaultKafkaTopic)
+		if err != nil {
+			return 0, err
+		}
+		if err := ends.Error(); err != nil {
+			return 0, err
+		}
+		n := 0
+		ends.Each(func(o kadm.ListedOffset) { n += int(o.Offset) })
+		return n, nil
+	}
 	be.caughtUp = func() error {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...))
 		if err != nil {
@@ -128,6 +147,25 @@ func natsR3Postgres(t testing.TB) *backend {
 		}
 		n.RestartNode(stopped)
 		return nil
+	}
+	be.published = func() (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, "SHOP_EVENTS")
+		if err != nil {
+			return 0, err
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(events.SubjectPrefix+">"))
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for subj, c := range info.State.Subjects {
+			if !strings.HasPrefix(subj, events.SubjectPrefix+"deadletter.") {
+				n += int(c)
+			}
+		}
+		return n, nil
 	}
 	be.caughtUp = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -46,8 +46,9 @@ type clusterOptions struct {
 	replicas, gateways int
 	// gatewayYAML is added to each gateway's file (routes:, defaults:, ...).
 	gatewayYAML string
-	// serviceFlags are added to every replica's flags.
-	serviceFlags []string
+	// serviceFlags are added to every replica's flags, lastReplicaFlags to the last replica's
+	// of each service.
+	serviceFlags, lastReplicaFlags []string
 }
 
 // newCluster starts the replicas of every service on be, then the gateways, each gateway
@@ -97,6 +98,9 @@ func newCluster(t testing.TB, be *backend, opts clusterOptions) *cluster {
 		for i, addr := range addrsOf[svc] {
 			args := append([]string{"-listen", addr, "-passport-jwks", jwks, "-log-level", "warn"}, be.serviceFlags(svc)...)
 			args = append(args, opts.serviceFlags...)
+			if i == opts.replicas-1 {
+				args = append(args, opts.lastReplicaFlags...)
+			}
 			if svc == "order" {
 				args = append(args, "-inventory-addr", strings.Join(addrsOf["inventory"], ","))
 			}

@@ -7,7 +7,10 @@
 // places 500 orders through both gateways at once (with an Idempotency-Key each and a client's
 // retries on 5xx and timeouts, which must not create an order twice), and meanwhile kills
 // (SIGKILL) one replica of each service and restarts it, and stops one broker node and starts it
-// again. At the end every order must be CONFIRMED or CANCELLED, the stock must add up exactly
+// again. The replica never killed publishes every event twice (-relay-duplicate-for-testing)
+// while its relay holds its service's outbox, so that the inboxes are put to the test; every
+// fifth order is sent twice at once, through both gateways, with one key. At the end every
+// order must be CONFIRMED or CANCELLED, the stock must add up exactly
 // (initial = available + units of the confirmed orders, nothing left reserved), every
 // confirmed order must have exactly one captured payment and no cancelled one a captured
 // payment, no saga step may have taken effect twice (one payment at most per order, each

@@ -93,7 +93,12 @@ func scaleOut(t *testing.T, be *backend) {
 	began := time.Now()
 	c := newCluster(t, be, clusterOptions{replicas: 2, gateways: 2, gatewayYAML: gatewayYAML,
 		// A crashed replica's unacknowledged events go to the other one after this.
-		serviceFlags: []string{"-events-ack-wait", "3s"}})
+		serviceFlags: []string{"-events-ack-wait", "3s"},
+		// The replica never killed publishes every event twice (under two ids) while its relay
+		// holds the service's outbox, as at-least-once delivery may: from the kill of the first
+		// replica on at least, every consumer gets every event of that service twice, and its
+		// inbox must make the second a no-op.
+		lastReplicaFlags: []string{"-relay-duplicate-for-testing"}})
 	t.Logf("the stack started in %v", time.Since(began).Round(time.Millisecond))
 
 	adminToken := c.token("ops", "admin")
@@ -176,10 +181,20 @@ func scaleOut(t *testing.T, be *backend) {
 	settleBegan := time.Now()
 	orders := c.waitAllFinal(t, 3*time.Minute)
 	t.Logf("every order final %v after the load", time.Since(settleBegan).Round(time.Millisecond))
-	c.checkOrders(t, be, run, ids, orders)
+	outboxed := c.checkOrders(t, be, run, ids, orders)
 	if be.caughtUp != nil {
 		settle(t, 30*time.Second, "the broker's consumers catch up", be.caughtUp)
 		t.Logf("the broker: every consumer caught up, replicas as configured")
+	}
+	if be.published != nil {
+		n, err := be.published()
+		if err != nil {
+			t.Fatalf("counting the broker's messages: %v", err)
+		}
+		t.Logf("the broker holds %d messages for the %d events of the outboxes: %d published twice, each handled once", n, outboxed, n-outboxed)
+		if n <= outboxed {
+			t.Errorf("the broker holds %d messages for %d events: none was delivered twice, the inboxes were not put to the test", n, outboxed)
+		}
 	}
 	t.Logf("the invariants hold %v after the load", time.Since(settleBegan).Round(time.Millisecond))
 
@@ -348,8 +363,8 @@ func (c *cluster) waitAllFinal(t *testing.T, within time.Duration) map[string]*o
 }
 
 // checkOrders checks what the orders, the stock, the payments and the outboxes say once
-// every order is final.
-func (c *cluster) checkOrders(t *testing.T, be *backend, run string, ids []string, orders map[string]*orderv1.Order) {
+// every order is final. It returns how many events the outboxes hold.
+func (c *cluster) checkOrders(t *testing.T, be *backend, run string, ids []string, orders map[string]*orderv1.Order) int {
 	t.Helper()
 	// No order created twice: the store holds exactly the orders the clients were given, each
 	// as its spec says, however many attempts it took.
@@ -463,6 +478,13 @@ func (c *cluster) checkOrders(t *testing.T, be *backend, run string, ids []strin
 		t.Errorf("the inventory outbox holds %v for %d orders, %d confirmed", inv, orderCount, count[confirmed])
 	}
 	t.Logf("outboxes: %v", outbox)
+	total := 0
+	for _, types := range outbox {
+		for _, n := range types {
+			total += n
+		}
+	}
+	return total
 }
 
 // outboxCounts counts the events of a service's outbox by type (the name after the package),
