@@ -6,7 +6,8 @@
 // as non-root on a read-only root filesystem, grace periods longer than the graceful stop), and
 // what replicas need (no ReadWriteOnce claim shared or rolled, a disruption budget and a spread
 // over nodes for every replicated workload, a PostgreSQL database for a replicated service and a
-// broker URL for every service with events: see checkReplicas and checkService).
+// broker URL for every service with events: see checkReplicas and checkService), and that the
+// files the containers' flags name are in their volumes (checkFiles).
 package rules
 
 import (
@@ -71,6 +72,7 @@ func Check(objs []runtime.Object, opt Options) []string {
 		out = append(out, s.checkPod(w)...)
 		out = append(out, s.checkReplicas(w)...)
 		out = append(out, s.checkService(w)...)
+		out = append(out, s.checkFiles(w)...)
 	}
 	out = append(out, s.checkServices()...)
 	out = append(out, s.checkPDBs()...)

@@ -236,3 +236,35 @@ func TestCheckReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckFiles: the files the services' flags name are in their volumes.
+func TestCheckFiles(t *testing.T) {
+	const passwordFile = "-broker-password-file=/etc/shopgate/broker-auth/password"
+	tests := []struct {
+		name  string
+		edits []fixture.Edit
+		want  []string
+	}{
+		{"the broker's password outside every volume", []fixture.Edit{{ID: order, Old: passwordFile, New: "-broker-password-file=/etc/shopgate/broker/password"}},
+			[]string{`Deployment/order: container "order": -broker-password-file /etc/shopgate/broker/password: no volume of the container is mounted there`}},
+		{"a file the Secret's items leave out", []fixture.Edit{{ID: order, Old: passwordFile, New: "-broker-password-file=/etc/shopgate/broker-auth/user"}},
+			[]string{`Deployment/order: container "order": -broker-password-file /etc/shopgate/broker-auth/user: the volume "broker-auth" (Secret "shop-broker-auth") holds only the items it lists, not "user"`}},
+		{"the JWKS moved, its volume not", []fixture.Edit{{ID: "Deployment/payment", Old: "-passport-jwks=/etc/shopgate/passport-jwks/jwks.json", New: "-passport-jwks=/etc/shopgate/jwks/jwks.json"}},
+			[]string{`Deployment/payment: container "payment": -passport-jwks /etc/shopgate/jwks/jwks.json: no volume of the container is mounted there`}},
+		{"a file in an emptyDir cannot be known", []fixture.Edit{orderArg("-upstream-tls-ca=/tmp/ca.pem")}, nil},
+		{"a relative path is not checked", []fixture.Edit{orderArg("-upstream-tls-ca=ca.pem")}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rules.Check(decode(t, fixture.Production(t, tt.edits...)), rules.Options{External: fixture.External})
+			if len(got) != len(tt.want) {
+				t.Fatalf("problems:\n%s\nwant %d: %q", strings.Join(got, "\n"), len(tt.want), tt.want)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tt.want[i]) {
+					t.Errorf("problem %d: %q, want it to contain %q", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
