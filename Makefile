@@ -117,7 +117,7 @@ build: ## Build every binary into bin/ (-version prints VERSION, default `git de
 
 # test needs the tools: cmd/internal/newservicetest runs `make generate` in a copy of the module.
 .PHONY: test
-test: tools ## Run every test with the race detector (needs Redis at 127.0.0.1:6379 and NATS at 127.0.0.1:4222).
+test: tools ## Run every test with the race detector (needs Redis 127.0.0.1:6379, NATS 127.0.0.1:4222, PostgreSQL 127.0.0.1:5432).
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: run
