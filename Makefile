@@ -117,7 +117,7 @@ build: ## Build every binary into bin/ (-version prints VERSION, default `git de
 
 # test needs the tools: cmd/internal/newservicetest runs `make generate` in a copy of the module.
 .PHONY: test
-test: tools ## Run every test with the race detector (needs Redis at 127.0.0.1:6379 and NATS at 127.0.0.1:4222).
+test: tools ## Run every test with the race detector (needs Redis 127.0.0.1:6379, NATS 127.0.0.1:4222, PostgreSQL 127.0.0.1:5432).
 	$(GO) test $(TEST_FLAGS) ./...
 
 # The scale-out acceptance test (cmd/internal/scaleouttest): two gateways before two replicas of
@@ -185,9 +185,9 @@ K8S_MODULE_SUM    := h1:A2VDEiObzkYqFTKhSsn0ZEb0RlLEXpHWj93gi2HqEwE=
 KUSTOMIZE_VERSION := v5.5.0
 KUSTOMIZE         ?= $(if $(shell command -v kubectl),kubectl kustomize,$(GO) run sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION) build)
 DEPLOY_OUT        := bin/deploy
-DEPLOY_EXTERNAL   := Secret/passport-keys,Secret/redis,ConfigMap/passport-jwks
+DEPLOY_EXTERNAL   := Secret/passport-keys,Secret/redis,Secret/shop-database,Secret/shop-broker-auth,ConfigMap/passport-jwks
 IMAGE_BINARIES    := gateway orderd paymentd inventoryd storefrontd
-DEPLOY_FIXTURE    := deploy/validate/testdata/dev.yaml
+DEPLOY_FIXTURES   := deploy/validate/testdata
 
 .PHONY: check-deploy
 check-deploy: ## Render deploy/k8s, validate it offline, lint the Dockerfile, build its static binaries.
@@ -199,14 +199,16 @@ check-deploy: ## Render deploy/k8s, validate it offline, lint the Dockerfile, bu
 	  -dockerfile $(CURDIR)/Dockerfile -gateway $(CURDIR)/$(DEPLOY_OUT)/static/gateway -repo $(CURDIR) \
 	  -static $(CURDIR)/$(DEPLOY_OUT)/static -external $(DEPLOY_EXTERNAL) \
 	  $(CURDIR)/$(DEPLOY_OUT)/base.yaml $(CURDIR)/$(DEPLOY_OUT)/dev.yaml $(CURDIR)/$(DEPLOY_OUT)/production.yaml
-	@if ! diff -q <(grep -v '^#' $(DEPLOY_FIXTURE)) $(DEPLOY_OUT)/dev.yaml >/dev/null; then \
-	  echo "$(DEPLOY_FIXTURE) is not the dev overlay as rendered now: run 'make deploy-fixture' and commit it"; exit 1; fi
+	@for k in dev production; do \
+	  if ! diff -q <(grep -v '^#' $(DEPLOY_FIXTURES)/$$k.yaml) $(DEPLOY_OUT)/$$k.yaml >/dev/null; then \
+	    echo "$(DEPLOY_FIXTURES)/$$k.yaml is not the $$k overlay as rendered now: run 'make deploy-fixture' and commit it"; exit 1; fi; done
 
 .PHONY: deploy-fixture
-deploy-fixture: ## Re-render the dev overlay into the validator's test fixture (after changing deploy/k8s).
-	{ echo "# The dev overlay as \`kubectl kustomize deploy/k8s/overlays/dev\` rendered it: the fixture the"; \
-	  echo "# tests break one way at a time. Regenerate with \`make deploy-fixture\` when the manifests change."; \
-	  $(KUSTOMIZE) deploy/k8s/overlays/dev; } > $(DEPLOY_FIXTURE).tmp && mv $(DEPLOY_FIXTURE).tmp $(DEPLOY_FIXTURE)
+deploy-fixture: ## Re-render the dev and production overlays into the validator's test fixtures (after changing deploy/k8s).
+	for k in dev production; do \
+	  { echo "# The $$k overlay as \`kubectl kustomize deploy/k8s/overlays/$$k\` rendered it: the fixture the"; \
+	    echo "# tests break one way at a time. Regenerate with \`make deploy-fixture\` when the manifests change."; \
+	    $(KUSTOMIZE) deploy/k8s/overlays/$$k; } > $(DEPLOY_FIXTURES)/$$k.yaml.tmp && mv $(DEPLOY_FIXTURES)/$$k.yaml.tmp $(DEPLOY_FIXTURES)/$$k.yaml || exit 1; done
 
 .PHONY: test-deploy
 test-deploy: ## The tests of deploy/validate (its own module).

@@ -118,3 +118,44 @@ func TestRenderedContainers(t *testing.T) {
 		t.Fatalf("problems %q, want the order's refusal", res.Problems)
 	}
 }
+
+// TestRenderedProduction: the production overlay as rendered passes every check, its gateway
+// YAML (a Redis Cluster) included; broken, the rules of replicas speak.
+func TestRenderedProduction(t *testing.T) {
+	cfg := check.Config{
+		Schema:       spectest.Validator(t),
+		Rules:        rules.Options{External: fixture.External},
+		GatewayCheck: check.GatewayCheck(gateway, spectest.Repo()),
+	}
+	tests := []struct {
+		name  string
+		edits []fixture.Edit
+		want  []string // substrings, one per problem, in order
+	}{
+		{name: "as rendered"},
+		{"the database Secret not declared", []fixture.Edit{{ID: "Deployment/payment", Old: "name: shop-database\n              optional: true", New: "name: shop-db\n              optional: true"},
+			{ID: "Deployment/payment", Old: "key: url\n              name: shop-database", New: "key: url\n              name: shop-db"}},
+			[]string{`Deployment/payment: container "payment" env PAYMENTD__DATABASE_URL: Secret "shop-db" is not declared external`}},
+		{"a replicated service on SQLite", []fixture.Edit{{ID: "Deployment/inventory", Old: "        - name: INVENTORYD__DATABASE_URL\n", New: "        - name: INVENTORYD__DATABASE_URI\n"}},
+			[]string{`Deployment/inventory: container "inventory": 2 replicas and no database URL`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := check.Rendered(fixture.Production(t, tt.edits...), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Objects != 19 || !res.GatewayChecked {
+				t.Fatalf("%d objects, gateway checked %v; want 19 and true", res.Objects, res.GatewayChecked)
+			}
+			if len(res.Problems) != len(tt.want) {
+				t.Fatalf("problems:\n%s\nwant %d: %q", strings.Join(res.Problems, "\n"), len(tt.want), tt.want)
+			}
+			for i, p := range res.Problems {
+				if !strings.Contains(p, tt.want[i]) {
+					t.Errorf("problem %d: %q, want it to contain %q", i, p, tt.want[i])
+				}
+			}
+		})
+	}
+}

@@ -40,12 +40,12 @@ func (s *set) checkPod(w workload) []string {
 				add("volume %q: defaultMode %#o: its files are root's, unreadable by the pod's non-root user (set fsGroup and a group-readable mode)", v.Name, *v.Secret.DefaultMode)
 			}
 		case v.PersistentVolumeClaim != nil:
-			if !s.claims[v.PersistentVolumeClaim.ClaimName] {
+			if s.claims[v.PersistentVolumeClaim.ClaimName] == nil {
 				add("volume %q: PersistentVolumeClaim %q is not rendered", v.Name, v.PersistentVolumeClaim.ClaimName)
 			}
 		}
 	}
-	ours := w.pod.Labels["app.kubernetes.io/part-of"] == PartOf
+	ours := w.ours()
 	for _, c := range spec.Containers {
 		cid := fmt.Sprintf("container %q", c.Name)
 		for _, m := range c.VolumeMounts {
@@ -167,23 +167,29 @@ func graceCovers(grace *int64, stop time.Duration) string {
 	return ""
 }
 
-// flagDuration finds -name=D or -name D (one or two dashes) in args.
+// flagDuration finds -name=D or -name D (one or two dashes) in args, D a duration.
 func flagDuration(args []string, name string) (time.Duration, bool) {
+	v, ok := flagValue(args, name)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(v)
+	return d, err == nil
+}
+
+// flagValue finds the last -name=V or -name V (one or two dashes) in args, as the flag package
+// keeps the last.
+func flagValue(args []string, name string) (string, bool) {
+	v, found := "", false
 	for i, a := range args {
 		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
-		var v string
 		if val, ok := strings.CutPrefix(a, name+"="); ok {
-			v = val
+			v, found = val, true
 		} else if a == name && i+1 < len(args) {
-			v = args[i+1]
-		} else {
-			continue
-		}
-		if d, err := time.ParseDuration(v); err == nil {
-			return d, true
+			v, found = args[i+1], true
 		}
 	}
-	return 0, false
+	return v, found
 }
 
 // readable: a Secret's or ConfigMap's files, with mode (nil: 0644), can be read by a pod that

@@ -3,7 +3,11 @@
 // ConfigMap, Secret and claim referred to is rendered or declared external), and this stack's
 // operating rules (the gateway's replicas, probes and disruption budget, its readiness probe and
 // scrape annotation on the port its configuration serves /readyz and /metrics on, pods that run
-// as non-root on a read-only root filesystem, grace periods longer than the graceful stop).
+// as non-root on a read-only root filesystem, grace periods longer than the graceful stop), and
+// what replicas need (no ReadWriteOnce claim shared or rolled, a disruption budget and a spread
+// over nodes for every replicated workload, a PostgreSQL database for a replicated service and a
+// broker URL for every service with events: see checkReplicas and checkService), and that the
+// files the containers' flags name are in their volumes (checkFiles).
 package rules
 
 import (
@@ -28,6 +32,11 @@ const (
 	DefaultServiceShutdown = 10 * time.Second
 )
 
+// DefaultDatabaseServices are the images (their last path element, untagged) whose binaries
+// keep a database (-data, -database-url) and publish events (-broker-url): cmd/orderd,
+// cmd/paymentd, cmd/inventoryd.
+var DefaultDatabaseServices = []string{"orderd", "paymentd", "inventoryd"}
+
 // Options are the stack's facts the rules check against. The zero value means the defaults.
 type Options struct {
 	// External are objects made outside the manifests ("Secret/passport-keys",
@@ -39,6 +48,10 @@ type Options struct {
 	// MinGatewayReplicas is the fewest replicas the gateway may have. Default:
 	// DefaultMinGatewayReplicas (2).
 	MinGatewayReplicas int32
+	// DatabaseServices are the images (by name: "orderd" for
+	// registry.example.com/shopgate/orderd:0.1.0) whose containers keep a database and publish
+	// events. Default: DefaultDatabaseServices.
+	DatabaseServices []string
 }
 
 // Check returns every problem found in objs, sorted, each naming its object ("Kind/name").
@@ -49,11 +62,17 @@ func Check(objs []runtime.Object, opt Options) []string {
 	if opt.MinGatewayReplicas == 0 {
 		opt.MinGatewayReplicas = DefaultMinGatewayReplicas
 	}
+	if opt.DatabaseServices == nil {
+		opt.DatabaseServices = DefaultDatabaseServices
+	}
 	s := index(objs, opt)
 	var out []string
 	for _, w := range s.workloads {
 		out = append(out, w.checkSelector()...)
 		out = append(out, s.checkPod(w)...)
+		out = append(out, s.checkReplicas(w)...)
+		out = append(out, s.checkService(w)...)
+		out = append(out, s.checkFiles(w)...)
 	}
 	out = append(out, s.checkServices()...)
 	out = append(out, s.checkPDBs()...)
@@ -69,11 +88,11 @@ type set struct {
 	services   []*corev1.Service
 	pdbs       []*policyv1.PodDisruptionBudget
 	configMaps map[string]*corev1.ConfigMap
-	claims     map[string]bool
+	claims     map[string]*corev1.PersistentVolumeClaim
 }
 
 func index(objs []runtime.Object, opt Options) *set {
-	s := &set{opt: opt, configMaps: map[string]*corev1.ConfigMap{}, claims: map[string]bool{}}
+	s := &set{opt: opt, configMaps: map[string]*corev1.ConfigMap{}, claims: map[string]*corev1.PersistentVolumeClaim{}}
 	for _, o := range objs {
 		if w, ok := workloadOf(o); ok {
 			s.workloads = append(s.workloads, w)
@@ -87,7 +106,7 @@ func index(objs []runtime.Object, opt Options) *set {
 		case *corev1.ConfigMap:
 			s.configMaps[o.Name] = o
 		case *corev1.PersistentVolumeClaim:
-			s.claims[o.Name] = true
+			s.claims[o.Name] = o
 		}
 	}
 	return s

@@ -63,7 +63,7 @@ func TestCheck(t *testing.T) {
 		{"gateway without a budget", []fixture.Edit{{ID: "PodDisruptionBudget/gateway", Drop: true}}, nil,
 			[]string{"Deployment/gateway: no PodDisruptionBudget selects its pods"}},
 		{"budget selecting nothing", []fixture.Edit{{ID: "PodDisruptionBudget/storefront", Old: "matchLabels:\n      app.kubernetes.io/name: storefront", New: "matchLabels:\n      app.kubernetes.io/name: storefrnt"}}, nil,
-			[]string{"PodDisruptionBudget/storefront: selector app.kubernetes.io/name=storefrnt picks no workload's pods"}},
+			[]string{"Deployment/storefront: 2 replicas and no PodDisruptionBudget selects its pods", "PodDisruptionBudget/storefront: selector app.kubernetes.io/name=storefrnt picks no workload's pods"}},
 		{"probe on an undeclared port", []fixture.Edit{{ID: gw, Old: "path: /healthz\n            port: http", New: "path: /healthz\n            port: admin"}}, nil,
 			[]string{`Deployment/gateway: container "gateway" liveness probe: httpGet port admin is not a port of the container`}},
 		{"grpc probe on an undeclared port", []fixture.Edit{{ID: order, Old: "port: 9101\n            service:", New: "port: 9111\n            service:"}}, nil,
@@ -164,5 +164,107 @@ func TestNoLivenessProbe(t *testing.T) {
 	got := rules.Check(objs, rules.Options{External: fixture.External})
 	if len(got) != 1 || !strings.Contains(got[0], `Deployment/order: container "order" has no liveness probe`) {
 		t.Fatalf("problems %q, want the order's missing liveness probe", got)
+	}
+}
+
+// The order Deployment's pieces in the production fixture.
+const (
+	orderDatabaseEnv = "        - name: ORDERD__DATABASE_URL\n          valueFrom:\n            secretKeyRef:\n              key: url\n              name: shop-database\n"
+	orderSpread      = "      topologySpreadConstraints:\n      - labelSelector:\n          matchLabels:\n            app.kubernetes.io/name: order\n        matchLabelKeys:\n        - pod-template-hash\n        maxSkew: 1\n        topologyKey: kubernetes.io/hostname\n        whenUnsatisfiable: ScheduleAnyway\n"
+	orderArgsEnd     = "        - -broker-password-file=/etc/shopgate/broker-auth/password\n"
+)
+
+// orderArg adds an argument to the order's container in the production fixture.
+func orderArg(arg string) fixture.Edit {
+	return fixture.Edit{ID: order, Old: orderArgsEnd, New: orderArgsEnd + "        - " + arg + "\n"}
+}
+
+// TestCheckReplicas: what replicas need, on the production overlay (replicated on PostgreSQL)
+// and the dev overlay (one replica each on SQLite), one edit at a time.
+func TestCheckReplicas(t *testing.T) {
+	noDatabaseEnv := fixture.Edit{ID: order, Old: orderDatabaseEnv, New: ""}
+	tests := []struct {
+		name    string
+		fixture func(testing.TB, ...fixture.Edit) []byte
+		edits   []fixture.Edit
+		want    []string // substrings, one per problem, in the sorted order of the problems
+	}{
+		{name: "the production overlay as rendered", fixture: fixture.Production},
+		{"production: a service without a budget", fixture.Production, []fixture.Edit{{ID: "PodDisruptionBudget/order", Drop: true}},
+			[]string{"Deployment/order: 2 replicas and no PodDisruptionBudget selects its pods"}},
+		{"production: a service without a database URL", fixture.Production, []fixture.Edit{noDatabaseEnv},
+			[]string{`Deployment/order: container "order": 2 replicas and no database URL (-database-url or $ORDERD__DATABASE_URL): each replica would keep its own SQLite file`}},
+		{"production: a database URL as an argument", fixture.Production, []fixture.Edit{noDatabaseEnv, orderArg("-database-url=postgres://shop@db:5432/shop")}, nil},
+		{"production: a database URL as a literal variable", fixture.Production,
+			[]fixture.Edit{{ID: order, Old: orderDatabaseEnv, New: "        - name: ORDERD__DATABASE_URL\n          value: postgresql://shop@db/shop\n"}}, nil},
+		{"production: a database URL that is not PostgreSQL, its password hidden", fixture.Production, []fixture.Edit{orderArg("-database-url=mysql://shop:s3cret@db/shop")},
+			[]string{`Deployment/order: container "order": database URL "mysql://shop:xxxxx@db/shop" is not postgres://`}},
+		{"production: no spread over nodes", fixture.Production, []fixture.Edit{{ID: order, Old: orderSpread, New: ""}},
+			[]string{"Deployment/order: 2 replicas and neither topologySpreadConstraints nor a pod anti-affinity on kubernetes.io/hostname"}},
+		{"production: a spread over zones only", fixture.Production, []fixture.Edit{{ID: order, Old: "topologyKey: kubernetes.io/hostname", New: "topologyKey: topology.kubernetes.io/zone"}},
+			[]string{"Deployment/order: 2 replicas and neither topologySpreadConstraints nor a pod anti-affinity"}},
+		{"production: a pod anti-affinity instead of a spread", fixture.Production, []fixture.Edit{{ID: order, Old: orderSpread,
+			New: "      affinity:\n        podAntiAffinity:\n          preferredDuringSchedulingIgnoredDuringExecution:\n          - weight: 100\n            podAffinityTerm:\n              topologyKey: kubernetes.io/hostname\n              labelSelector:\n                matchLabels:\n                  app.kubernetes.io/name: order\n"}}, nil},
+		{"production: streams at one replica on a NATS cluster", fixture.Production, []fixture.Edit{{ID: order, Old: "        - -broker-replicas=3\n", New: ""}},
+			[]string{`Deployment/order: container "order": -broker-url lists 3 NATS servers (a cluster) but -broker-replicas is 1 (the default)`}},
+		{"production: Kafka needs no -broker-replicas", fixture.Production, []fixture.Edit{
+			{ID: order, Old: "        - -broker-replicas=3\n", New: ""},
+			{ID: order, Old: "- -broker-url=$(BROKER_URL)", New: "- -broker-url=kafka://k0:9092,k1:9092,k2:9092"}}, nil},
+		{"production: a service without a broker", fixture.Production, []fixture.Edit{{ID: order, Old: "        - -broker-url=$(BROKER_URL)\n", New: ""}},
+			[]string{`Deployment/order: container "order": no -broker-url: its events would go through a broker embedded in its own pod`}},
+		{"dev: two replicas on the SQLite claim", fixture.Dev, []fixture.Edit{{ID: order, Old: "replicas: 1", New: "replicas: 2"}},
+			[]string{"Deployment/order: 2 replicas and no PodDisruptionBudget",
+				`Deployment/order: 2 replicas mount the ReadWriteOnce claim "order-data"`,
+				`Deployment/order: container "order": 2 replicas and no database URL`}},
+		{"dev: a rolling update on the SQLite claim", fixture.Dev, []fixture.Edit{{ID: order, Old: "type: Recreate", New: "type: RollingUpdate"}},
+			[]string{`Deployment/order: strategy RollingUpdate with the ReadWriteOnce claim "order-data": the new pod waits for the old one's volume`}},
+		{"dev: a ReadWriteMany claim may be rolled", fixture.Dev, []fixture.Edit{
+			{ID: order, Old: "type: Recreate", New: "type: RollingUpdate"},
+			{ID: "PersistentVolumeClaim/order-data", Old: "- ReadWriteOnce", New: "- ReadWriteMany"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rules.Check(decode(t, tt.fixture(t, tt.edits...)), rules.Options{External: fixture.External})
+			if len(got) != len(tt.want) {
+				t.Fatalf("problems:\n%s\nwant %d: %q", strings.Join(got, "\n"), len(tt.want), tt.want)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tt.want[i]) {
+					t.Errorf("problem %d: %q, want it to contain %q", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestCheckFiles: the files the services' flags name are in their volumes.
+func TestCheckFiles(t *testing.T) {
+	const passwordFile = "-broker-password-file=/etc/shopgate/broker-auth/password"
+	tests := []struct {
+		name  string
+		edits []fixture.Edit
+		want  []string
+	}{
+		{"the broker's password outside every volume", []fixture.Edit{{ID: order, Old: passwordFile, New: "-broker-password-file=/etc/shopgate/broker/password"}},
+			[]string{`Deployment/order: container "order": -broker-password-file /etc/shopgate/broker/password: no volume of the container is mounted there`}},
+		{"a file the Secret's items leave out", []fixture.Edit{{ID: order, Old: passwordFile, New: "-broker-password-file=/etc/shopgate/broker-auth/user"}},
+			[]string{`Deployment/order: container "order": -broker-password-file /etc/shopgate/broker-auth/user: the volume "broker-auth" (Secret "shop-broker-auth") holds only the items it lists, not "user"`}},
+		{"the JWKS moved, its volume not", []fixture.Edit{{ID: "Deployment/payment", Old: "-passport-jwks=/etc/shopgate/passport-jwks/jwks.json", New: "-passport-jwks=/etc/shopgate/jwks/jwks.json"}},
+			[]string{`Deployment/payment: container "payment": -passport-jwks /etc/shopgate/jwks/jwks.json: no volume of the container is mounted there`}},
+		{"a file in an emptyDir cannot be known", []fixture.Edit{orderArg("-upstream-tls-ca=/tmp/ca.pem")}, nil},
+		{"a relative path is not checked", []fixture.Edit{orderArg("-upstream-tls-ca=ca.pem")}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rules.Check(decode(t, fixture.Production(t, tt.edits...)), rules.Options{External: fixture.External})
+			if len(got) != len(tt.want) {
+				t.Fatalf("problems:\n%s\nwant %d: %q", strings.Join(got, "\n"), len(tt.want), tt.want)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tt.want[i]) {
+					t.Errorf("problem %d: %q, want it to contain %q", i, got[i], tt.want[i])
+				}
+			}
+		})
 	}
 }

@@ -18,6 +18,9 @@ type workload struct {
 	selector *metav1.LabelSelector
 	pod      corev1.PodTemplateSpec
 	claims   []string // a StatefulSet's volumeClaimTemplates: volumes of each pod
+	// recreate: a Deployment whose strategy is Recreate (its old pods stop before new ones
+	// start); false for RollingUpdate, the default, and for a StatefulSet.
+	recreate bool
 }
 
 func workloadOf(obj runtime.Object) (workload, bool) {
@@ -29,7 +32,8 @@ func workloadOf(obj runtime.Object) (workload, bool) {
 	}
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
-		return workload{id: "Deployment/" + o.Name, name: o.Name, replicas: one(o.Spec.Replicas), selector: o.Spec.Selector, pod: o.Spec.Template}, true
+		return workload{id: "Deployment/" + o.Name, name: o.Name, replicas: one(o.Spec.Replicas), selector: o.Spec.Selector, pod: o.Spec.Template,
+			recreate: o.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType}, true
 	case *appsv1.StatefulSet:
 		w := workload{id: "StatefulSet/" + o.Name, name: o.Name, replicas: one(o.Spec.Replicas), selector: o.Spec.Selector, pod: o.Spec.Template}
 		for _, t := range o.Spec.VolumeClaimTemplates {
@@ -39,6 +43,9 @@ func workloadOf(obj runtime.Object) (workload, bool) {
 	}
 	return workload{}, false
 }
+
+// ours reports whether w's pods are the stack's own (labelled part-of PartOf).
+func (w workload) ours() bool { return w.pod.Labels["app.kubernetes.io/part-of"] == PartOf }
 
 // selects reports whether sel (a Service's or PDB's selector) picks w's pods.
 func (w workload) selectedBy(sel labels.Selector) bool {
@@ -93,7 +100,7 @@ func OwnContainers(objs []runtime.Object) []Container {
 	var out []Container
 	for _, o := range objs {
 		w, ok := workloadOf(o)
-		if !ok || w.pod.Labels["app.kubernetes.io/part-of"] != PartOf {
+		if !ok || !w.ours() {
 			continue
 		}
 		for _, c := range w.pod.Spec.Containers {
