@@ -5,9 +5,9 @@
 // loopback ports, two gateways in front of two replicas of each service, on a backend named by
 // the subtest: the stores, the event broker and the gateways' shared rate limit. It seeds stock,
 // places 500 orders through both gateways at once (with an Idempotency-Key each and a client's
-// retries on 5xx and timeouts, which must not create an order twice), and meanwhile kills
-// (SIGKILL) one replica of each service and restarts it, and stops one broker node and starts it
-// again. The replica never killed publishes every event twice (-relay-duplicate-for-testing)
+// retries on 5xx, transport errors and timeouts, which must not create an order twice), and
+// meanwhile kills (SIGKILL) one replica of each service and then one gateway, restarting each,
+// and stops one broker node and starts it again. The replica never killed publishes every event twice (-relay-duplicate-for-testing)
 // while its relay holds its service's outbox, so that the inboxes are put to the test; every
 // fifth order is sent twice at once, through both gateways, with one key. At the end every
 // order must be CONFIRMED or CANCELLED, the stock must add up exactly

@@ -262,8 +262,8 @@ func (c *cluster) placeOrderTwice(token string, s orderSpec, i int) (string, int
 	return id, n + n2, nil
 }
 
-// faults kills one replica of each service and starts it again, then stops one broker node
-// and starts it again, each once the load has reached a point, and reports each step on out
+// faults kills one replica of each service and starts it again, then one gateway, then stops
+// one broker node and starts it again, each once the load has reached a point, and reports each step on out
 // ("FAILED ..." when a step failed, "LATE ..." when the load had ended before a kill, a
 // restart of a service or the stop of the broker).
 func (c *cluster) faults(be *backend, accepted *atomic.Int64, loadDone <-chan struct{}, out chan<- string) {
@@ -284,9 +284,15 @@ func (c *cluster) faults(be *backend, accepted *atomic.Int64, loadDone <-chan st
 			out <- fmt.Sprintf("%s at order %d", what, accepted.Load())
 		}
 	}
-	for n, svc := range services {
-		waitFor(int64(60 + 80*n))
-		p := c.replicas[svc][0]
+	// One replica of each service, then the first gateway: while it is down, the clients
+	// that try it get a transport error and retry through the other with the same key.
+	victims := make([]*proc, 0, len(services)+1)
+	for _, svc := range services {
+		victims = append(victims, c.replicas[svc][0])
+	}
+	victims = append(victims, c.gateways[0].p)
+	for n, p := range victims {
+		waitFor(int64(60 + 70*n))
 		during("killed " + p.name)
 		p.kill()
 		time.Sleep(500 * time.Millisecond) // the gateways and orderd notice it gone
@@ -300,15 +306,15 @@ func (c *cluster) faults(be *backend, accepted *atomic.Int64, loadDone <-chan st
 		out <- "the broker is the machine's: not stopped"
 		return
 	}
-	waitFor(320)
+	waitFor(340)
 	which, err := be.stopBroker()
 	if err != nil {
 		out <- fmt.Sprintf("FAILED to stop a broker node: %v", err)
 		return
 	}
 	during("stopped " + which)
-	waitFor(400)
-	time.Sleep(2 * time.Second)
+	waitFor(420)
+	time.Sleep(time.Second)
 	began := time.Now()
 	if err := be.startBroker(); err != nil {
 		out <- fmt.Sprintf("FAILED to start the broker node again: %v", err)
