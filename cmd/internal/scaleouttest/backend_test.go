@@ -24,7 +24,8 @@ type backend struct {
 	// serviceFlags are the store and broker flags of every replica of service ("order",
 	// "payment", "inventory"); the replicas of one service share its store.
 	serviceFlags func(service string) []string
-	// redis is the gateways' rate_limiting.redis and abuse.redis sections (YAML flow mappings).
+	// rateLimitRedis and abuseRedis are the connection entries of the gateways'
+	// rate_limiting.redis and abuse.redis sections (the inside of a YAML flow mapping).
 	rateLimitRedis, abuseRedis string
 	// stopBroker stops one node of the broker cluster, saying which, and startBroker starts it
 	// again; nil when the broker cannot be stopped by the test (the machine's own).
@@ -77,8 +78,8 @@ func localBackend(t testing.TB) *backend {
 			return []string{"-data", filepath.Join(dir, service), "-broker-url", natsURL,
 				"-broker-stream", stream, "-broker-subject-prefix", prefix}
 		},
-		rateLimitRedis: fmt.Sprintf("{addr: %q, key_prefix: %q}", redisAddr, rl),
-		abuseRedis:     fmt.Sprintf("{addr: %q, key_prefix: %q}", redisAddr, abuse),
+		rateLimitRedis: fmt.Sprintf("addr: %q, key_prefix: %q", redisAddr, rl),
+		abuseRedis:     fmt.Sprintf("addr: %q, key_prefix: %q", redisAddr, abuse),
 		store: func(t testing.TB, service string) *sql.DB {
 			t.Helper()
 			path := filepath.Join(dir, service, service, service+".db")

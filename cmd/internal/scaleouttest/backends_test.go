@@ -219,7 +219,7 @@ func postgresRedis(t testing.TB, brokerFlags ...string) *backend {
 		urls[svc] = testpg.Schema(t, "scaleout_"+svc)
 	}
 	r := testredis.StartCluster(t, 3)
-	redisYAML := fmt.Sprintf("{addrs: [%s]}", strings.Join(r.Addrs(), ", "))
+	redisYAML := fmt.Sprintf("addrs: [%s]", strings.Join(r.Addrs(), ", "))
 	dir := t.TempDir()
 	return &backend{
 		serviceFlags: func(service string) []string {

@@ -52,7 +52,9 @@ type clusterOptions struct {
 }
 
 // newCluster starts the replicas of every service on be, then the gateways, each gateway
-// balancing over every replica. The gateways share one development key (a token works on
+// balancing over every replica. The gateways' rate limit fails closed, with a timeout of 1s
+// (not 100ms) for a machine this test loads: a limit that fell back to each gateway's own
+// memory would pass off as shared. The gateways share one development key (a token works on
 // either) and one passport key, which the services trust beside passporttest's (with which
 // the test calls them directly). Everything is killed at the end; on failure the logs of the
 // processes are printed.
@@ -137,8 +139,8 @@ auth:
   sources:
     - {name: %s, issuer: %q, audiences: [%q], algorithms: [EdDSA], jwks_file: %q, plain_subjects: true}
 passport: {key_dir: %q}
-rate_limiting: {backend: redis, redis: %s}
-abuse: {max_failures: 10000, redis: %s}
+rate_limiting: {backend: redis, redis: {%s, timeout: 1s, failure_mode: closed}}
+abuse: {max_failures: 10000, redis: {%s, timeout: 1s}}
 `, addr,
 			orderv1.OrderService_ServiceDesc.ServiceName, list(addrsOf["order"]),
 			paymentv1.PaymentService_ServiceDesc.ServiceName, list(addrsOf["payment"]),
