@@ -134,7 +134,7 @@ SAGA_RUNS    ?= 1
 SAGA_CLIENTS ?= 64
 
 .PHONY: bench-saga
-bench-saga: ## Confirmed orders/s end to end: the embedded default vs PostgreSQL + Kafka, side by side.
+bench-saga: ## Confirmed orders/s end to end: the embedded default vs PostgreSQL + Kafka (and NATS R3), side by side.
 	$(GO) test -c -o bin/scaleout.test ./cmd/internal/scaleouttest/
 	cd cmd/internal/scaleouttest && ../../../bin/scaleout.test -test.run '^$$' -test.bench '^BenchmarkSaga$$' \
 	  -test.benchtime $(SAGA_ORDERS)x -test.count $(SAGA_RUNS) -saga.clients $(SAGA_CLIENTS)

@@ -42,6 +42,7 @@ var benchCases = []benchCase{
 	{"embedded", embeddedStack},
 	{"binaries_sqlite_nats", func(t testing.TB) *benchStack { return clusterStack(t, localBackend(t)) }},
 	{"postgres_kafka", func(t testing.TB) *benchStack { return clusterStack(t, kafkaPostgres(t)) }},
+	{"postgres_nats_r3", func(t testing.TB) *benchStack { return clusterStack(t, natsR3Postgres(t)) }},
 }
 
 // embeddedStack is cmd/shop as `make run` starts it (one process: gateway, services, embedded

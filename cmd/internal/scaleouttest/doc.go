@@ -29,6 +29,6 @@
 // client places an order (POST /v1/orders) and follows it (GET /v1/orders/{id}:watch) until it
 // is final, with many clients at once. `make bench-saga` runs it on the embedded default
 // (cmd/shop, as `make run` starts it), on the service binaries with SQLite and the machine's
-// NATS (local backend, backend_test.go), and on PostgreSQL and Kafka, and prints them side by
-// side.
+// NATS (local backend, backend_test.go), on PostgreSQL with Kafka and on PostgreSQL with NATS
+// at R3 (one replica of each service and one gateway), and prints them side by side.
 package scaleouttest
