@@ -74,11 +74,6 @@ type SQLStore struct {
 	db *storage.DB
 }
 
-// SQLiteStore is the former name of SQLStore.
-//
-// Deprecated: use SQLStore.
-type SQLiteStore = SQLStore
-
 // Open opens (creating and migrating) the inventory database of src: PostgreSQL when src.URL is
 // set, else the SQLite file src.Path.
 func Open(ctx context.Context, src storage.Source) (*SQLStore, error) {
