@@ -120,6 +120,25 @@ build: ## Build every binary into bin/ (-version prints VERSION, default `git de
 test: tools ## Run every test with the race detector (needs Redis 127.0.0.1:6379, NATS 127.0.0.1:4222, PostgreSQL 127.0.0.1:5432).
 	$(GO) test $(TEST_FLAGS) ./...
 
+# The scale-out acceptance test (cmd/internal/scaleouttest): two gateways before two replicas of
+# each service on PostgreSQL, with Kafka (kfake) or a NATS cluster at R3 and a Redis Cluster.
+.PHONY: test-scaleout
+test-scaleout: ## The scale-out test alone (needs PostgreSQL at 127.0.0.1:5432, redis-server, NATS; a few minutes).
+	$(GO) test $(TEST_FLAGS) -v -run TestScaleOut ./cmd/internal/scaleouttest/
+
+# `make bench-saga` confirms SAGA_ORDERS orders on each stack (BenchmarkSaga), SAGA_RUNS times,
+# with SAGA_CLIENTS clients at once, and prints the stacks' median orders/s side by side with
+# their ratio to the embedded default.
+SAGA_ORDERS  ?= 3000
+SAGA_RUNS    ?= 1
+SAGA_CLIENTS ?= 64
+
+.PHONY: bench-saga
+bench-saga: ## Confirmed orders/s end to end: the embedded default vs PostgreSQL + Kafka (and NATS R3), side by side.
+	$(GO) test -c -o bin/scaleout.test ./cmd/internal/scaleouttest/
+	cd cmd/internal/scaleouttest && ../../../bin/scaleout.test -test.run '^$$' -test.bench '^BenchmarkSaga$$' \
+	  -test.benchtime $(SAGA_ORDERS)x -test.count $(SAGA_RUNS) -saga.clients $(SAGA_CLIENTS)
+
 .PHONY: run
 run: ## Run the whole stack in one process: gateway on 127.0.0.1:8080, data under ./data.
 	$(GO) run ./cmd/shop -data ./data
