@@ -140,7 +140,11 @@ func (s *kafkaSubscription) poll() {
 			w := s.workers[p.Partition]
 			s.mu.Unlock()
 			if w == nil {
-				return // revoked meanwhile: the next owner fetches from the committed offset
+				// Revoked meanwhile: the next owner fetches from the committed offset. Logged,
+				// because records of a partition this member still owns must never land here.
+				s.b.cfg.Logger.Debug("kafka records of a partition without a worker dropped", "consumer", s.p.consumer,
+					"partition", p.Partition, "records", len(p.Records), "first_offset", p.Records[0].Offset)
+				return
 			}
 			w.mu.Lock()
 			w.queue = append(w.queue, p.Records...)
