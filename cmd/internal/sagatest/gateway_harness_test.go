@@ -8,10 +8,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/acme/shopgate/cmd/internal/proctest"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -35,18 +35,7 @@ var (
 // gatewayBinary builds cmd/gateway into binDir once.
 func gatewayBinary(t *testing.T) string {
 	t.Helper()
-	gatewayBuildOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			gatewayBuildErr = err
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/gateway")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			gatewayBuildErr = fmt.Errorf("go build ./cmd/gateway: %v\n%s", err, out)
-		}
-	})
+	gatewayBuildOnce.Do(func() { gatewayBuildErr = proctest.Build(binDir, "./cmd/gateway") })
 	if gatewayBuildErr != nil {
 		t.Fatal(gatewayBuildErr)
 	}
@@ -163,22 +152,10 @@ passport: {key_dir: %q}
 		t.Fatal(err)
 	}
 
-	logf, err := os.OpenFile(g.p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	cmd, done, err := proctest.Start("gateway", filepath.Join(bin, "gateway"), []string{"-config", cfgPath}, g.p.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(bin, "gateway"), "-config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		t.Fatalf("starting the gateway: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logf.Close()
-		close(done)
-	}()
 	g.p.cmd, g.p.done = cmd, done
 
 	g.tr = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, ResponseHeaderTimeout: 10 * time.Second}
@@ -188,7 +165,7 @@ passport: {key_dir: %q}
 		g.tr.CloseIdleConnections()
 		g.p.kill()
 		if t.Failed() {
-			t.Logf("--- gateway log (last lines):\n%s", tail(g.p.logs(), 80))
+			t.Logf("--- gateway log (last lines):\n%s", proctest.Tail(g.p.logs(), 80))
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -202,7 +179,7 @@ passport: {key_dir: %q}
 			return g
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the gateway is not ready after 30s:\n%s", tail(g.p.logs(), 40))
+			t.Fatalf("the gateway is not ready after 30s:\n%s", proctest.Tail(g.p.logs(), 40))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -319,7 +296,7 @@ func twin(t *testing.T, p *proc) *proc {
 	t.Cleanup(func() {
 		tw.kill()
 		if t.Failed() {
-			t.Logf("--- %s (twin) log:\n%s", tw.name, tail(withoutPolls(tw.logs()), 60))
+			t.Logf("--- %s (twin) log:\n%s", tw.name, proctest.Tail(proctest.WithoutPolls(tw.logs()), 60))
 		}
 	})
 	tw.start()

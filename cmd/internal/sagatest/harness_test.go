@@ -1,9 +1,9 @@
 package sagatest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/acme/shopgate/cmd/internal/proctest"
 	"net"
 	"os"
 	"os/exec"
@@ -24,7 +24,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -42,16 +41,7 @@ var (
 func binaries(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/orderd", "./cmd/paymentd", "./cmd/inventoryd", "./cmd/storefrontd")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		buildErr = proctest.Build(binDir, "./cmd/orderd", "./cmd/paymentd", "./cmd/inventoryd", "./cmd/storefrontd")
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -59,40 +49,9 @@ func binaries(t *testing.T) string {
 	return binDir
 }
 
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
-}
-
 // freeAddr returns a loopback address with a port free right now; a restarted process takes the
-// same one again.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		_ = l.Close()
-		if !handedOut.addrs[addr] { // closed, the port may come back for the next caller
-			handedOut.addrs[addr] = true
-			return addr
-		}
-	}
-}
-
-// handedOut are the addresses freeAddr gave in this process: two processes of one stack never
-// get the same port, even before either has bound it.
-var handedOut = struct {
-	sync.Mutex
-	addrs map[string]bool
-}{addrs: map[string]bool{}}
+// same one again (proctest.FreeAddr).
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 // requireExternal skips (or fails, when CI=true) when the machine's NATS is not running.
 func requireExternal(t *testing.T) {
@@ -120,65 +79,24 @@ type proc struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{}
+	done <-chan struct{}
 }
 
 // start runs the process and waits until its gRPC health service answers SERVING. extra
 // arguments apply to this run only.
 func (p *proc) start(extra ...string) {
 	p.t.Helper()
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	args := append(append(append([]string{"-listen", p.addr}, p.args...), p.once...), extra...)
+	p.once = nil
+	cmd, done, err := proctest.Start(p.name, filepath.Join(p.bin, p.name), args, p.log)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	args := append(append(append([]string{"-listen", p.addr}, p.args...), p.once...), extra...)
-	p.once = nil
-	fmt.Fprintf(logf, "=== %s %s\n", p.name, strings.Join(args, " "))
-	cmd := exec.Command(filepath.Join(p.bin, p.name), args...)
-	cmd.Stderr = logf
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		p.t.Fatalf("starting %s: %v", p.name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logf.Close()
-		close(done)
-	}()
 	p.mu.Lock()
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
-	p.waitServing(done)
-}
-
-func (p *proc) waitServing(exited chan struct{}) {
-	p.t.Helper()
-	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			p.t.Fatalf("%s exited at start:\n%s", p.name, p.logs())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && res.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s not serving after 30s (%v):\n%s", p.name, err, p.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := proctest.GRPCServing(p.addr, 30*time.Second, done); err != nil {
+		p.t.Fatalf("%s %v:\n%s", p.name, err, p.logs())
 	}
 }
 
@@ -197,20 +115,12 @@ func (p *proc) signal(sig syscall.Signal) {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		p.t.Errorf("%s did not stop on %v", p.name, sig)
+	if err := proctest.Signal(cmd, done, sig); err != nil {
+		p.t.Errorf("%s %v", p.name, err)
 	}
 }
 
-func (p *proc) logs() string {
-	b, _ := os.ReadFile(p.log)
-	return string(b)
-}
+func (p *proc) logs() string { return proctest.Logs(p.log) }
 
 // broker is where the stack's events go.
 type broker struct {
@@ -339,7 +249,7 @@ func newStack(t *testing.T, b *broker, opts stackOptions) *stack {
 		}
 		if t.Failed() {
 			for _, p := range []*proc{s.order, s.payment, s.inventory} {
-				t.Logf("--- %s log (successful RPCs left out: the tests poll):\n%s", p.name, tail(withoutPolls(p.logs()), 200))
+				t.Logf("--- %s log (successful RPCs left out: the tests poll):\n%s", p.name, proctest.Tail(proctest.WithoutPolls(p.logs()), 200))
 			}
 		}
 	})
@@ -353,27 +263,6 @@ func newStack(t *testing.T, b *broker, opts stackOptions) *stack {
 	s.pay = paymentv1.NewPaymentServiceClient(dial(t, s.payment.addr))
 	s.ord = orderv1.NewOrderServiceClient(dial(t, s.order.addr))
 	return s
-}
-
-// withoutPolls drops the access lines of successful RPCs, which the tests' polling repeats by
-// the hundred, so that a failure shows the saga's own lines.
-func withoutPolls(s string) string {
-	var kept []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, `"msg":"rpc"`) && strings.Contains(l, `"code":"OK"`) {
-			continue
-		}
-		kept = append(kept, l)
-	}
-	return strings.Join(kept, "\n")
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func dial(t *testing.T, addr string) *grpc.ClientConn {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/acme/shopgate/cmd/internal/proctest"
 	"net/http"
 	"path/filepath"
 	"sort"
@@ -40,7 +41,7 @@ func TestInstancesShareTheWorkAndSurviveACrash(t *testing.T) {
 		t.Cleanup(func() {
 			twin.kill()
 			if t.Failed() {
-				t.Logf("--- %s (second instance) log:\n%s", twin.name, tail(twin.logs(), 60))
+				t.Logf("--- %s (second instance) log:\n%s", twin.name, proctest.Tail(twin.logs(), 60))
 			}
 		})
 		twin.start("-metrics-listen", metrics)

@@ -6,10 +6,9 @@ package sagatest
 import (
 	"context"
 	"fmt"
+	"github.com/acme/shopgate/cmd/internal/proctest"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -82,23 +81,10 @@ func (e *endpoints) pick() int {
 // /readyz answers 200.
 func (g *gateway) restart() {
 	g.t.Helper()
-	logf, err := os.OpenFile(g.p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	cmd, done, err := proctest.Start("gateway (restarted)", filepath.Join(g.p.bin, "gateway"), []string{"-config", g.cfgPath}, g.p.log)
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	fmt.Fprintln(logf, "=== gateway restarted")
-	cmd := exec.Command(filepath.Join(g.p.bin, "gateway"), "-config", g.cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		g.t.Fatalf("restarting the gateway: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logf.Close()
-		close(done)
-	}()
 	g.p.mu.Lock()
 	g.p.cmd, g.p.done = cmd, done
 	g.p.mu.Unlock()

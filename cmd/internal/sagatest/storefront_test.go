@@ -7,6 +7,7 @@ package sagatest
 import (
 	"context"
 	"encoding/json"
+	"github.com/acme/shopgate/cmd/internal/proctest"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -33,7 +34,7 @@ func startStorefront(t *testing.T, s *stack) *proc {
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("--- storefrontd log:\n%s", tail(p.logs(), 60))
+			t.Logf("--- storefrontd log:\n%s", proctest.Tail(p.logs(), 60))
 		}
 	})
 	p.start()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/acme/shopgate/cmd/internal/proctest"
 	"math"
 	"net"
 	"os"
@@ -60,7 +61,7 @@ func TestTrafficPools(t *testing.T) {
 		for _, p := range []*proc{stable, canary} {
 			p.kill()
 			if t.Failed() {
-				t.Logf("--- %s log:\n%s", p.log, tail(withoutPolls(p.logs()), 40))
+				t.Logf("--- %s log:\n%s", p.log, proctest.Tail(proctest.WithoutPolls(p.logs()), 40))
 			}
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/acme/shopgate/cmd/internal/proctest"
 	"io"
 	"net/http"
 	"os"
@@ -62,13 +63,13 @@ func embeddedStack(t testing.TB) *benchStack {
 	if err := os.WriteFile(cfg, []byte("defaults:\n  rate_limit: {requests: 100000, per: 1s}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	g := newGateway(t, filepath.Join(bin, "shop"), addr, "shop", filepath.Join(dir, "shop.log"),
 		"-data", data, "-listen", addr, "-config", cfg, "-log-level", "warn")
 	t.Cleanup(func() {
 		g.close()
 		if t.Failed() {
-			t.Logf("--- shop log:\n%s", tail(g.p.logs(), 60))
+			t.Logf("--- shop log:\n%s", proctest.Tail(g.p.logs(), 60))
 		}
 	})
 	g.p.start()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/acme/shopgate/cmd/internal/proctest"
 	"io"
 	"net/http"
 	"os"
@@ -81,18 +82,18 @@ func newCluster(t testing.TB, be *backend, opts clusterOptions) *cluster {
 		if t.Failed() {
 			for _, svc := range services {
 				for _, p := range c.replicas[svc] {
-					t.Logf("--- %s log (last lines, successful calls left out):\n%s", p.name, tail(withoutPolls(p.logs()), 40))
+					t.Logf("--- %s log (last lines, successful calls left out):\n%s", p.name, proctest.Tail(proctest.WithoutPolls(p.logs()), 40))
 				}
 			}
 			for _, g := range c.gateways {
-				t.Logf("--- %s log (last lines, successful calls left out):\n%s", g.p.name, tail(withoutPolls(g.p.logs()), 30))
+				t.Logf("--- %s log (last lines, successful calls left out):\n%s", g.p.name, proctest.Tail(proctest.WithoutPolls(g.p.logs()), 30))
 			}
 		}
 	})
 	addrsOf := map[string][]string{}
 	for _, svc := range services {
 		for i := range opts.replicas {
-			addrsOf[svc] = append(addrsOf[svc], freeAddr(t))
+			addrsOf[svc] = append(addrsOf[svc], proctest.FreeAddr(t))
 			_ = i
 		}
 	}
@@ -128,7 +129,7 @@ func newCluster(t testing.TB, be *backend, opts clusterOptions) *cluster {
 	list := func(a []string) string { return `["` + strings.Join(a, `", "`) + `"]` }
 	src := key.AuthSource()
 	for i := range opts.gateways {
-		addr := freeAddr(t)
+		addr := proctest.FreeAddr(t)
 		cfg := fmt.Sprintf(`listen: %s
 upstreams:
   %s: {addresses: %s}

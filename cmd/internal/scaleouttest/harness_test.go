@@ -5,21 +5,15 @@ package scaleouttest
 // test code and cannot be imported).
 
 import (
-	"context"
 	"fmt"
+	"github.com/acme/shopgate/cmd/internal/proctest"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // binDir holds the binaries (TestMain makes and removes it).
@@ -33,48 +27,12 @@ var (
 func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("go env GOMOD: %w", err)
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator),
-			"./cmd/gateway", "./cmd/orderd", "./cmd/paymentd", "./cmd/inventoryd", "./cmd/shop")
-		cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		buildErr = proctest.Build(binDir, "./cmd/gateway", "./cmd/orderd", "./cmd/paymentd", "./cmd/inventoryd", "./cmd/shop")
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binDir
-}
-
-// handedOut are the addresses freeAddr gave in this process: two processes never get the same
-// port, even before either has bound it.
-var handedOut = struct {
-	sync.Mutex
-	addrs map[string]bool
-}{addrs: map[string]bool{}}
-
-// freeAddr returns a loopback address whose port is free now; a restarted process takes it again.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		_ = l.Close()
-		if !handedOut.addrs[addr] {
-			handedOut.addrs[addr] = true
-			return addr
-		}
-	}
 }
 
 // need skips the test (fails it when CI=true) when what it needs is missing.
@@ -111,7 +69,7 @@ type proc struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{}
+	done <-chan struct{}
 }
 
 // start runs the process and waits until it is ready, failing the test if it is not.
@@ -125,28 +83,15 @@ func (p *proc) start() {
 // startErr runs the process and waits until it is ready. It does not fail the test (a
 // goroutine may call it).
 func (p *proc) startErr() error {
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	cmd, done, err := proctest.Start(p.name, p.bin, p.args, p.log)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logf, "=== %s %s\n", p.name, strings.Join(p.args, " "))
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		return fmt.Errorf("starting %s: %w", p.name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logf.Close()
-		close(done)
-	}()
 	p.mu.Lock()
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
 	if err := p.ready(done); err != nil {
-		return fmt.Errorf("%s: %w\n%s", p.name, err, tail(p.logs(), 60))
+		return fmt.Errorf("%s: %w\n%s", p.name, err, proctest.Tail(p.logs(), 60))
 	}
 	return nil
 }
@@ -162,68 +107,14 @@ func (p *proc) signal(sig syscall.Signal) {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		p.t.Errorf("%s did not stop on %v", p.name, sig)
+	if err := proctest.Signal(cmd, done, sig); err != nil {
+		p.t.Errorf("%s %v", p.name, err)
 	}
 }
 
-func (p *proc) logs() string {
-	b, _ := os.ReadFile(p.log)
-	return string(b)
-}
+func (p *proc) logs() string { return proctest.Logs(p.log) }
 
 // grpcServing waits until the gRPC health service at addr answers SERVING.
 func grpcServing(addr string, within time.Duration) func(<-chan struct{}) error {
-	return func(exited <-chan struct{}) error {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		hc := healthpb.NewHealthClient(conn)
-		deadline := time.Now().Add(within)
-		for {
-			select {
-			case <-exited:
-				return fmt.Errorf("exited at start")
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-			cancel()
-			if err == nil && res.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-				return nil
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("not serving after %v: %v", within, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-}
-
-// withoutPolls drops the access lines of successful RPCs, which polling repeats by the
-// hundred, so that a failure shows the lines that matter.
-func withoutPolls(s string) string {
-	var kept []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, `"code":"OK"`) || strings.Contains(l, `"status":200`) {
-			continue
-		}
-		kept = append(kept, l)
-	}
-	return strings.Join(kept, "\n")
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return func(exited <-chan struct{}) error { return proctest.GRPCServing(addr, within, exited) }
 }
