@@ -1,8 +1,7 @@
 package scaleouttest
 
 // Processes: the binaries, built once per test binary, run on loopback ports, killed and
-// started again on the same port (the approach of cmd/internal/sagatest, whose helpers are
-// test code and cannot be imported).
+// started again on the same port, on cmd/internal/proctest as cmd/internal/sagatest does.
 
 import (
 	"fmt"
