@@ -3,8 +3,8 @@ package inventory_test
 import (
 	"context"
 	"fmt"
+	"github.com/acme/shopgate/services/storage/storagetest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -12,7 +12,6 @@ import (
 	inventoryv1 "github.com/acme/shopgate/gen/shop/inventory/v1"
 	"github.com/acme/shopgate/internal/testpg"
 	"github.com/acme/shopgate/services/inventory"
-	"github.com/acme/shopgate/services/storage"
 )
 
 // TestPostgres runs the tests that touch the store again, on PostgreSQL: under it, the store a
@@ -36,31 +35,9 @@ func TestPostgres(t *testing.T) {
 	}
 }
 
-var pgURLs sync.Map // store path -> PostgreSQL URL, for the tests under TestPostgres
-
-// source is where a test's store at path lives: the SQLite file, or under TestPostgres a
-// PostgreSQL schema of the test (the same one each time for one path, so that a store opened
-// again finds its data).
-func source(t testing.TB, path string) storage.Source {
-	return sourceOn(t, path, strings.HasPrefix(t.Name(), "TestPostgres/"))
-}
-
-func sourceOn(t testing.TB, path string, postgres bool) storage.Source {
-	t.Helper()
-	if !postgres {
-		return storage.Source{Path: path}
-	}
-	if u, ok := pgURLs.Load(path); ok {
-		return storage.Source{URL: u.(string)}
-	}
-	u := testpg.Schema(t, "inventory")
-	pgURLs.Store(path, u)
-	return storage.Source{URL: u}
-}
-
 func openStore(t testing.TB, path string) *inventory.SQLStore {
 	t.Helper()
-	s, err := inventory.Open(context.Background(), source(t, path))
+	s, err := inventory.Open(context.Background(), storagetest.Source(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +54,7 @@ func TestReplicasReserveAndCancelConcurrently(t *testing.T) {
 			if dialect == "postgres" {
 				testpg.Need(t)
 			}
-			src := sourceOn(t, filepath.Join(t.TempDir(), "inventory.db"), dialect == "postgres")
+			src := storagetest.SourceOn(t, filepath.Join(t.TempDir(), "inventory.db"), dialect == "postgres")
 			ctx := context.Background()
 			var replicas []*inventory.Service
 			var stores []*inventory.SQLStore

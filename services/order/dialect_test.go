@@ -3,8 +3,8 @@ package order_test
 import (
 	"context"
 	"fmt"
+	"github.com/acme/shopgate/services/storage/storagetest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -14,7 +14,6 @@ import (
 	"github.com/acme/shopgate/services/inventory"
 	"github.com/acme/shopgate/services/order"
 	"github.com/acme/shopgate/services/payment"
-	"github.com/acme/shopgate/services/storage"
 )
 
 // TestPostgres runs the tests that touch the stores again, on PostgreSQL: under it, every store
@@ -43,31 +42,9 @@ func TestPostgres(t *testing.T) {
 	}
 }
 
-var pgURLs sync.Map // store path -> PostgreSQL URL, for the tests under TestPostgres
-
-// source is where a test's store at path lives: the SQLite file, or under TestPostgres a
-// PostgreSQL schema of the test (the same one each time for one path, so that a store opened
-// again finds its data).
-func source(t testing.TB, path string) storage.Source {
-	return sourceOn(t, path, strings.HasPrefix(t.Name(), "TestPostgres/"))
-}
-
-func sourceOn(t testing.TB, path string, postgres bool) storage.Source {
-	t.Helper()
-	if !postgres {
-		return storage.Source{Path: path}
-	}
-	if u, ok := pgURLs.Load(path); ok {
-		return storage.Source{URL: u.(string)}
-	}
-	u := testpg.Schema(t, strings.TrimSuffix(filepath.Base(path), ".db"))
-	pgURLs.Store(path, u)
-	return storage.Source{URL: u}
-}
-
 func openOrder(t testing.TB, path string) *order.SQLStore {
 	t.Helper()
-	s, err := order.Open(context.Background(), source(t, path))
+	s, err := order.Open(context.Background(), storagetest.Source(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +53,7 @@ func openOrder(t testing.TB, path string) *order.SQLStore {
 
 func openInventory(t testing.TB, path string) *inventory.SQLStore {
 	t.Helper()
-	s, err := inventory.Open(context.Background(), source(t, path))
+	s, err := inventory.Open(context.Background(), storagetest.Source(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +62,7 @@ func openInventory(t testing.TB, path string) *inventory.SQLStore {
 
 func openPayment(t testing.TB, path string) *payment.SQLStore {
 	t.Helper()
-	s, err := payment.Open(context.Background(), source(t, path))
+	s, err := payment.Open(context.Background(), storagetest.Source(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +80,7 @@ func TestReplicasSetSagaProgressConcurrently(t *testing.T) {
 				testpg.Need(t)
 			}
 			path := filepath.Join(t.TempDir(), "order.db")
-			src := sourceOn(t, path, dialect == "postgres")
+			src := storagetest.SourceOn(t, path, dialect == "postgres")
 			var replicas []*order.Service
 			var stores []*order.SQLStore
 			for range 2 {

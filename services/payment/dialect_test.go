@@ -3,8 +3,8 @@ package payment_test
 import (
 	"context"
 	"fmt"
+	"github.com/acme/shopgate/services/storage/storagetest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -12,7 +12,6 @@ import (
 	paymentv1 "github.com/acme/shopgate/gen/shop/payment/v1"
 	"github.com/acme/shopgate/internal/testpg"
 	"github.com/acme/shopgate/services/payment"
-	"github.com/acme/shopgate/services/storage"
 )
 
 // TestPostgres runs the tests that touch the store again, on PostgreSQL: under it, the store a
@@ -21,28 +20,6 @@ func TestPostgres(t *testing.T) {
 	testpg.Need(t)
 	t.Run("Saga", TestSaga)
 	t.Run("ReadAndRefund", TestReadAndRefund)
-}
-
-var pgURLs sync.Map // store path -> PostgreSQL URL, for the tests under TestPostgres
-
-// source is where a test's store at path lives: the SQLite file, or under TestPostgres a
-// PostgreSQL schema of the test (the same one each time for one path, so that a store opened
-// again finds its data).
-func source(t testing.TB, path string) storage.Source {
-	return sourceOn(t, path, strings.HasPrefix(t.Name(), "TestPostgres/"))
-}
-
-func sourceOn(t testing.TB, path string, postgres bool) storage.Source {
-	t.Helper()
-	if !postgres {
-		return storage.Source{Path: path}
-	}
-	if u, ok := pgURLs.Load(path); ok {
-		return storage.Source{URL: u.(string)}
-	}
-	u := testpg.Schema(t, "payment")
-	pgURLs.Store(path, u)
-	return storage.Source{URL: u}
 }
 
 // Two replicas of the payment service on one database: one receives OrderCreated while the
@@ -55,7 +32,7 @@ func TestReplicasChargeAndCancelConcurrently(t *testing.T) {
 			if dialect == "postgres" {
 				testpg.Need(t)
 			}
-			src := sourceOn(t, filepath.Join(t.TempDir(), "payment.db"), dialect == "postgres")
+			src := storagetest.SourceOn(t, filepath.Join(t.TempDir(), "payment.db"), dialect == "postgres")
 			ctx := context.Background()
 			var replicas []*payment.Service
 			var stores []*payment.SQLStore

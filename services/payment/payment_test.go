@@ -3,6 +3,7 @@ package payment_test
 import (
 	"context"
 	"fmt"
+	"github.com/acme/shopgate/services/storage/storagetest"
 	"io"
 	"log/slog"
 	"maps"
@@ -48,7 +49,7 @@ func newHarness(t *testing.T) *harness {
 
 func startAt(t *testing.T, path string) *harness {
 	t.Helper()
-	store, err := payment.Open(context.Background(), source(t, path))
+	store, err := payment.Open(context.Background(), storagetest.Source(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
