@@ -1,6 +1,11 @@
 package proctest_test
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -66,5 +71,24 @@ func TestTailAndWithoutPolls(t *testing.T) {
 	}
 	if got := proctest.Tail("1\n2", 5); got != "1\n2" {
 		t.Errorf("Tail of a short text = %q", got)
+	}
+}
+
+func TestDo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusTeapot)
+		fmt.Fprintf(w, "%s %s %s %s %s", r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Idempotency-Key"), b)
+	}))
+	defer srv.Close()
+	status, body, err := proctest.Do(context.Background(), srv.Client(), srv.URL, "POST", "/v1/orders", "tok",
+		map[string]string{"Idempotency-Key": "k1"}, `{"a":1}`)
+	if err != nil || status != http.StatusTeapot || string(body) != `POST /v1/orders Bearer tok k1 {"a":1}` {
+		t.Fatalf("Do = %d %q %v", status, body, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := proctest.Do(ctx, srv.Client(), srv.URL, "GET", "/", "", nil, ""); err == nil {
+		t.Fatal("Do with a cancelled context succeeded")
 	}
 }

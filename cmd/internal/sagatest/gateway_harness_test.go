@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/acme/shopgate/cmd/internal/proctest"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -198,27 +197,7 @@ func (g *gateway) token(sub string, roles ...string) string {
 // do sends one request through the gateway and reads the whole answer. It never fails the test
 // (goroutines call it): an error is a transport failure or a timeout of ctx.
 func (g *gateway) do(ctx context.Context, method, path, token string, hdr map[string]string, body string) (int, []byte, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, g.base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	res, err := g.hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return res.StatusCode, b, err
+	return proctest.Do(ctx, g.hc, g.base, method, path, token, hdr, body)
 }
 
 // createOrder places an order of qty units of sku through the gateway (retrying, with the same

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/acme/shopgate/cmd/internal/proctest"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -251,25 +250,5 @@ func (g *gateway) close() {
 // do sends one request and reads the whole answer. It never fails the test (goroutines call
 // it): an error is a transport failure or ctx's end.
 func (g *gateway) do(ctx context.Context, method, path, token string, hdr map[string]string, body string) (int, []byte, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, g.base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	res, err := g.hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return res.StatusCode, b, err
+	return proctest.Do(ctx, g.hc, g.base, method, path, token, hdr, body)
 }
