@@ -3,11 +3,8 @@ package httpcache
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/shopgate/gateway/redisclient"
 	"github.com/acme/shopgate/internal/testredis"
@@ -93,17 +90,7 @@ func checkSpread(t *testing.T, conn redisclient.Config, prefix string, masters i
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var mu sync.Mutex
-	holding := 0
-	err := redisclient.ForEachPrimary(ctx, c, func(ctx context.Context, node redis.UniversalClient) error {
-		keys, _, err := node.Scan(ctx, 0, prefix+"*", 1000).Result()
-		if len(keys) > 0 {
-			mu.Lock()
-			holding++
-			mu.Unlock()
-		}
-		return err
-	})
+	holding, err := testredis.MastersHolding(ctx, c, prefix+"*")
 	if err != nil || holding != masters {
 		t.Fatalf("keys on %d masters (%v), want all %d", holding, err, masters)
 	}
